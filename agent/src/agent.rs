@@ -1,0 +1,140 @@
+//! A running agent: the spool task, the uplink sender and the MQTT event
+//! loop, joined under one shutdown signal. Any task ending on its own ends
+//! the agent with an error; nothing fails silently.
+
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use evsync_protocol::keyfile;
+use evsync_protocol::signing::SigningKey;
+use evsync_protocol::topic::{topic, Channel};
+use rumqttc::AsyncClient;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinSet;
+
+use crate::buffer::{Backlog, Buffer};
+use crate::config::AgentConfig;
+use crate::spool::Spool;
+use crate::uplink::{self, Link, Sender, Stats};
+
+/// A running agent.
+pub struct Agent {
+    buffer: Arc<Mutex<Buffer>>,
+    stats: Arc<Stats>,
+    key: Arc<SigningKey>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+/// Loads the device key from `<data_dir>/device.key`, creating it (0600) at first run.
+pub fn device_key(cfg: &AgentConfig) -> anyhow::Result<SigningKey> {
+    let (key, created) = keyfile::load_or_create(&cfg.data_dir.join("device.key"))?;
+    if created {
+        tracing::info!(device = cfg.device_id, public_key = %key.public().to_base64(), "generated the device key");
+    }
+    Ok(key)
+}
+
+impl Agent {
+    /// Starts every task of the agent.
+    pub async fn start(cfg: AgentConfig) -> anyhow::Result<Agent> {
+        cfg.validate()?;
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("data_dir = {}: cannot create it", cfg.data_dir.display()))?;
+        let key = Arc::new(device_key(&cfg)?);
+        let buffer = Arc::new(Mutex::new(Buffer::open(&cfg.data_dir.join("buffer.sqlite"))?));
+        let stats = Arc::new(Stats::default());
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let new_records = Arc::new(Notify::new());
+        let mut tasks = JoinSet::new();
+
+        let mut spool = Spool::new(cfg.clone(), key.clone(), buffer.clone())?;
+        let interval = cfg.spool.scan_interval();
+        let notify = new_records.clone();
+        let mut spool_shutdown = shutdown_rx.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(interval);
+            loop {
+                tokio::select! {
+                    _ = spool_shutdown.changed() => return Ok(()),
+                    _ = tick.tick() => {}
+                }
+                let (back, committed) = tokio::task::spawn_blocking(move || {
+                    let r = spool.scan();
+                    (spool, r)
+                })
+                .await
+                .context("spool task")?;
+                spool = back;
+                match committed {
+                    Ok(0) => {}
+                    Ok(_) => notify.notify_one(),
+                    // A failing scan (disk full, unreadable folder) is reported and retried;
+                    // files stay in the spool, so nothing is lost.
+                    Err(e) => tracing::error!(error = %format!("{e:#}"), "spool scan failed; files stay in the spool"),
+                }
+            }
+        });
+
+        let (client, eventloop) = AsyncClient::new(uplink::options(&cfg)?, 64);
+        let (receipts_tx, receipts_rx) = mpsc::channel(256);
+        let (link_tx, link_rx) = watch::channel(Link::default());
+        tasks.spawn(uplink::poll(
+            eventloop,
+            topic(&cfg.device_id, Channel::Receipts),
+            receipts_tx,
+            link_tx,
+            stats.clone(),
+            shutdown_rx.clone(),
+        ));
+        let sender = Sender::new(cfg, client, buffer.clone(), key.clone(), stats.clone())?;
+        tasks.spawn(sender.run(receipts_rx, link_rx, new_records, shutdown_rx));
+        Ok(Agent {
+            buffer,
+            stats,
+            key,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Records waiting for receipts.
+    pub fn backlog(&self) -> anyhow::Result<Backlog> {
+        self.buffer
+            .lock()
+            .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?
+            .backlog()
+    }
+
+    /// Uplink counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// This device's signing key.
+    pub fn key(&self) -> &SigningKey {
+        &self.key
+    }
+
+    /// Waits until a task ends (a failure while running) and returns why.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        match self.tasks.join_next().await {
+            Some(Ok(Ok(()))) => anyhow::anyhow!("an agent task stopped unexpectedly"),
+            Some(Ok(Err(e))) => e.context("an agent task failed"),
+            Some(Err(e)) => anyhow::anyhow!("an agent task panicked: {e}"),
+            None => anyhow::anyhow!("the agent has no tasks"),
+        }
+    }
+
+    /// Signals every task to stop and waits for them.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        let mut first = None;
+        while let Some(r) = self.tasks.join_next().await {
+            if let Err(e) = r.map_err(anyhow::Error::from).and_then(|r| r) {
+                first.get_or_insert(e);
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,360 @@
+//! The agent's durable buffer (SQLite, WAL, `synchronous=FULL`): the outbox
+//! of signed records, each source's chain head, the ledger of spool files
+//! already taken, held media copies, and the log of receipts.
+//!
+//! This is the only source of truth about what is safe at the hub. A record
+//! is appended (numbered, chained, signed) in one transaction, and removed
+//! only by [`Buffer::apply_receipt`], in the transaction that logs the receipt.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use chrono::{SecondsFormat, Utc};
+use evsync_protocol::chain::{Hash, Head};
+use evsync_protocol::envelope::Envelope;
+use evsync_protocol::receipt::ReceiptBody;
+use evsync_protocol::record::RecordBody;
+use evsync_protocol::signing::{Context, SigningKey};
+use rusqlite::{params, Connection, OptionalExtension};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS chain (
+    device_id TEXT PRIMARY KEY,
+    seq       INTEGER NOT NULL,
+    hash      TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    pos        INTEGER PRIMARY KEY AUTOINCREMENT,
+    id         TEXT NOT NULL UNIQUE,
+    device_id  TEXT NOT NULL,
+    seq        INTEGER NOT NULL,
+    hash       TEXT NOT NULL,
+    body       BLOB NOT NULL,
+    signature  BLOB NOT NULL,
+    created_at TEXT NOT NULL,
+    last_error TEXT
+);
+CREATE TABLE IF NOT EXISTS spooled (
+    name        TEXT NOT NULL,
+    sha256      TEXT NOT NULL,
+    record_id   TEXT NOT NULL,
+    ingested_at TEXT NOT NULL,
+    PRIMARY KEY (name, sha256)
+);
+CREATE TABLE IF NOT EXISTS media (
+    sha256    TEXT PRIMARY KEY,
+    path      TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    record_id TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS receipts (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    received_at TEXT NOT NULL,
+    hub_id      TEXT NOT NULL,
+    entries     INTEGER NOT NULL,
+    payload     BLOB NOT NULL
+);
+";
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A record waiting for its receipt.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Position in the outbox (send order).
+    pub pos: i64,
+    /// Record id.
+    pub id: uuid::Uuid,
+    /// The signed record as transmitted.
+    pub envelope: Envelope,
+}
+
+/// Where a spool file came from, for the idempotency ledger.
+#[derive(Debug, Clone)]
+pub struct SpoolOrigin {
+    /// File name in the spool folder.
+    pub name: String,
+    /// SHA-256 (hex) of its content.
+    pub sha256: String,
+}
+
+/// A media copy the agent holds for the record.
+#[derive(Debug, Clone)]
+pub struct HeldMedia {
+    /// SHA-256 (hex).
+    pub sha256: String,
+    /// Where the copy is.
+    pub path: PathBuf,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+/// Backlog figures for status messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Backlog {
+    /// Records waiting for a receipt.
+    pub records: u64,
+    /// Their body bytes.
+    pub bytes: u64,
+}
+
+/// What applying a receipt did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Records removed from the outbox (stored or duplicate at the hub).
+    pub removed: usize,
+    /// Entries the hub refused (records kept, error noted).
+    pub rejected: usize,
+    /// Entries naming records this agent does not hold (already removed, or not ours).
+    pub unmatched: usize,
+}
+
+/// The buffer.
+pub struct Buffer {
+    conn: Connection,
+}
+
+impl Buffer {
+    /// Opens (creating if needed) the buffer at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let conn = Connection::open(path).with_context(|| format!("opening the buffer {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.execute_batch(SCHEMA)
+            .with_context(|| format!("creating the buffer schema in {}", path.display()))?;
+        Ok(Self { conn })
+    }
+
+    /// Whether this spool file (by name and content) was already taken.
+    pub fn already_spooled(&self, name: &str, sha256: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM spooled WHERE name = ?1 AND sha256 = ?2")?
+            .query_row(params![name, sha256], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Numbers, chains and signs a record for `device_id` and commits it, with
+    /// the spool ledger entry and media copy, in one transaction.
+    /// `make` receives the sequence number and previous hash and builds the body.
+    pub fn append(
+        &mut self,
+        key: &SigningKey,
+        device_id: &str,
+        origin: Option<&SpoolOrigin>,
+        media: Option<&HeldMedia>,
+        make: impl FnOnce(u64, Hash) -> RecordBody,
+    ) -> anyhow::Result<RecordBody> {
+        let tx = self.conn.transaction()?;
+        let head: Option<(i64, String)> = tx
+            .prepare_cached("SELECT seq, hash FROM chain WHERE device_id = ?1")?
+            .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let head = match head {
+            None => Head::default(),
+            Some((seq, hash)) => Head {
+                seq: seq as u64,
+                hash: Hash::from_hex(&hash).context("the buffer's chain table holds a malformed hash")?,
+            },
+        };
+        let body = make(head.seq + 1, head.hash);
+        body.validate().context("the agent built an invalid record")?;
+        let bytes = body.to_bytes();
+        let env = Envelope::seal(key, Context::Record, bytes);
+        let hash = Hash::of(&env.body);
+        tx.prepare_cached(
+            "INSERT INTO outbox (id, device_id, seq, hash, body, signature, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
+            body.id.to_string(),
+            device_id,
+            body.seq as i64,
+            hash.to_hex(),
+            env.body,
+            env.signature.as_slice(),
+            now()
+        ])?;
+        tx.prepare_cached(
+            "INSERT INTO chain (device_id, seq, hash) VALUES (?1, ?2, ?3)
+             ON CONFLICT (device_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )?
+        .execute(params![device_id, body.seq as i64, hash.to_hex()])?;
+        if let Some(o) = origin {
+            tx.prepare_cached("INSERT INTO spooled (name, sha256, record_id, ingested_at) VALUES (?1, ?2, ?3, ?4)")?
+                .execute(params![o.name, o.sha256, body.id.to_string(), now()])?;
+        }
+        if let Some(m) = media {
+            tx.prepare_cached(
+                "INSERT INTO media (sha256, path, size, record_id) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (sha256) DO NOTHING",
+            )?
+            .execute(params![m.sha256, m.path.to_string_lossy(), m.size as i64, body.id.to_string()])?;
+        }
+        tx.commit().context("committing a record to the buffer")?;
+        Ok(body)
+    }
+
+    /// Up to `limit` unreceipted records after outbox position `after`, in order.
+    pub fn pending_after(&self, after: i64, limit: usize) -> anyhow::Result<Vec<Pending>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT pos, id, body, signature FROM outbox WHERE pos > ?1 ORDER BY pos LIMIT ?2")?;
+        let rows = stmt
+            .query_map(params![after, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(pos, id, body, sig)| {
+                let signature: [u8; 64] = sig
+                    .try_into()
+                    .map_err(|_| anyhow::anyhow!("outbox position {pos}: stored signature is not 64 bytes"))?;
+                Ok(Pending {
+                    pos,
+                    id: id.parse().with_context(|| format!("outbox position {pos}: bad id"))?,
+                    envelope: Envelope { body, signature },
+                })
+            })
+            .collect()
+    }
+
+    /// Outbox position of the oldest unreceipted record.
+    pub fn oldest_pending(&self) -> anyhow::Result<Option<i64>> {
+        Ok(self.conn.query_row("SELECT MIN(pos) FROM outbox", [], |r| r.get(0))?)
+    }
+
+    /// Applies a verified receipt: removes records the hub holds (matching id
+    /// and hash), notes refusals, and logs the receipt, in one transaction.
+    pub fn apply_receipt(&mut self, receipt: &ReceiptBody, raw: &[u8]) -> anyhow::Result<Applied> {
+        let tx = self.conn.transaction()?;
+        let mut applied = Applied::default();
+        for e in &receipt.entries {
+            let id = e.id.to_string();
+            let n = if e.is_safe_at_hub() {
+                let n = tx
+                    .prepare_cached("DELETE FROM outbox WHERE id = ?1 AND hash = ?2")?
+                    .execute(params![id, e.hash])?;
+                applied.removed += n;
+                n
+            } else {
+                let reason = e.reason.clone().unwrap_or_else(|| "refused without a reason".into());
+                let n = tx
+                    .prepare_cached("UPDATE outbox SET last_error = ?3 WHERE id = ?1 AND hash = ?2")?
+                    .execute(params![id, e.hash, reason])?;
+                applied.rejected += n;
+                n
+            };
+            if n == 0 {
+                applied.unmatched += 1;
+            }
+        }
+        tx.prepare_cached("INSERT INTO receipts (received_at, hub_id, entries, payload) VALUES (?1, ?2, ?3, ?4)")?
+            .execute(params![now(), receipt.hub_id, receipt.entries.len() as i64, raw])?;
+        tx.commit().context("committing a receipt to the buffer")?;
+        Ok(applied)
+    }
+
+    /// Records and bytes waiting for receipts.
+    pub fn backlog(&self) -> anyhow::Result<Backlog> {
+        let (records, bytes): (i64, Option<i64>) = self
+            .conn
+            .query_row("SELECT COUNT(*), SUM(LENGTH(body)) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(Backlog {
+            records: records as u64,
+            bytes: bytes.unwrap_or(0) as u64,
+        })
+    }
+
+    /// The chain head of `device_id` (sequence 0 before its first record).
+    pub fn head(&self, device_id: &str) -> anyhow::Result<u64> {
+        let seq: Option<i64> = self
+            .conn
+            .query_row("SELECT seq FROM chain WHERE device_id = ?1", [device_id], |r| r.get(0))
+            .optional()?;
+        Ok(seq.unwrap_or(0) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evsync_protocol::receipt::{Entry, Status};
+    use evsync_protocol::record::{Event, Kind, VERSION};
+
+    fn event_body(seq: u64, prev: Hash) -> RecordBody {
+        RecordBody {
+            v: VERSION,
+            id: uuid::Uuid::now_v7(),
+            kind: Kind::Event,
+            device_id: "field-1".into(),
+            agent_id: "field-1".into(),
+            seq,
+            prev_hash: prev.to_hex(),
+            officer_id: None,
+            unit_code: None,
+            device_time: Utc::now(),
+            ingest_time: Utc::now(),
+            clock_offset_ms: 0,
+            media: None,
+            event: Some(Event::DutyStarted),
+        }
+    }
+
+    fn receipt_for(p: &Pending, status: Status) -> ReceiptBody {
+        let body = RecordBody::parse(&p.envelope.body).unwrap();
+        ReceiptBody {
+            v: 1,
+            hub_id: "hub".into(),
+            agent_id: "field-1".into(),
+            issued_at: Utc::now(),
+            entries: vec![Entry {
+                id: p.id,
+                device_id: body.device_id,
+                seq: body.seq,
+                hash: Hash::of(&p.envelope.body).to_hex(),
+                status,
+                reason: Some("test".into()),
+            }],
+        }
+    }
+
+    #[test]
+    fn appended_records_form_a_chain_that_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_seed_for_tests(&[5; 32]).unwrap();
+        let path = dir.path().join("buffer.sqlite");
+        let first = {
+            let mut b = Buffer::open(&path).unwrap();
+            b.append(&key, "field-1", None, None, event_body).unwrap()
+        };
+        let mut b = Buffer::open(&path).unwrap();
+        let second = b.append(&key, "field-1", None, None, event_body).unwrap();
+        assert_eq!((first.seq, second.seq), (1, 2));
+        let pending = b.pending_after(0, 10).unwrap();
+        assert_eq!(second.prev_hash, Hash::of(&pending[0].envelope.body).to_hex());
+        assert_eq!(b.head("field-1").unwrap(), 2);
+    }
+
+    #[test]
+    fn only_a_matching_stored_or_duplicate_entry_removes_a_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_seed_for_tests(&[5; 32]).unwrap();
+        let mut b = Buffer::open(&dir.path().join("b.sqlite")).unwrap();
+        b.append(&key, "field-1", None, None, event_body).unwrap();
+        let p = b.pending_after(0, 1).unwrap().remove(0);
+
+        let refused = receipt_for(&p, Status::Rejected);
+        assert_eq!(b.apply_receipt(&refused, b"r").unwrap().rejected, 1);
+        let mut wrong_hash = receipt_for(&p, Status::Stored);
+        wrong_hash.entries[0].hash = "00".repeat(32);
+        assert_eq!(b.apply_receipt(&wrong_hash, b"r").unwrap().unmatched, 1);
+        assert_eq!(b.backlog().unwrap().records, 1);
+
+        assert_eq!(b.apply_receipt(&receipt_for(&p, Status::Duplicate), b"r").unwrap().removed, 1);
+        assert_eq!(b.backlog().unwrap().records, 0);
+    }
+}

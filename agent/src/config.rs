@@ -1,0 +1,230 @@
+//! `agent.toml`: who this device is, where it keeps its data, which hub it
+//! trusts and how it talks to it. `EVSYNC_AGENT_*` environment variables
+//! override the file; validation reports every problem at once.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use evsync_protocol::signing::PublicKey;
+use serde::Deserialize;
+
+/// The agent's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This device's id (also its MQTT client id and topic segment).
+    pub device_id: String,
+    /// `field` (spool folder source) or `dock`.
+    #[serde(default = "default_role")]
+    pub role: String,
+    /// Officer the device is assigned to.
+    #[serde(default)]
+    pub officer_id: Option<String>,
+    /// Unit code (12 characters, starting with the district code).
+    #[serde(default)]
+    pub unit_code: Option<String>,
+    /// Folder for the key, buffer and media copies.
+    pub data_dir: PathBuf,
+    /// Folder the field application drops files into.
+    pub spool_dir: PathBuf,
+    /// The hub's public key (base64), pinned: receipts must verify against it.
+    pub hub_public_key: String,
+    /// Broker connection.
+    pub mqtt: MqttSection,
+    /// Sending and resending.
+    #[serde(default)]
+    pub uplink: UplinkSection,
+    /// Picking up spool files.
+    #[serde(default)]
+    pub spool: SpoolSection,
+}
+
+fn default_role() -> String {
+    "field".into()
+}
+
+/// Broker connection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSection {
+    /// `mqtt://host:port`.
+    pub url: String,
+}
+
+/// Sending and resending.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UplinkSection {
+    /// Most records in one MQTT message (1..=1000).
+    pub batch_records: usize,
+    /// Batches sent before waiting for receipts (1..=64).
+    pub max_inflight_batches: usize,
+    /// Seconds to wait for a receipt before resending from the oldest unreceipted record.
+    pub receipt_timeout_secs: u64,
+    /// Seconds before resending records the hub refused (e.g. awaiting enrollment).
+    pub retry_secs: u64,
+    /// Seconds between status heartbeats.
+    pub status_secs: u64,
+}
+
+impl Default for UplinkSection {
+    fn default() -> Self {
+        Self {
+            batch_records: 500,
+            max_inflight_batches: 8,
+            receipt_timeout_secs: 10,
+            retry_secs: 5,
+            status_secs: 10,
+        }
+    }
+}
+
+/// Picking up spool files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SpoolSection {
+    /// Milliseconds between scans of the spool folder.
+    pub scan_interval_ms: u64,
+    /// A file is taken only after its size and modification time stayed unchanged this long.
+    pub settle_ms: u64,
+}
+
+impl Default for SpoolSection {
+    fn default() -> Self {
+        Self {
+            scan_interval_ms: 500,
+            settle_ms: 1000,
+        }
+    }
+}
+
+impl SpoolSection {
+    /// Scan interval as a duration.
+    pub fn scan_interval(&self) -> Duration {
+        Duration::from_millis(self.scan_interval_ms)
+    }
+
+    /// Settle time as a duration.
+    pub fn settle(&self) -> Duration {
+        Duration::from_millis(self.settle_ms)
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl AgentConfig {
+    /// Reads `path`, applies `EVSYNC_AGENT_*` overrides and validates.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut cfg: AgentConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        cfg.apply_env();
+        cfg.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        Ok(cfg)
+    }
+
+    fn apply_env(&mut self) {
+        if let Some(v) = env("EVSYNC_AGENT_MQTT_URL") {
+            self.mqtt.url = v;
+        }
+        if let Some(v) = env("EVSYNC_AGENT_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = env("EVSYNC_AGENT_SPOOL_DIR") {
+            self.spool_dir = v.into();
+        }
+        if let Some(v) = env("EVSYNC_AGENT_HUB_PUBLIC_KEY") {
+            self.hub_public_key = v;
+        }
+    }
+
+    /// The pinned hub key.
+    pub fn hub_key(&self) -> anyhow::Result<PublicKey> {
+        PublicKey::from_base64(&self.hub_public_key)
+            .map_err(|e| anyhow::anyhow!("hub_public_key: {e}: expected the base64 key in the hub's hub.pub"))
+    }
+
+    /// Checks every field; the error lists every problem, each naming its field.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut p = Vec::new();
+        if let Err(e) = evsync_protocol::topic::validate_device_id(&self.device_id) {
+            p.push(format!("device_id: {e}"));
+        }
+        if !matches!(self.role.as_str(), "field" | "dock") {
+            p.push(format!("role = {:?}: expected \"field\" or \"dock\"", self.role));
+        }
+        if let Some(u) = &self.unit_code {
+            if u.chars().count() != 12 {
+                p.push(format!("unit_code = {u:?}: expected 12 characters (GA/T 947 unit number)"));
+            }
+        }
+        if let Err(e) = self.hub_key() {
+            p.push(e.to_string());
+        }
+        if !self.mqtt.url.starts_with("mqtt://") {
+            p.push(format!("mqtt.url = {:?}: expected mqtt://host:port", self.mqtt.url));
+        }
+        let u = &self.uplink;
+        if !(1..=evsync_protocol::batch::MAX_RECORDS).contains(&u.batch_records) {
+            p.push(format!("uplink.batch_records = {}: expected 1 to 1000", u.batch_records));
+        }
+        if !(1..=64).contains(&u.max_inflight_batches) {
+            p.push(format!("uplink.max_inflight_batches = {}: expected 1 to 64", u.max_inflight_batches));
+        }
+        for (name, v) in [
+            ("uplink.receipt_timeout_secs", u.receipt_timeout_secs),
+            ("uplink.retry_secs", u.retry_secs),
+            ("uplink.status_secs", u.status_secs),
+            ("spool.scan_interval_ms", self.spool.scan_interval_ms),
+        ] {
+            if v == 0 {
+                p.push(format!("{name} = 0: expected a positive number"));
+            }
+        }
+        if self.spool_dir == self.data_dir {
+            p.push("spool_dir must differ from data_dir".into());
+        }
+        if p.is_empty() {
+            Ok(())
+        } else {
+            anyhow::bail!("{} problem(s):\n  {}", p.len(), p.join("\n  "))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_at_once_naming_its_field() {
+        let text = r#"
+            device_id = "bad id"
+            role = "car"
+            unit_code = "5001"
+            data_dir = "/tmp/a"
+            spool_dir = "/tmp/a"
+            hub_public_key = "nope"
+            [mqtt]
+            url = "tcp://x"
+            [uplink]
+            batch_records = 0
+        "#;
+        let cfg: AgentConfig = toml::from_str(text).unwrap();
+        let err = cfg.validate().unwrap_err().to_string();
+        for needle in [
+            "7 problem(s)",
+            "device_id",
+            "role = \"car\"",
+            "unit_code = \"5001\"",
+            "hub_public_key",
+            "mqtt.url",
+            "uplink.batch_records = 0",
+            "spool_dir must differ",
+        ] {
+            assert!(err.contains(needle), "{needle:?} missing from {err}");
+        }
+    }
+}

@@ -1,0 +1,22 @@
+//! # evsync-agent: from the recorder's files to the hub's receipt
+//!
+//! In: recordings and event files dropped into a spool folder by a field
+//! application (field mode). Out: signed records over MQTT to the hub.
+//!
+//! Guarantees: a spool file is removed only after a hash-verified copy and
+//! its signed record are committed to the local buffer (SQLite, WAL,
+//! `synchronous=FULL`); a record leaves the buffer only on a receipt signed
+//! by the pinned hub key that names its id and hash, in the same transaction
+//! that logs the receipt. MQTT PUBACKs are never taken as receipts.
+//!
+//! Stages: [`spool`] (pick up settled files, [`probe`] their metadata) →
+//! [`buffer`] (sign, chain, commit) → [`uplink`] (publish, resend, apply
+//! receipts). [`agent`] runs them as tasks under one shutdown signal.
+
+pub mod agent;
+pub mod buffer;
+pub mod cli;
+pub mod config;
+pub mod probe;
+pub mod spool;
+pub mod uplink;

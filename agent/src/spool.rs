@@ -1,0 +1,323 @@
+//! Field-mode source: the spool folder a field application drops files into.
+//!
+//! A file is taken only once it has settled (size and modification time
+//! unchanged for `spool.settle_ms`); names starting with `.` or ending in
+//! `.part`, `.tmp` or `.crdownload` are never taken, so writers that use
+//! write-then-rename are picked up at the rename. Recordings are copied into
+//! the agent's media folder while being hashed (one streaming pass, fsynced);
+//! the record is committed; only then is the spool file removed. A file that
+//! changes while being copied is left for a later scan. Event files that do
+//! not parse are moved to `.rejected/` with the reason beside them.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use anyhow::Context as _;
+use chrono::{DateTime, FixedOffset, SubsecRound, Utc};
+use evsync_protocol::chain::Hash;
+use evsync_protocol::record::{Event, Kind, Media, RecordBody, VERSION};
+use evsync_protocol::signing::SigningKey;
+use ring::digest;
+use serde::Deserialize;
+
+use crate::buffer::{Buffer, HeldMedia, SpoolOrigin};
+use crate::config::AgentConfig;
+use crate::probe;
+
+/// Largest event file accepted.
+pub const MAX_EVENT_FILE: u64 = 64 * 1024;
+const COPY_CHUNK: usize = 1024 * 1024;
+
+/// The content of an event file in the spool.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpoolEvent {
+    /// When it happened (RFC 3339, any offset); the file's modification time if absent.
+    pub time: Option<DateTime<FixedOffset>>,
+    /// The event.
+    pub event: Event,
+}
+
+/// What happened to one spool file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Taken {
+    /// A record was committed and the file removed.
+    Recorded {
+        /// Sequence number of the new record.
+        seq: u64,
+    },
+    /// The file had been recorded before (a crash came between commit and removal); removed now.
+    AlreadyRecorded,
+    /// The file changed while being read; left for a later scan.
+    Changed,
+    /// The file is not valid; moved to `.rejected/`.
+    Rejected(String),
+}
+
+/// Everything the spool needs to turn files into records.
+pub struct Spool {
+    cfg: AgentConfig,
+    key: Arc<SigningKey>,
+    buffer: Arc<Mutex<Buffer>>,
+    media_dir: PathBuf,
+    seen: HashMap<String, (u64, SystemTime, Instant)>,
+}
+
+fn ignored(name: &str) -> bool {
+    name.starts_with('.') || [".part", ".tmp", ".crdownload"].iter().any(|s| name.ends_with(s))
+}
+
+fn stamp(meta: &fs::Metadata) -> (u64, SystemTime) {
+    (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))
+}
+
+/// Copies `src` into `dst` while hashing it, in one streaming pass, and fsyncs `dst`.
+fn copy_hashing(src: &Path, dst: &Path) -> anyhow::Result<(Hash, u64)> {
+    let mut input = File::open(src).with_context(|| format!("opening {}", src.display()))?;
+    let mut output = File::create(dst).with_context(|| format!("creating {}", dst.display()))?;
+    let mut ctx = digest::Context::new(&digest::SHA256);
+    let mut buf = vec![0u8; COPY_CHUNK];
+    let mut size = 0u64;
+    loop {
+        let n = input.read(&mut buf).with_context(|| format!("reading {}", src.display()))?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+        output
+            .write_all(&buf[..n])
+            .with_context(|| format!("writing {}", dst.display()))?;
+        size += n as u64;
+    }
+    output.sync_all().with_context(|| format!("syncing {}", dst.display()))?;
+    let mut h = [0u8; 32];
+    h.copy_from_slice(ctx.finish().as_ref());
+    Ok((Hash(h), size))
+}
+
+fn sync_dir(dir: &Path) -> anyhow::Result<()> {
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing folder {}", dir.display()))
+}
+
+impl Spool {
+    /// Prepares the spool and media folders.
+    pub fn new(cfg: AgentConfig, key: Arc<SigningKey>, buffer: Arc<Mutex<Buffer>>) -> anyhow::Result<Self> {
+        let media_dir = cfg.data_dir.join("media");
+        for dir in [&cfg.spool_dir, &media_dir] {
+            fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        Ok(Self {
+            cfg,
+            key,
+            buffer,
+            media_dir,
+            seen: HashMap::new(),
+        })
+    }
+
+    /// One pass over the spool folder: takes every settled file. Returns how many records were committed.
+    pub fn scan(&mut self) -> anyhow::Result<usize> {
+        let settle = self.cfg.spool.settle();
+        let mut ready = Vec::new();
+        let mut present = Vec::new();
+        let dir = fs::read_dir(&self.cfg.spool_dir)
+            .with_context(|| format!("reading the spool folder {}", self.cfg.spool_dir.display()))?;
+        for entry in dir {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else {
+                tracing::warn!(name = ?entry.file_name(), "spool file name is not UTF-8: left in place");
+                continue;
+            };
+            if ignored(&name) {
+                continue;
+            }
+            let meta = entry.metadata()?;
+            if !meta.is_file() {
+                continue;
+            }
+            present.push(name.clone());
+            let (size, mtime) = stamp(&meta);
+            let now = Instant::now();
+            let first = match self.seen.get(&name) {
+                Some(&(s, m, since)) if s == size && m == mtime => since,
+                _ => now,
+            };
+            self.seen.insert(name.clone(), (size, mtime, first));
+            if now.duration_since(first) >= settle {
+                ready.push(name);
+            }
+        }
+        self.seen.retain(|n, _| present.contains(n));
+        ready.sort();
+        let mut committed = 0;
+        for name in ready {
+            match self.take(&name)? {
+                Taken::Recorded { .. } => committed += 1,
+                Taken::Changed => {
+                    self.seen.remove(&name);
+                }
+                Taken::AlreadyRecorded | Taken::Rejected(_) => {}
+            }
+        }
+        Ok(committed)
+    }
+
+    /// Takes one settled spool file.
+    pub fn take(&mut self, name: &str) -> anyhow::Result<Taken> {
+        let path = self.cfg.spool_dir.join(name);
+        let taken = if probe::is_event_file(name) {
+            self.take_event(name, &path)?
+        } else {
+            self.take_media(name, &path)?
+        };
+        match &taken {
+            Taken::Recorded { .. } | Taken::AlreadyRecorded => {
+                fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
+                self.seen.remove(name);
+            }
+            Taken::Rejected(reason) => {
+                self.quarantine(name, &path, reason)?;
+            }
+            Taken::Changed => {}
+        }
+        Ok(taken)
+    }
+
+    fn quarantine(&mut self, name: &str, path: &Path, reason: &str) -> anyhow::Result<()> {
+        let dir = self.cfg.spool_dir.join(".rejected");
+        fs::create_dir_all(&dir)?;
+        fs::rename(path, dir.join(name)).with_context(|| format!("moving {} to {}", path.display(), dir.display()))?;
+        fs::write(dir.join(format!("{name}.error.txt")), format!("{reason}\n"))?;
+        tracing::error!(file = name, reason, "spool file rejected; moved to .rejected/");
+        self.seen.remove(name);
+        Ok(())
+    }
+
+    fn base_body(&self, kind: Kind, seq: u64, prev: Hash, device_time: DateTime<Utc>) -> RecordBody {
+        RecordBody {
+            v: VERSION,
+            id: uuid::Uuid::now_v7(),
+            kind,
+            device_id: self.cfg.device_id.clone(),
+            agent_id: self.cfg.device_id.clone(),
+            seq,
+            prev_hash: prev.to_hex(),
+            officer_id: self.cfg.officer_id.clone(),
+            unit_code: self.cfg.unit_code.clone(),
+            device_time,
+            ingest_time: now_millis(),
+            // Field mode: the field device is the agent, so its clock is the agent's.
+            clock_offset_ms: 0,
+            media: None,
+            event: None,
+        }
+    }
+
+    fn take_event(&mut self, name: &str, path: &Path) -> anyhow::Result<Taken> {
+        let meta = fs::metadata(path)?;
+        if meta.len() > MAX_EVENT_FILE {
+            return Ok(Taken::Rejected(format!(
+                "event file is {} bytes: expected at most {MAX_EVENT_FILE}",
+                meta.len()
+            )));
+        }
+        let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let sha = Hash::of(&bytes).to_hex();
+        if self.lock()?.already_spooled(name, &sha)? {
+            return Ok(Taken::AlreadyRecorded);
+        }
+        let parsed: SpoolEvent = match serde_json::from_slice(&bytes) {
+            Ok(e) => e,
+            Err(e) => {
+                return Ok(Taken::Rejected(format!(
+                    "not a valid event file: {e}; expected {{\"time\": RFC 3339 (optional), \"event\": {{\"type\": ...}}}}"
+                )))
+            }
+        };
+        let time = parsed
+            .time
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(|| DateTime::<Utc>::from(stamp(&meta).1));
+        let origin = SpoolOrigin {
+            name: name.to_owned(),
+            sha256: sha,
+        };
+        let key = self.key.clone();
+        let body = self.lock()?.append(&key, &self.cfg.device_id.clone(), Some(&origin), None, |seq, prev| {
+            let mut b = self.base_body(Kind::Event, seq, prev, time);
+            b.event = Some(parsed.event);
+            b
+        })?;
+        tracing::debug!(file = name, seq = body.seq, "event recorded");
+        Ok(Taken::Recorded { seq: body.seq })
+    }
+
+    fn take_media(&mut self, name: &str, path: &Path) -> anyhow::Result<Taken> {
+        let before = stamp(&fs::metadata(path)?);
+        let incoming = self.media_dir.join(format!(".incoming-{}", uuid::Uuid::now_v7()));
+        let (hash, size) = copy_hashing(path, &incoming)?;
+        let after = stamp(&fs::metadata(path)?);
+        if before != after || size != before.0 {
+            fs::remove_file(&incoming)?;
+            tracing::info!(file = name, "spool file changed while being copied; will retry once it settles");
+            return Ok(Taken::Changed);
+        }
+        let sha = hash.to_hex();
+        if self.lock()?.already_spooled(name, &sha)? {
+            fs::remove_file(&incoming)?;
+            return Ok(Taken::AlreadyRecorded);
+        }
+        let held = self.media_dir.join(&sha);
+        fs::rename(&incoming, &held).with_context(|| format!("moving the copy into {}", held.display()))?;
+        sync_dir(&self.media_dir)?;
+        let info = probe::probe(&held, name);
+        if let Some(problem) = &info.problem {
+            tracing::warn!(file = name, problem, "recording kept as evidence without container metadata");
+        }
+        let device_time = info.started_at.unwrap_or_else(|| DateTime::<Utc>::from(before.1));
+        let media = Media {
+            sha256: sha.clone(),
+            size,
+            mime: info.mime.to_owned(),
+            file_name: name.to_owned(),
+            file_index: None,
+            started_at: info.started_at,
+            duration_ms: info.duration_ms,
+        };
+        let origin = SpoolOrigin {
+            name: name.to_owned(),
+            sha256: sha.clone(),
+        };
+        let held_media = HeldMedia {
+            sha256: sha,
+            path: held,
+            size,
+        };
+        let key = self.key.clone();
+        let device_id = self.cfg.device_id.clone();
+        let body = self
+            .lock()?
+            .append(&key, &device_id, Some(&origin), Some(&held_media), |seq, prev| {
+                let mut b = self.base_body(Kind::Media, seq, prev, device_time);
+                b.media = Some(media);
+                b
+            })?;
+        tracing::info!(file = name, seq = body.seq, size, "recording recorded");
+        Ok(Taken::Recorded { seq: body.seq })
+    }
+
+    fn lock(&self) -> anyhow::Result<std::sync::MutexGuard<'_, Buffer>> {
+        self.buffer.lock().map_err(|_| anyhow::anyhow!("buffer lock poisoned"))
+    }
+}
+
+/// Now, truncated to milliseconds (the precision records carry).
+pub fn now_millis() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}

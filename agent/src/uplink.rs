@@ -1,0 +1,350 @@
+//! Uplink: moves records from the buffer to the hub and applies receipts.
+//!
+//! One task polls rumqttc's event loop ([`poll`]) and only forwards: receipts
+//! into a bounded channel (a full channel drops the receipt and counts it; the
+//! record is simply resent later) and connection changes into a watch.
+//! Another task ([`Sender`]) owns the send window: it publishes batches in
+//! outbox order, and goes back to the oldest unreceipted record after every
+//! reconnect, when a receipt is overdue, and periodically while refused
+//! records remain. The hub deduplicates, so resending is always safe.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use evsync_protocol::announce::AnnounceBody;
+use evsync_protocol::batch;
+use evsync_protocol::envelope::Envelope;
+use evsync_protocol::receipt::ReceiptBody;
+use evsync_protocol::signing::{PublicKey, SigningKey};
+use evsync_protocol::topic::{topic, Channel};
+use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
+use tokio::sync::{mpsc, watch, Notify};
+
+use crate::buffer::Buffer;
+use crate::config::AgentConfig;
+
+/// Counters of the uplink, reported in status messages.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Batches published.
+    pub batches_sent: AtomicU64,
+    /// Go-back resends (reconnect, overdue receipt, retry of refused records).
+    pub resends: AtomicU64,
+    /// Receipts that did not verify against the pinned hub key (nothing dropped for them).
+    pub bad_receipts: AtomicU64,
+    /// Receipts dropped because the receipt channel was full (records resent later).
+    pub dropped_receipts: AtomicU64,
+    /// Records the hub refused (kept in the buffer).
+    pub refused_records: AtomicU64,
+    /// Records removed from the buffer on a valid receipt.
+    pub receipted_records: AtomicU64,
+}
+
+/// Builds the MQTT options of the agent: persistent session, last will, packet limits.
+pub fn options(cfg: &AgentConfig) -> anyhow::Result<MqttOptions> {
+    let url = &cfg.mqtt.url;
+    let mut opts = MqttOptions::parse_url(format!("{url}?client_id={}", cfg.device_id))
+        .with_context(|| format!("mqtt.url = {url:?}: expected mqtt://host:port"))?;
+    let max = batch::MAX_PAYLOAD + 4096;
+    opts.set_keep_alive(Duration::from_secs(30))
+        .set_clean_session(false)
+        .set_max_packet_size(max, max)
+        .set_inflight(100)
+        .set_last_will(LastWill::new(
+            topic(&cfg.device_id, Channel::Status),
+            serde_json::json!({ "online": false }).to_string(),
+            QoS::AtLeastOnce,
+            true,
+        ));
+    Ok(opts)
+}
+
+/// Connection state as the sender sees it: a counter that moves on every
+/// (re)connection, and whether the link is up now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Link {
+    /// Number of connections made so far.
+    pub generation: u64,
+    /// Whether the broker connection is up.
+    pub up: bool,
+}
+
+/// Polls the event loop until shutdown. Never publishes.
+pub async fn poll(
+    mut eventloop: EventLoop,
+    receipts_topic: String,
+    receipts: mpsc::Sender<Vec<u8>>,
+    link: watch::Sender<Link>,
+    stats: Arc<Stats>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    eventloop.network_options.set_tcp_nodelay(true);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let event = tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            e = eventloop.poll() => e,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => {
+                backoff = Duration::from_millis(100);
+                tracing::info!("connected to the broker");
+                link.send_modify(|l| {
+                    l.generation += 1;
+                    l.up = true;
+                });
+            }
+            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipts_topic => {
+                if receipts.try_send(p.payload.to_vec()).is_err() {
+                    stats.dropped_receipts.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                link.send_if_modified(|l| std::mem::replace(&mut l.up, false));
+                tracing::warn!(error = %e, retry_in = ?backoff, "broker connection lost");
+                tokio::select! {
+                    _ = shutdown.changed() => return Ok(()),
+                    _ = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+/// A batch published and not yet answered.
+struct InFlight {
+    ids: HashSet<uuid::Uuid>,
+    sent_at: Instant,
+}
+
+/// The send window.
+pub struct Sender {
+    cfg: AgentConfig,
+    client: AsyncClient,
+    buffer: Arc<Mutex<Buffer>>,
+    key: Arc<SigningKey>,
+    hub_key: PublicKey,
+    stats: Arc<Stats>,
+    records_topic: String,
+    cursor: i64,
+    inflight: VecDeque<InFlight>,
+    last_rewind: Instant,
+}
+
+impl Sender {
+    /// Creates the sender.
+    pub fn new(
+        cfg: AgentConfig,
+        client: AsyncClient,
+        buffer: Arc<Mutex<Buffer>>,
+        key: Arc<SigningKey>,
+        stats: Arc<Stats>,
+    ) -> anyhow::Result<Self> {
+        let hub_key = cfg.hub_key()?;
+        let records_topic = topic(&cfg.device_id, Channel::Records);
+        Ok(Self {
+            cfg,
+            client,
+            buffer,
+            key,
+            hub_key,
+            stats,
+            records_topic,
+            cursor: 0,
+            inflight: VecDeque::new(),
+            last_rewind: Instant::now(),
+        })
+    }
+
+    async fn with_buffer<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Buffer) -> anyhow::Result<T> + Send + 'static,
+    ) -> anyhow::Result<T> {
+        let buffer = self.buffer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut b = buffer.lock().map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?;
+            f(&mut b)
+        })
+        .await
+        .context("buffer task")?
+    }
+
+    /// Go back to the oldest unreceipted record.
+    fn rewind(&mut self, why: &str) {
+        if self.cursor > 0 || !self.inflight.is_empty() {
+            self.stats.resends.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(why, "resending from the oldest unreceipted record");
+        }
+        self.cursor = 0;
+        self.inflight.clear();
+        self.last_rewind = Instant::now();
+    }
+
+    async fn on_connect(&mut self) -> anyhow::Result<()> {
+        let id = self.cfg.device_id.clone();
+        self.client
+            .subscribe(topic(&id, Channel::Receipts), QoS::AtLeastOnce)
+            .await
+            .context("subscribing to receipts")?;
+        let announce = AnnounceBody {
+            v: 1,
+            device_id: id.clone(),
+            public_key: self.key.public().to_base64(),
+            role: self.cfg.role.clone(),
+            officer_id: self.cfg.officer_id.clone(),
+            unit_code: self.cfg.unit_code.clone(),
+            software: format!("evsync-agent {}", env!("CARGO_PKG_VERSION")),
+            sent_at: chrono::Utc::now(),
+        };
+        self.client
+            .publish(topic(&id, Channel::Announce), QoS::AtLeastOnce, true, announce.seal(&self.key))
+            .await
+            .context("publishing the announcement")?;
+        self.rewind("reconnected");
+        self.publish_status().await
+    }
+
+    async fn publish_status(&self) -> anyhow::Result<()> {
+        let backlog = self.with_buffer(|b| b.backlog()).await?;
+        let s = &self.stats;
+        let status = serde_json::json!({
+            "online": true,
+            "at": chrono::Utc::now(),
+            "backlog_records": backlog.records,
+            "backlog_bytes": backlog.bytes,
+            "batches_sent": s.batches_sent.load(Ordering::Relaxed),
+            "resends": s.resends.load(Ordering::Relaxed),
+            "bad_receipts": s.bad_receipts.load(Ordering::Relaxed),
+            "dropped_receipts": s.dropped_receipts.load(Ordering::Relaxed),
+            "refused_records": s.refused_records.load(Ordering::Relaxed),
+        });
+        self.client
+            .publish(topic(&self.cfg.device_id, Channel::Status), QoS::AtLeastOnce, true, status.to_string())
+            .await
+            .context("publishing status")
+    }
+
+    async fn on_receipt(&mut self, payload: Vec<u8>) -> anyhow::Result<()> {
+        let receipt = match ReceiptBody::open(&payload, &self.hub_key) {
+            Ok(r) if r.agent_id == self.cfg.device_id => r,
+            Ok(r) => {
+                self.stats.bad_receipts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(addressee = r.agent_id, "receipt addressed to another device ignored");
+                return Ok(());
+            }
+            Err(e) => {
+                self.stats.bad_receipts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "receipt refused; nothing dropped from the buffer");
+                return Ok(());
+            }
+        };
+        let answered: Vec<uuid::Uuid> = receipt.entries.iter().map(|e| e.id).collect();
+        let applied = {
+            let r = receipt.clone();
+            self.with_buffer(move |b| b.apply_receipt(&r, &payload)).await?
+        };
+        self.stats
+            .receipted_records
+            .fetch_add(applied.removed as u64, Ordering::Relaxed);
+        if applied.rejected > 0 {
+            self.stats
+                .refused_records
+                .fetch_add(applied.rejected as u64, Ordering::Relaxed);
+            if let Some(e) = receipt.entries.iter().find(|e| !e.is_safe_at_hub()) {
+                tracing::warn!(
+                    refused = applied.rejected,
+                    first_reason = e.reason.as_deref().unwrap_or(""),
+                    "the hub refused records; they stay buffered and are retried"
+                );
+            }
+        }
+        for f in &mut self.inflight {
+            for id in &answered {
+                f.ids.remove(id);
+            }
+        }
+        self.inflight.retain(|f| !f.ids.is_empty());
+        Ok(())
+    }
+
+    /// Publishes batches until the window is full or the outbox is exhausted.
+    async fn fill(&mut self) -> anyhow::Result<()> {
+        while self.inflight.len() < self.cfg.uplink.max_inflight_batches {
+            let (after, limit) = (self.cursor, self.cfg.uplink.batch_records);
+            let rows = self.with_buffer(move |b| b.pending_after(after, limit)).await?;
+            if rows.is_empty() {
+                return Ok(());
+            }
+            let envelopes: Vec<Envelope> = rows.iter().map(|r| r.envelope.clone()).collect();
+            let n = batch::fitting(&envelopes).max(1);
+            let payload = batch::encode(&envelopes[..n]);
+            self.client
+                .publish(self.records_topic.clone(), QoS::AtLeastOnce, false, payload)
+                .await
+                .context("publishing a batch")?;
+            self.stats.batches_sent.fetch_add(1, Ordering::Relaxed);
+            self.cursor = rows[n - 1].pos;
+            self.inflight.push_back(InFlight {
+                ids: rows[..n].iter().map(|r| r.id).collect(),
+                sent_at: Instant::now(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Rewinds when a receipt is overdue, or when refused records wait and the retry interval passed.
+    async fn check_timers(&mut self) -> anyhow::Result<()> {
+        let timeout = Duration::from_secs(self.cfg.uplink.receipt_timeout_secs);
+        if self.inflight.front().is_some_and(|f| f.sent_at.elapsed() > timeout) {
+            self.rewind("receipt overdue");
+            return Ok(());
+        }
+        let retry = Duration::from_secs(self.cfg.uplink.retry_secs);
+        if self.inflight.is_empty() && self.last_rewind.elapsed() > retry {
+            let cursor = self.cursor;
+            let behind = self.with_buffer(|b| b.oldest_pending()).await?;
+            if behind.is_some_and(|oldest| oldest <= cursor) {
+                self.rewind("records still unreceipted");
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the window until shutdown.
+    pub async fn run(
+        mut self,
+        mut receipts: mpsc::Receiver<Vec<u8>>,
+        mut link: watch::Receiver<Link>,
+        new_records: Arc<Notify>,
+        mut shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut status = tokio::time::interval(Duration::from_secs(self.cfg.uplink.status_secs));
+        let mut seen_generation = 0;
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                r = link.changed() => {
+                    if r.is_err() { return Ok(()) }
+                    let l = *link.borrow_and_update();
+                    if l.up && l.generation != seen_generation {
+                        seen_generation = l.generation;
+                        self.on_connect().await?;
+                    }
+                }
+                Some(p) = receipts.recv() => self.on_receipt(p).await?,
+                _ = new_records.notified() => {}
+                _ = tick.tick() => self.check_timers().await?,
+                _ = status.tick() => if link.borrow().up { self.publish_status().await? },
+            }
+            if link.borrow().up {
+                self.fill().await?;
+            }
+        }
+    }
+}

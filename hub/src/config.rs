@@ -1,0 +1,198 @@
+//! `hub.toml`: where the hub keeps its data, which broker it uses, where it
+//! serves HTTP. Every field has a default; `EVSYNC_HUB_*` environment
+//! variables override the file. Validation reports every problem at once.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::Deserialize;
+
+/// The hub's configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubConfig {
+    /// Name of this hub instance, written into receipts.
+    pub hub_id: String,
+    /// Folder for the store, keys and API token.
+    pub data_dir: PathBuf,
+    /// Approve devices on their first announcement (demo only).
+    pub auto_approve: bool,
+    /// The MQTT side.
+    pub mqtt: MqttConfig,
+    /// The HTTP side.
+    pub http: HttpConfig,
+}
+
+/// Broker settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MqttConfig {
+    /// Run the embedded broker (default) or use the external one at `url`.
+    pub embedded: bool,
+    /// Address the embedded broker listens on.
+    pub listen: SocketAddr,
+    /// External broker, `mqtt://host:port`, used when `embedded = false`.
+    pub url: Option<String>,
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address of the API.
+    pub listen: SocketAddr,
+    /// Bearer token of the API. Generated into `<data_dir>/api-token` when absent.
+    pub token: Option<String>,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            hub_id: "hub-1".into(),
+            data_dir: PathBuf::from("evsync-hub-data"),
+            auto_approve: false,
+            mqtt: MqttConfig::default(),
+            http: HttpConfig::default(),
+        }
+    }
+}
+
+impl Default for MqttConfig {
+    fn default() -> Self {
+        Self {
+            embedded: true,
+            listen: SocketAddr::from(([127, 0, 0, 1], 1884)),
+            url: None,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
+            token: None,
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl HubConfig {
+    /// Reads `path` (if given), applies `EVSYNC_HUB_*` overrides and validates.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let mut cfg: HubConfig = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+            }
+            None => HubConfig::default(),
+        };
+        let mut problems = cfg.apply_env();
+        problems.extend(cfg.problems());
+        if problems.is_empty() {
+            Ok(cfg)
+        } else {
+            let origin = path.map(|p| p.display().to_string()).unwrap_or_else(|| "hub config".into());
+            anyhow::bail!("{origin}: {} problem(s):\n  {}", problems.len(), problems.join("\n  "))
+        }
+    }
+
+    fn apply_env(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut addr = |name: &str, slot: &mut SocketAddr| {
+            if let Some(v) = env(name) {
+                match v.parse() {
+                    Ok(a) => *slot = a,
+                    Err(_) => problems.push(format!("{name} = {v:?}: expected host:port, e.g. 127.0.0.1:8480")),
+                }
+            }
+        };
+        addr("EVSYNC_HUB_HTTP_LISTEN", &mut self.http.listen);
+        addr("EVSYNC_HUB_MQTT_LISTEN", &mut self.mqtt.listen);
+        if let Some(v) = env("EVSYNC_HUB_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = env("EVSYNC_HUB_ID") {
+            self.hub_id = v;
+        }
+        if let Some(v) = env("EVSYNC_HUB_API_TOKEN") {
+            self.http.token = Some(v);
+        }
+        if let Some(v) = env("EVSYNC_HUB_MQTT_URL") {
+            self.mqtt.url = Some(v);
+            self.mqtt.embedded = false;
+        }
+        if let Some(v) = env("EVSYNC_HUB_AUTO_APPROVE") {
+            match v.as_str() {
+                "1" | "true" => self.auto_approve = true,
+                "0" | "false" => self.auto_approve = false,
+                _ => problems.push(format!("EVSYNC_HUB_AUTO_APPROVE = {v:?}: expected true or false")),
+            }
+        }
+        problems
+    }
+
+    /// Every problem with the configuration, each naming the field.
+    pub fn problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if let Err(e) = evsync_protocol::topic::validate_device_id(&self.hub_id) {
+            p.push(format!("hub_id: {e}"));
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            p.push("data_dir is empty: expected a folder path".into());
+        }
+        match (&self.mqtt.url, self.mqtt.embedded) {
+            (None, false) => p.push("mqtt.url is missing: expected mqtt://host:port when mqtt.embedded = false".into()),
+            (Some(u), false) if !u.starts_with("mqtt://") => {
+                p.push(format!("mqtt.url = {u:?}: expected mqtt://host:port"))
+            }
+            _ => {}
+        }
+        if let Some(t) = &self.http.token {
+            if t.len() < 16 {
+                p.push(format!("http.token is {} characters: expected at least 16", t.len()));
+            }
+        }
+        p
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_its_field() {
+        let cfg = HubConfig {
+            hub_id: "bad/id".into(),
+            mqtt: MqttConfig {
+                embedded: false,
+                url: Some("tcp://x".into()),
+                ..MqttConfig::default()
+            },
+            http: HttpConfig {
+                token: Some("short".into()),
+                ..HttpConfig::default()
+            },
+            ..HubConfig::default()
+        };
+        let p = cfg.problems();
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p[0].starts_with("hub_id"));
+        assert!(p[1].contains("mqtt.url = \"tcp://x\""));
+        assert!(p[2].contains("at least 16"));
+    }
+
+    #[test]
+    fn unknown_fields_in_the_file_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.toml");
+        std::fs::write(&path, "hub_id = \"h\"\n[http]\nlisten = \"127.0.0.1:1\"\nport = 3\n").unwrap();
+        let err = HubConfig::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("port"), "{err}");
+    }
+}

@@ -1,0 +1,319 @@
+//! Ingest: MQTT messages in, verified records stored and signed receipts out.
+//!
+//! Pure with respect to the network: the caller hands in (topic, payload)
+//! pairs and publishes the receipts this returns. Everything of one call is
+//! stored in one SQLite transaction, and receipts are produced only after it
+//! committed, so a receipt always means "durably stored".
+
+use std::sync::Arc;
+
+use evsync_protocol::announce::AnnounceBody;
+use evsync_protocol::batch;
+use evsync_protocol::chain::Hash;
+use evsync_protocol::envelope::Envelope;
+use evsync_protocol::receipt::{Entry, ReceiptBody, Status};
+use evsync_protocol::record::RecordBody;
+use evsync_protocol::signing::{Context, PublicKey, SigningKey};
+use evsync_protocol::topic::{self, Channel};
+
+use crate::metrics::Metrics;
+use crate::store::{self, Announced, AlertKind, DeviceState, Inserted, Store, VerifiedRecord};
+
+/// Largest status message accepted.
+pub const MAX_STATUS_LEN: usize = 16 * 1024;
+
+/// A receipt to publish to an agent.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    /// Topic to publish on.
+    pub topic: String,
+    /// The sealed receipt.
+    pub payload: Vec<u8>,
+}
+
+/// The ingest stage: owns the writer connection to the store.
+pub struct Ingest {
+    store: Store,
+    hub_id: String,
+    key: Arc<SigningKey>,
+    auto_approve: bool,
+    metrics: Arc<Metrics>,
+}
+
+/// A batch whose records are being answered.
+struct Answer {
+    agent_id: String,
+    entries: Vec<Entry>,
+    /// Index into `entries` → index into the verified list, for records to store.
+    pending: Vec<(usize, usize)>,
+}
+
+fn entry_for(env: &Envelope, status: Status, reason: Option<String>) -> Option<Entry> {
+    // Rejections echo what the (unverified) body says so the agent can match them;
+    // a body that does not parse cannot be answered per record.
+    let body = RecordBody::parse(&env.body).ok()?;
+    Some(Entry {
+        id: body.id,
+        device_id: body.device_id,
+        seq: body.seq,
+        hash: Hash::of(&env.body).to_hex(),
+        status,
+        reason,
+    })
+}
+
+impl Ingest {
+    /// Creates the stage.
+    pub fn new(store: Store, hub_id: String, key: Arc<SigningKey>, auto_approve: bool, metrics: Arc<Metrics>) -> Self {
+        Self {
+            store,
+            hub_id,
+            key,
+            auto_approve,
+            metrics,
+        }
+    }
+
+    /// The store, for the caller's own reads.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    fn reject(&self, topic: &str, reason: &str, detail: &str) {
+        self.metrics.reject(reason);
+        tracing::warn!(topic, reason, detail, "refused");
+        if let Err(e) = self.store.log_reject(topic, reason, detail) {
+            tracing::error!(error = %e, "could not log a reject");
+        }
+    }
+
+    /// Processes messages taken together and returns the receipts to publish.
+    /// An error means nothing of this call was stored and nothing is receipted.
+    pub fn process(&mut self, messages: &[(&str, &[u8])]) -> anyhow::Result<Vec<Outgoing>> {
+        let mut answers = Vec::new();
+        let mut verified = Vec::new();
+        for &(topic_name, payload) in messages {
+            let (device, channel) = match topic::parse(topic_name) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.reject(topic_name, e.reason(), &e.to_string());
+                    continue;
+                }
+            };
+            match channel {
+                Channel::Records => {
+                    if let Some(a) = self.check_batch(topic_name, device, payload, &mut verified)? {
+                        answers.push(a);
+                    }
+                }
+                Channel::Announce => self.announce(topic_name, device, payload)?,
+                Channel::Status => self.status(topic_name, device, payload)?,
+                _ => self.reject(topic_name, "unexpected_topic", "the hub does not consume this channel"),
+            }
+        }
+        if verified.is_empty() && answers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let outcomes = self.store.in_transaction(|tx| {
+            verified
+                .iter()
+                .map(|r| store::insert_record(tx, r))
+                .collect::<anyhow::Result<Vec<_>>>()
+        })?;
+        let mut out = Vec::with_capacity(answers.len());
+        for mut a in answers {
+            for &(entry_ix, rec_ix) in &a.pending {
+                let e = &mut a.entries[entry_ix];
+                match &outcomes[rec_ix] {
+                    Inserted::New => {
+                        self.metrics.records_stored.inc();
+                        e.status = Status::Stored;
+                    }
+                    Inserted::Duplicate => {
+                        self.metrics.records_duplicate.inc();
+                        e.status = Status::Duplicate;
+                    }
+                    Inserted::Conflict { stored } => {
+                        self.metrics.reject("seq_conflict");
+                        e.status = Status::Rejected;
+                        e.reason = Some(format!(
+                            "seq_conflict: seq {} is already held by a different record (hash {})",
+                            e.seq,
+                            stored.to_hex()
+                        ));
+                    }
+                }
+            }
+            let receipt = ReceiptBody {
+                v: 1,
+                hub_id: self.hub_id.clone(),
+                agent_id: a.agent_id.clone(),
+                issued_at: chrono::Utc::now(),
+                entries: a.entries,
+            };
+            out.push(Outgoing {
+                topic: topic::topic(&a.agent_id, Channel::Receipts),
+                payload: receipt.seal(&self.key),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Decodes and verifies one batch; verified records go to `verified`,
+    /// refusals are answered at once in the returned entries.
+    fn check_batch(
+        &mut self,
+        topic_name: &str,
+        agent_id: &str,
+        payload: &[u8],
+        verified: &mut Vec<VerifiedRecord>,
+    ) -> anyhow::Result<Option<Answer>> {
+        self.metrics.batches.inc();
+        let envelopes = match batch::decode(payload) {
+            Ok(e) => e,
+            Err(e) => {
+                self.reject(topic_name, e.reason(), &e.to_string());
+                return Ok(None);
+            }
+        };
+        let device = self.store.device(agent_id)?;
+        let refusal = match &device {
+            None => Some(("unknown_device", format!("{agent_id} has not announced itself"))),
+            Some(d) if d.state == DeviceState::Pending => Some((
+                "pending_enrollment",
+                format!("{agent_id} awaits approval (evsync-hub devices approve {agent_id})"),
+            )),
+            Some(d) if d.state == DeviceState::Revoked => Some(("revoked", format!("{agent_id} is revoked"))),
+            Some(_) => None,
+        };
+        let mut answer = Answer {
+            agent_id: agent_id.to_owned(),
+            entries: Vec::with_capacity(envelopes.len()),
+            pending: Vec::new(),
+        };
+        if let Some((reason, detail)) = refusal {
+            for _ in &envelopes {
+                self.metrics.reject(reason);
+            }
+            tracing::warn!(topic = topic_name, reason, detail, records = envelopes.len(), "refused");
+            self.store.log_reject(topic_name, reason, &detail)?;
+            answer.entries = envelopes
+                .iter()
+                .filter_map(|env| entry_for(env, Status::Rejected, Some(format!("{reason}: {detail}"))))
+                .collect();
+            return Ok(Some(answer));
+        }
+        let Some(device) = device else { return Ok(None) };
+        let key = match PublicKey::from_base64(&device.public_key) {
+            Ok(k) => k,
+            Err(e) => anyhow::bail!("enrolled key of {agent_id} is unusable: {e}"),
+        };
+        for env in envelopes {
+            if let Err(e) = env.verify(&key, Context::Record, agent_id) {
+                self.reject(topic_name, e.reason(), &e.to_string());
+                answer
+                    .entries
+                    .extend(entry_for(&env, Status::Rejected, Some(e.to_string())));
+                continue;
+            }
+            let body = match RecordBody::parse(&env.body) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.reject(topic_name, e.reason(), &e.to_string());
+                    continue;
+                }
+            };
+            if body.agent_id != agent_id {
+                let detail = format!(
+                    "record {} names agent {} but arrived on the topic of {agent_id}",
+                    body.id, body.agent_id
+                );
+                self.reject(topic_name, "signer_mismatch", &detail);
+                answer.entries.extend(entry_for(&env, Status::Rejected, Some(detail)));
+                continue;
+            }
+            let hash = Hash::of(&env.body);
+            answer.pending.push((answer.entries.len(), verified.len()));
+            answer.entries.push(Entry {
+                id: body.id,
+                device_id: body.device_id.clone(),
+                seq: body.seq,
+                hash: hash.to_hex(),
+                status: Status::Stored,
+                reason: None,
+            });
+            verified.push(VerifiedRecord {
+                body,
+                bytes: env.body,
+                signature: env.signature,
+                hash,
+                signer_key: device.public_key.clone(),
+            });
+        }
+        Ok(Some(answer))
+    }
+
+    fn announce(&mut self, topic_name: &str, device: &str, payload: &[u8]) -> anyhow::Result<()> {
+        let (body, key) = match AnnounceBody::open(payload) {
+            Ok(x) => x,
+            Err(e) => {
+                self.reject(topic_name, e.reason(), &e.to_string());
+                return Ok(());
+            }
+        };
+        if body.device_id != device {
+            self.reject(
+                topic_name,
+                "signer_mismatch",
+                &format!("announcement for {} on the topic of {device}", body.device_id),
+            );
+            return Ok(());
+        }
+        let outcome = self.store.announce(
+            device,
+            &key.to_base64(),
+            &body.role,
+            body.officer_id.as_deref(),
+            body.unit_code.as_deref(),
+            &body.software,
+            self.auto_approve,
+        )?;
+        match outcome {
+            Announced::Enrolled(state) => {
+                tracing::info!(device, state = state.as_str(), "device enrolled from its announcement")
+            }
+            Announced::Refreshed => {}
+            Announced::KeyMismatch => {
+                let detail = format!("{device} announced a key other than the one enrolled: refused");
+                self.reject(topic_name, "key_mismatch", &detail);
+                self.store.raise_alert(AlertKind::KeyMismatch, device, &detail)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn status(&mut self, topic_name: &str, device: &str, payload: &[u8]) -> anyhow::Result<()> {
+        if payload.is_empty() {
+            return Ok(()); // a cleared retained message
+        }
+        if payload.len() > MAX_STATUS_LEN {
+            let e = evsync_protocol::ProtocolError::Oversized {
+                size: payload.len(),
+                limit: MAX_STATUS_LEN,
+            };
+            self.reject(topic_name, e.reason(), &e.to_string());
+            return Ok(());
+        }
+        match serde_json::from_slice::<serde_json::Value>(payload) {
+            Ok(v) if v.is_object() => self.store.device_status(device, &v),
+            Ok(_) => {
+                self.reject(topic_name, "malformed", "status: expected a JSON object");
+                Ok(())
+            }
+            Err(e) => {
+                self.reject(topic_name, "malformed", &format!("status: {e}"));
+                Ok(())
+            }
+        }
+    }
+}

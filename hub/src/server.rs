@@ -1,0 +1,244 @@
+//! Assembles a running hub: keys and token, embedded broker, MQTT link,
+//! ingest worker, receipt publisher and HTTP API, with one shutdown signal
+//! every task honours. Any task that ends unexpectedly ends the hub.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use evsync_protocol::keyfile;
+use evsync_protocol::signing::{PublicKey, SigningKey};
+use rumqttc::{AsyncClient, Publish, QoS};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::config::HubConfig;
+use crate::ingest::{Ingest, Outgoing};
+use crate::metrics::Metrics;
+use crate::store::Store;
+use crate::{api, broker, link};
+
+/// Most messages ingest takes into one transaction.
+const INGEST_BATCH: usize = 256;
+
+/// A running hub.
+pub struct Hub {
+    /// Where the API listens.
+    pub http_addr: SocketAddr,
+    /// The broker agents connect to (`mqtt://host:port`).
+    pub mqtt_url: String,
+    /// The API bearer token.
+    pub token: String,
+    /// The key that signs receipts; agents pin it.
+    pub public_key: PublicKey,
+    db: std::path::PathBuf,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<anyhow::Result<()>>,
+    ingest: Option<std::thread::JoinHandle<()>>,
+}
+
+/// Loads the API token from config, or from `<data_dir>/api-token`, creating it (0600) if absent.
+fn api_token(cfg: &HubConfig) -> anyhow::Result<String> {
+    if let Some(t) = &cfg.http.token {
+        return Ok(t.clone());
+    }
+    let path = cfg.data_dir.join("api-token");
+    if let Ok(t) = std::fs::read_to_string(&path) {
+        return Ok(t.trim().to_owned());
+    }
+    let mut bytes = [0u8; 24];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| anyhow::anyhow!("the system random generator failed"))?;
+    let token = hex::encode(bytes);
+    write_private(&path, token.as_bytes())?;
+    Ok(token)
+}
+
+/// Writes a file readable by its owner only.
+fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Loads the hub key (creating it at first run) and writes its public half to `<data_dir>/hub.pub`.
+pub fn hub_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
+    let (key, created) = keyfile::load_or_create(&data_dir.join("hub.key"))?;
+    if created {
+        tracing::info!(public_key = %key.public().to_base64(), "generated the hub key");
+    }
+    std::fs::write(data_dir.join("hub.pub"), format!("{}\n", key.public().to_base64()))
+        .context("writing hub.pub")?;
+    Ok(key)
+}
+
+impl Hub {
+    /// Starts every part of the hub and returns once the broker and API accept connections.
+    pub async fn start(cfg: HubConfig) -> anyhow::Result<Hub> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("data_dir = {}: cannot create it", cfg.data_dir.display()))?;
+        let key = Arc::new(hub_key(&cfg.data_dir)?);
+        let token = api_token(&cfg)?;
+        let db = cfg.data_dir.join("hub.sqlite");
+        let store = Store::open(&db)?;
+        let metrics = Arc::new(Metrics::default());
+
+        let mqtt_url = if cfg.mqtt.embedded {
+            let listen = cfg.mqtt.listen;
+            tokio::task::spawn_blocking(move || broker::start(listen)).await??;
+            format!("mqtt://{listen}")
+        } else {
+            cfg.mqtt.url.clone().context("mqtt.url is required when mqtt.embedded = false")?
+        };
+
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+
+        let opts = link::options(&mqtt_url, &format!("evsync-hub-{}", cfg.hub_id), broker::MAX_PAYLOAD)?;
+        let mut opts = opts;
+        opts.set_manual_acks(true);
+        let (client, eventloop) = AsyncClient::new(opts, 1024);
+        let (to_ingest, from_link) = mpsc::channel::<Publish>(1024);
+        let (connected_tx, connected_rx) = watch::channel(0u64);
+        tasks.spawn(link::poll(eventloop, to_ingest, connected_tx, shutdown_rx.clone()));
+        tasks.spawn(link::subscribe_on_connect(client.clone(), connected_rx, shutdown_rx.clone()));
+
+        let (to_publisher, from_ingest) = mpsc::unbounded_channel();
+        let ingest = Ingest::new(store, cfg.hub_id.clone(), key.clone(), cfg.auto_approve, metrics.clone());
+        let ingest = std::thread::Builder::new()
+            .name("ingest".into())
+            .spawn(move || ingest_worker(ingest, from_link, to_publisher))
+            .context("starting the ingest thread")?;
+        tasks.spawn(publish_receipts(client, from_ingest, metrics.clone(), shutdown_rx.clone()));
+
+        let state = api::AppState::new(&db, &token, metrics)?;
+        let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+            .await
+            .with_context(|| format!("http.listen = {}: cannot bind (port in use?)", cfg.http.listen))?;
+        let http_addr = listener.local_addr()?;
+        let mut http_shutdown = shutdown_rx.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, api::router(state))
+                .with_graceful_shutdown(async move {
+                    let _ = http_shutdown.changed().await;
+                })
+                .await
+                .context("HTTP server")
+        });
+        tracing::info!(%http_addr, %mqtt_url, "hub serving");
+        Ok(Hub {
+            http_addr,
+            mqtt_url,
+            token,
+            public_key: key.public(),
+            db,
+            shutdown,
+            tasks,
+            ingest: Some(ingest),
+        })
+    }
+
+    /// Number of records stored.
+    pub async fn record_count(&self) -> anyhow::Result<i64> {
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || Store::open(&db)?.record_count()).await?
+    }
+
+    /// Waits until a task ends (which is a failure while serving) and returns its error.
+    pub async fn failed(&mut self) -> anyhow::Error {
+        match self.tasks.join_next().await {
+            Some(Ok(Ok(()))) => anyhow::anyhow!("a hub task stopped unexpectedly"),
+            Some(Ok(Err(e))) => e.context("a hub task failed"),
+            Some(Err(e)) => anyhow::anyhow!("a hub task panicked: {e}"),
+            None => anyhow::anyhow!("the hub has no tasks"),
+        }
+    }
+
+    /// Signals every task to stop and waits for them.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        let mut first_err = None;
+        while let Some(r) = self.tasks.join_next().await {
+            let r = r.map_err(anyhow::Error::from).and_then(|r| r);
+            if let Err(e) = r {
+                tracing::error!(error = %format!("{e:#}"), "task ended with an error");
+                first_err.get_or_insert(e);
+            }
+        }
+        // The link task is gone, so the ingest channel is closed and the worker drains and ends.
+        if let Some(t) = self.ingest.take() {
+            let _ = tokio::task::spawn_blocking(move || t.join()).await;
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What ingest hands the publisher: receipts to send, then messages to acknowledge.
+struct Done {
+    receipts: Vec<Outgoing>,
+    acks: Vec<Publish>,
+}
+
+fn ingest_worker(mut ingest: Ingest, mut from_link: mpsc::Receiver<Publish>, to_publisher: mpsc::UnboundedSender<Done>) {
+    while let Some(first) = from_link.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < INGEST_BATCH {
+            match from_link.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let messages: Vec<(&str, &[u8])> = batch.iter().map(|p| (p.topic.as_str(), p.payload.as_ref())).collect();
+        let receipts = match ingest.process(&messages) {
+            Ok(r) => r,
+            Err(e) => {
+                // Nothing of this batch was stored or receipted; agents resend.
+                tracing::error!(error = %format!("{e:#}"), messages = batch.len(), "ingest failed; nothing receipted");
+                Vec::new()
+            }
+        };
+        if to_publisher.send(Done { receipts, acks: batch }).is_err() {
+            break;
+        }
+    }
+}
+
+async fn publish_receipts(
+    client: AsyncClient,
+    mut from_ingest: mpsc::UnboundedReceiver<Done>,
+    metrics: Arc<Metrics>,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    while let Some(done) = from_ingest.recv().await {
+        let sent = async {
+            for r in done.receipts {
+                client.publish(r.topic, QoS::AtLeastOnce, false, r.payload).await?;
+                metrics.receipts.inc();
+            }
+            for p in &done.acks {
+                client.ack(p).await?;
+            }
+            Ok::<_, rumqttc::ClientError>(())
+        };
+        if let Err(e) = sent.await {
+            if *shutdown.borrow() {
+                return Ok(()); // the event loop is gone; unreceipted records are resent by agents
+            }
+            return Err(e).context("publishing receipts");
+        }
+    }
+    Ok(())
+}

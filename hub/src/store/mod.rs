@@ -1,0 +1,97 @@
+//! The hub's metadata store (SQLite, WAL, `synchronous=FULL`): devices,
+//! verified records with their exact signed bytes, alerts and rejects.
+//!
+//! One writer (the ingest worker) and any number of readers (API, CLI), each
+//! with its own connection. A record is durable once the transaction that
+//! inserted it has committed; receipts are issued only after that.
+
+mod alerts;
+mod devices;
+mod records;
+
+pub use alerts::{Alert, AlertKind};
+pub use devices::{Announced, DeviceRow, DeviceState};
+pub use records::{Inserted, StoredRecord, VerifiedRecord};
+pub(crate) use records::insert as insert_record;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use chrono::{SecondsFormat, Utc};
+use rusqlite::Connection;
+
+const SCHEMA_VERSION: i64 = 1;
+
+/// A connection to the hub store.
+pub struct Store {
+    conn: Connection,
+}
+
+/// Current time as stored: RFC 3339, milliseconds, UTC.
+pub fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl Store {
+    /// Opens (creating and migrating if needed) the store at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("creating the store folder {}", dir.display()))?;
+        }
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening the hub store {}", path.display()))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        let mut store = Self { conn };
+        store
+            .migrate()
+            .with_context(|| format!("migrating the hub store {}", path.display()))?;
+        Ok(store)
+    }
+
+    fn migrate(&mut self) -> anyhow::Result<()> {
+        let version: i64 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version > SCHEMA_VERSION {
+            anyhow::bail!(
+                "store schema version {version} is newer than this hub understands ({SCHEMA_VERSION}): upgrade the hub"
+            );
+        }
+        if version < 1 {
+            let tx = self.conn.transaction()?;
+            tx.execute_batch(include_str!("schema.sql"))?;
+            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Records a refused message (also counted in metrics by the caller).
+    pub fn log_reject(&self, topic: &str, reason: &str, detail: &str) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO rejects (at, topic, reason, detail) VALUES (?1, ?2, ?3, ?4)",
+            (now(), topic, reason, detail),
+        )?;
+        Ok(())
+    }
+
+    /// Runs `f` in one transaction, committed only if `f` succeeds.
+    pub fn in_transaction<T>(
+        &mut self,
+        f: impl FnOnce(&rusqlite::Transaction<'_>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let tx = self.conn.transaction()?;
+        let out = f(&tx)?;
+        tx.commit().context("committing to the hub store")?;
+        Ok(out)
+    }
+
+    /// The underlying connection, for read queries in this crate.
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}

@@ -1,0 +1,262 @@
+//! Verified records: insertion with deduplication and chain checks, and the
+//! reads behind the feed.
+//!
+//! Deduplication is by (source, seq): the body names both, so a second copy
+//! with the same hash is a duplicate (receipted again, stored once) and one
+//! with a different hash is a conflict (refused, alerted).
+
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use evsync_protocol::chain::{self, Hash, Link, GENESIS};
+use evsync_protocol::record::RecordBody;
+use rusqlite::{params, OptionalExtension, Transaction};
+
+use super::alerts::{raise, AlertKind};
+use super::{now, Store};
+
+/// A record whose signature has been verified, ready to store.
+#[derive(Debug, Clone)]
+pub struct VerifiedRecord {
+    /// Parsed body.
+    pub body: RecordBody,
+    /// The exact signed bytes.
+    pub bytes: Vec<u8>,
+    /// The signature over them.
+    pub signature: [u8; 64],
+    /// SHA-256 of `bytes`.
+    pub hash: Hash,
+    /// The key that verified it (base64).
+    pub signer_key: String,
+}
+
+/// What inserting a record did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored now.
+    New,
+    /// Already stored with the same hash.
+    Duplicate,
+    /// Another record with a different hash holds this (source, seq).
+    Conflict {
+        /// Hash of the record already stored.
+        stored: Hash,
+    },
+}
+
+fn hash_at(tx: &Transaction<'_>, device_id: &str, seq: u64) -> anyhow::Result<Option<Hash>> {
+    let hex: Option<String> = tx
+        .prepare_cached("SELECT hash FROM records WHERE device_id = ?1 AND seq = ?2")?
+        .query_row(params![device_id, seq as i64], |r| r.get(0))
+        .optional()?;
+    Ok(hex.and_then(|h| Hash::from_hex(&h)))
+}
+
+/// Inserts a verified record inside the caller's transaction, raising alerts
+/// for gaps, breaks and conflicts.
+pub(crate) fn insert(tx: &Transaction<'_>, rec: &VerifiedRecord) -> anyhow::Result<Inserted> {
+    let b = &rec.body;
+    let device = b.device_id.as_str();
+    if let Some(stored) = hash_at(tx, device, b.seq)? {
+        if stored == rec.hash {
+            return Ok(Inserted::Duplicate);
+        }
+        raise(
+            tx,
+            AlertKind::SeqConflict,
+            device,
+            Some((b.seq, b.seq)),
+            &format!(
+                "a second, different record {} (hash {}) claims seq {} already held by hash {}",
+                b.id,
+                rec.hash.to_hex(),
+                b.seq,
+                stored.to_hex()
+            ),
+        )?;
+        return Ok(Inserted::Conflict { stored });
+    }
+    let max: Option<i64> = tx
+        .prepare_cached("SELECT MAX(seq) FROM records WHERE device_id = ?1")?
+        .query_row([device], |r| r.get(0))?;
+    let max = max.map(|m| m as u64).unwrap_or(0);
+    let predecessor = if b.seq == 1 {
+        Some(GENESIS)
+    } else {
+        hash_at(tx, device, b.seq - 1)?
+    };
+    let prev = b.prev_hash()?;
+    match chain::link(prev, predecessor) {
+        Link::Intact => {}
+        Link::Missing if b.seq > max + 1 => raise(
+            tx,
+            AlertKind::SequenceGap,
+            device,
+            Some((max + 1, b.seq - 1)),
+            &format!("records {}..={} of {device} have not arrived", max + 1, b.seq - 1),
+        )?,
+        Link::Missing => {}
+        Link::Broken { claimed, stored } => raise(
+            tx,
+            AlertKind::ChainBreak,
+            device,
+            Some((b.seq - 1, b.seq)),
+            &format!(
+                "record {} (seq {}) names predecessor hash {} but seq {} stored has hash {}",
+                b.id,
+                b.seq,
+                claimed.to_hex(),
+                b.seq - 1,
+                stored.to_hex()
+            ),
+        )?,
+    }
+    if b.seq < max {
+        // Arrived out of order: check the successor's link and whether a gap is now filled.
+        let succ_prev: Option<String> = tx
+            .prepare_cached("SELECT prev_hash FROM records WHERE device_id = ?1 AND seq = ?2")?
+            .query_row(params![device, (b.seq + 1) as i64], |r| r.get(0))
+            .optional()?;
+        if let Some(succ_prev) = succ_prev {
+            if succ_prev != rec.hash.to_hex() {
+                raise(
+                    tx,
+                    AlertKind::ChainBreak,
+                    device,
+                    Some((b.seq, b.seq + 1)),
+                    &format!(
+                        "seq {} names predecessor hash {succ_prev} but the late record {} at seq {} has hash {}",
+                        b.seq + 1,
+                        b.id,
+                        b.seq,
+                        rec.hash.to_hex()
+                    ),
+                )?;
+            }
+        }
+    }
+    tx.prepare_cached(
+        "INSERT INTO records (id, device_id, seq, agent_id, kind, hash, prev_hash, body, signature, signer_key, received_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        b.id.to_string(),
+        device,
+        b.seq as i64,
+        b.agent_id,
+        b.kind.as_str(),
+        rec.hash.to_hex(),
+        b.prev_hash,
+        rec.bytes,
+        rec.signature.as_slice(),
+        rec.signer_key,
+        now()
+    ])?;
+    if b.seq < max {
+        resolve_filled_gaps(tx, device, b.seq)?;
+    }
+    Ok(Inserted::New)
+}
+
+fn resolve_filled_gaps(tx: &Transaction<'_>, device: &str, seq: u64) -> anyhow::Result<()> {
+    let open: Vec<(i64, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT id, seq_from, seq_to FROM alerts WHERE device_id = ?1 AND kind = 'sequence_gap'
+             AND resolved_at IS NULL AND ?2 BETWEEN seq_from AND seq_to",
+        )?
+        .query_map(params![device, seq as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (id, from, to) in open {
+        let present: i64 = tx
+            .prepare_cached("SELECT COUNT(*) FROM records WHERE device_id = ?1 AND seq BETWEEN ?2 AND ?3")?
+            .query_row(params![device, from, to], |r| r.get(0))?;
+        if present == to - from + 1 {
+            tx.prepare_cached("UPDATE alerts SET resolved_at = ?2 WHERE id = ?1")?
+                .execute(params![id, now()])?;
+            tracing::info!(device, from, to, "sequence gap filled");
+        }
+    }
+    Ok(())
+}
+
+/// A stored record as read back.
+#[derive(Debug, Clone)]
+pub struct StoredRecord {
+    /// Position in hub order (the feed cursor).
+    pub hub_seq: i64,
+    /// Parsed body.
+    pub body: RecordBody,
+    /// The exact signed bytes.
+    pub bytes: Vec<u8>,
+    /// Signature over them.
+    pub signature: Vec<u8>,
+    /// Key that verified the record at ingest (base64).
+    pub signer_key: String,
+    /// SHA-256 of the bytes (hex).
+    pub hash: String,
+    /// When the hub stored it.
+    pub received_at: String,
+}
+
+impl StoredRecord {
+    /// The signature as base64.
+    pub fn signature_b64(&self) -> String {
+        B64.encode(&self.signature)
+    }
+}
+
+const COLUMNS: &str = "hub_seq, body, signature, signer_key, hash, received_at";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, Vec<u8>, String, String, String)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+fn parse(raw: (i64, Vec<u8>, Vec<u8>, String, String, String)) -> anyhow::Result<StoredRecord> {
+    let (hub_seq, bytes, signature, signer_key, hash, received_at) = raw;
+    let body = RecordBody::parse(&bytes)
+        .map_err(|e| anyhow::anyhow!("stored record at hub_seq {hub_seq} no longer parses: {e}"))?;
+    Ok(StoredRecord {
+        hub_seq,
+        body,
+        bytes,
+        signature,
+        signer_key,
+        hash,
+        received_at,
+    })
+}
+
+impl Store {
+    /// Records after `after` in hub order, at most `limit`.
+    pub fn records_after(&self, after: i64, limit: u32) -> anyhow::Result<Vec<StoredRecord>> {
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM records WHERE hub_seq > ?1 ORDER BY hub_seq LIMIT ?2"
+        ))?;
+        let raws = stmt
+            .query_map(params![after, limit], row)?
+            .collect::<Result<Vec<_>, _>>()?;
+        raws.into_iter().map(parse).collect()
+    }
+
+    /// One record by id.
+    pub fn record(&self, id: &str) -> anyhow::Result<Option<StoredRecord>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM records WHERE id = ?1"))?;
+        stmt.query_row([id], row).optional()?.map(parse).transpose()
+    }
+
+    /// Hash of the stored record at (device, seq), for chain checks on read.
+    pub fn hash_at(&self, device_id: &str, seq: u64) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT hash FROM records WHERE device_id = ?1 AND seq = ?2")?
+            .query_row(params![device_id, seq as i64], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Number of stored records.
+    pub fn record_count(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COUNT(*) FROM records", [], |r| r.get(0))?)
+    }
+}
