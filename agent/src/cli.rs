@@ -56,15 +56,30 @@ pub fn init_logging(json: bool) {
     }
 }
 
-/// Waits for SIGINT or SIGTERM.
-pub async fn terminated() -> anyhow::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => r.context("waiting for SIGINT")?,
-        _ = term.recv() => {}
+/// SIGINT and SIGTERM handlers, installed before anything starts so that a
+/// signal arriving during start-up still leads to a clean stop.
+pub struct StopSignals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    /// Installs the handlers.
+    pub fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Self {
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
     }
-    Ok(())
+
+    /// Waits for SIGINT or SIGTERM.
+    pub async fn wait(&mut self) {
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+    }
 }
 
 /// Runs the command line.
@@ -72,10 +87,11 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_json);
     match cli.command {
         Command::Run { config } => {
+            let mut stop = StopSignals::install()?;
             let cfg = AgentConfig::load(&config)?;
             let mut agent = Agent::start(cfg).await?;
             tokio::select! {
-                r = terminated() => r?,
+                _ = stop.wait() => {}
                 e = agent.failed() => return Err(e),
             }
             tracing::info!("stopping");

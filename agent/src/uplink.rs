@@ -315,8 +315,23 @@ impl Sender {
         Ok(())
     }
 
-    /// Runs the window until shutdown.
+    /// Runs the window until shutdown. Errors caused by the event loop going
+    /// away during shutdown are not failures.
     pub async fn run(
+        self,
+        receipts: mpsc::Receiver<Vec<u8>>,
+        link: watch::Receiver<Link>,
+        new_records: Arc<Notify>,
+        shutdown: watch::Receiver<bool>,
+    ) -> anyhow::Result<()> {
+        let stopping = shutdown.clone();
+        match self.window(receipts, link, new_records, shutdown).await {
+            Err(_) if *stopping.borrow() => Ok(()),
+            r => r,
+        }
+    }
+
+    async fn window(
         mut self,
         mut receipts: mpsc::Receiver<Vec<u8>>,
         mut link: watch::Receiver<Link>,

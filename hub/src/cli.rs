@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use evsync_agent::cli::{init_logging, terminated};
+use evsync_agent::cli::{init_logging, StopSignals};
 
 use crate::config::HubConfig;
 use crate::demo::{self, DemoOptions};
@@ -100,6 +100,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_json);
     match cli.command {
         Command::Serve { config } => {
+            let mut stop = StopSignals::install()?;
             let cfg = HubConfig::load(config.as_deref())?;
             let mut hub = Hub::start(cfg).await?;
             eprintln!(
@@ -109,7 +110,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                 hub.public_key.to_base64()
             );
             tokio::select! {
-                r = terminated() => r?,
+                _ = stop.wait() => {}
                 e = hub.failed() => return Err(e),
             }
             tracing::info!("stopping");
@@ -124,7 +125,8 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             events,
             recordings,
         } => {
-            demo::run(DemoOptions {
+            let stop = StopSignals::install()?;
+            demo::run(stop, DemoOptions {
                 data,
                 serve,
                 http,

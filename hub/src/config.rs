@@ -18,6 +18,9 @@ pub struct HubConfig {
     pub data_dir: PathBuf,
     /// Approve devices on their first announcement (demo only).
     pub auto_approve: bool,
+    /// Seconds a sequence gap may stay open before it is a visible alert
+    /// (records resent after a reconnect may arrive out of order).
+    pub gap_grace_secs: u64,
     /// The MQTT side.
     pub mqtt: MqttConfig,
     /// The HTTP side.
@@ -52,6 +55,7 @@ impl Default for HubConfig {
             hub_id: "hub-1".into(),
             data_dir: PathBuf::from("evsync-hub-data"),
             auto_approve: false,
+            gap_grace_secs: 60,
             mqtt: MqttConfig::default(),
             http: HttpConfig::default(),
         }

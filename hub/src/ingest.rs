@@ -6,6 +6,7 @@
 //! committed, so a receipt always means "durably stored".
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use evsync_protocol::announce::AnnounceBody;
 use evsync_protocol::batch;
@@ -37,6 +38,7 @@ pub struct Ingest {
     hub_id: String,
     key: Arc<SigningKey>,
     auto_approve: bool,
+    gap_grace: Duration,
     metrics: Arc<Metrics>,
 }
 
@@ -63,13 +65,21 @@ fn entry_for(env: &Envelope, status: Status, reason: Option<String>) -> Option<E
 }
 
 impl Ingest {
-    /// Creates the stage.
-    pub fn new(store: Store, hub_id: String, key: Arc<SigningKey>, auto_approve: bool, metrics: Arc<Metrics>) -> Self {
+    /// Creates the stage. Sequence gaps become visible alerts after `gap_grace`.
+    pub fn new(
+        store: Store,
+        hub_id: String,
+        key: Arc<SigningKey>,
+        auto_approve: bool,
+        gap_grace: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             store,
             hub_id,
             key,
             auto_approve,
+            gap_grace,
             metrics,
         }
     }
@@ -114,10 +124,11 @@ impl Ingest {
         if verified.is_empty() && answers.is_empty() {
             return Ok(Vec::new());
         }
+        let grace = self.gap_grace;
         let outcomes = self.store.in_transaction(|tx| {
             verified
                 .iter()
-                .map(|r| store::insert_record(tx, r))
+                .map(|r| store::insert_record(tx, r, grace))
                 .collect::<anyhow::Result<Vec<_>>>()
         })?;
         let mut out = Vec::with_capacity(answers.len());

@@ -114,7 +114,14 @@ impl Hub {
         tasks.spawn(link::subscribe_on_connect(client.clone(), connected_rx, shutdown_rx.clone()));
 
         let (to_publisher, from_ingest) = mpsc::unbounded_channel();
-        let ingest = Ingest::new(store, cfg.hub_id.clone(), key.clone(), cfg.auto_approve, metrics.clone());
+        let ingest = Ingest::new(
+            store,
+            cfg.hub_id.clone(),
+            key.clone(),
+            cfg.auto_approve,
+            std::time::Duration::from_secs(cfg.gap_grace_secs),
+            metrics.clone(),
+        );
         let ingest = std::thread::Builder::new()
             .name("ingest".into())
             .spawn(move || ingest_worker(ingest, from_link, to_publisher))

@@ -1,1 +1,413 @@
-//! placeholder
+//! Shared fixtures of the end-to-end tests: hubs and agents in this process
+//! or as real processes that can be killed, spool filling, and a feed reader
+//! that checks every record on its own (signature, hash, chain).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use base64::{engine::general_purpose::STANDARD as B64, Engine};
+use evsync_agent::config::{AgentConfig, MqttSection, SpoolSection, UplinkSection};
+use evsync_hub::config::{HttpConfig, HubConfig, MqttConfig};
+use evsync_protocol::chain::Hash;
+use evsync_protocol::signing::{Context, PublicKey};
+use serde_json::Value;
+
+pub use evsync_hub::broker::free_loopback_addr;
+
+/// Environment variable `.ci/run` sets to the Mosquitto address on machines that run one.
+pub const MOSQUITTO_ENV: &str = "EVSYNC_TEST_MOSQUITTO";
+
+/// The Mosquitto URL to test against, or `None` (with the reason printed) to skip.
+pub fn mosquitto_url() -> Option<String> {
+    match std::env::var(MOSQUITTO_ENV) {
+        Ok(addr) if !addr.is_empty() => Some(format!("mqtt://{addr}")),
+        _ => {
+            eprintln!("SKIPPED: {MOSQUITTO_ENV} is not set, so no external Mosquitto is used (.ci/run sets it)");
+            None
+        }
+    }
+}
+
+/// A short random suffix so parallel runs on a shared broker do not collide.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{:08x}", fastrand::u32(..))
+}
+
+/// Hub configuration in `dir` with free loopback ports and auto-approve.
+pub fn hub_config(dir: &Path, external_broker: Option<String>) -> anyhow::Result<HubConfig> {
+    Ok(HubConfig {
+        hub_id: unique("test-hub"),
+        data_dir: dir.join("hub"),
+        auto_approve: true,
+        gap_grace_secs: 60,
+        mqtt: MqttConfig {
+            embedded: external_broker.is_none(),
+            listen: free_loopback_addr()?,
+            url: external_broker,
+        },
+        http: HttpConfig {
+            listen: free_loopback_addr()?,
+            token: Some("test-token-0123456789".into()),
+        },
+    })
+}
+
+/// Agent configuration in `dir` with quick spool pickup and short resend timers.
+pub fn agent_config(dir: &Path, device_id: &str, mqtt_url: &str, hub_key: &PublicKey) -> AgentConfig {
+    AgentConfig {
+        device_id: device_id.to_owned(),
+        role: "field".into(),
+        officer_id: Some("100001".into()),
+        unit_code: Some("500112010001".into()),
+        data_dir: dir.join(device_id).join("data"),
+        spool_dir: dir.join(device_id).join("spool"),
+        hub_public_key: hub_key.to_base64(),
+        mqtt: MqttSection { url: mqtt_url.to_owned() },
+        uplink: UplinkSection {
+            batch_records: 100,
+            max_inflight_batches: 4,
+            receipt_timeout_secs: 3,
+            retry_secs: 1,
+            status_secs: 2,
+        },
+        spool: SpoolSection {
+            scan_interval_ms: 50,
+            settle_ms: 100,
+        },
+    }
+}
+
+/// Writes the agent config as TOML.
+pub fn write_agent_toml(cfg: &AgentConfig, path: &Path) -> anyhow::Result<()> {
+    let text = format!(
+        "device_id = {:?}\nofficer_id = \"100001\"\nunit_code = \"500112010001\"\ndata_dir = {:?}\nspool_dir = {:?}\nhub_public_key = {:?}\n\
+         [mqtt]\nurl = {:?}\n[uplink]\nbatch_records = {}\nmax_inflight_batches = {}\nreceipt_timeout_secs = {}\nretry_secs = {}\nstatus_secs = {}\n\
+         [spool]\nscan_interval_ms = {}\nsettle_ms = {}\n",
+        cfg.device_id,
+        cfg.data_dir,
+        cfg.spool_dir,
+        cfg.hub_public_key,
+        cfg.mqtt.url,
+        cfg.uplink.batch_records,
+        cfg.uplink.max_inflight_batches,
+        cfg.uplink.receipt_timeout_secs,
+        cfg.uplink.retry_secs,
+        cfg.uplink.status_secs,
+        cfg.spool.scan_interval_ms,
+        cfg.spool.settle_ms
+    );
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+/// Writes the hub config as TOML.
+pub fn write_hub_toml(cfg: &HubConfig, path: &Path) -> anyhow::Result<()> {
+    let mqtt = match &cfg.mqtt.url {
+        Some(u) => format!("embedded = false\nurl = {u:?}\n"),
+        None => format!("embedded = true\nlisten = \"{}\"\n", cfg.mqtt.listen),
+    };
+    let text = format!(
+        "hub_id = {:?}\ndata_dir = {:?}\nauto_approve = {}\ngap_grace_secs = {}\n[mqtt]\n{mqtt}[http]\nlisten = \"{}\"\ntoken = {:?}\n",
+        cfg.hub_id,
+        cfg.data_dir,
+        cfg.auto_approve,
+        cfg.gap_grace_secs,
+        cfg.http.listen,
+        cfg.http.token.as_deref().unwrap_or_default()
+    );
+    std::fs::write(path, text)?;
+    Ok(())
+}
+
+/// Drops `n` event files numbered from `first` into `spool` (write, then rename).
+/// Each carries its number in its note, so the feed can be checked file by file.
+pub fn drop_events(spool: &Path, first: usize, n: usize) -> anyhow::Result<()> {
+    std::fs::create_dir_all(spool)?;
+    for i in first..first + n {
+        let text = serde_json::json!({
+            "time": "2026-11-23T09:00:00+08:00",
+            "event": { "type": "marked_important", "note": format!("file-{i}") }
+        })
+        .to_string();
+        let part = spool.join(format!("ev-{i:06}.json.part"));
+        std::fs::write(&part, text)?;
+        std::fs::rename(&part, spool.join(format!("ev-{i:06}.json")))?;
+    }
+    Ok(())
+}
+
+/// A child process that is killed when dropped.
+pub struct Proc {
+    child: Option<Child>,
+    name: String,
+    log: std::path::PathBuf,
+}
+
+impl Proc {
+    /// Starts `exe args…`, logging to `log`.
+    pub fn start(exe: &str, args: &[&str], log: &Path) -> anyhow::Result<Self> {
+        let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let child = Command::new(exe)
+            .args(args)
+            .env("RUST_LOG", "info,rumqttd=warn")
+            .stdout(Stdio::null())
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("starting {exe}"))?;
+        Ok(Self {
+            child: Some(child),
+            name: exe.rsplit('/').next().unwrap_or(exe).to_owned(),
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// The last lines of the process's log, for failure messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// SIGKILL and reap.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM, then wait up to `within` for a clean exit (status 0); the error carries the log's tail.
+    pub fn terminate(&mut self, within: Duration) -> anyhow::Result<()> {
+        let Some(mut c) = self.child.take() else { anyhow::bail!("{} is not running", self.name) };
+        Command::new("kill").args(["-TERM", &c.id().to_string()]).status()?;
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = c.try_wait()? {
+                anyhow::ensure!(status.success(), "{} exited with {status} on SIGTERM:\n{}", self.name, self.log_tail(15));
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                let _ = c.wait();
+                anyhow::bail!("{} did not stop within {within:?} of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Polls `check` every 50 ms until it returns true or `within` passes.
+pub async fn eventually<F, Fut>(within: Duration, what: &str, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            anyhow::bail!("timed out after {within:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A client of the hub's HTTP API.
+#[derive(Clone)]
+pub struct Api {
+    base: String,
+    token: String,
+}
+
+impl Api {
+    /// A client for the hub at `addr`.
+    pub fn new(addr: SocketAddr, token: &str) -> Self {
+        Self {
+            base: format!("http://{addr}"),
+            token: token.to_owned(),
+        }
+    }
+
+    /// GET `path` with the token; returns status and JSON (or text wrapped in a string).
+    pub async fn get(&self, path: &str, with_token: bool) -> anyhow::Result<(u16, Value)> {
+        let url = format!("{}{path}", self.base);
+        let auth = with_token.then(|| format!("Bearer {}", self.token));
+        tokio::task::spawn_blocking(move || {
+            let agent = ureq::Agent::config_builder()
+                .http_status_as_error(false)
+                .timeout_global(Some(Duration::from_secs(10)))
+                .build()
+                .new_agent();
+            let mut req = agent.get(&url);
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            let mut resp = req.call().with_context(|| format!("GET {url}"))?;
+            let status = resp.status().as_u16();
+            let text = resp.body_mut().read_to_string()?;
+            let json = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            Ok((status, json))
+        })
+        .await?
+    }
+
+    /// GET with the token, requiring 200.
+    pub async fn get_ok(&self, path: &str) -> anyhow::Result<Value> {
+        let (status, v) = self.get(path, true).await?;
+        anyhow::ensure!(status == 200, "GET {path}: {status} {v}");
+        Ok(v)
+    }
+
+    /// One page of the feed: records and the next cursor.
+    pub async fn page(&self, cursor: &str, limit: u32) -> anyhow::Result<(Vec<Value>, String)> {
+        let v = self.get_ok(&format!("/api/v1/records?after={cursor}&limit={limit}")).await?;
+        let records = v["records"].as_array().cloned().context("records is not an array")?;
+        let cursor = v["cursor"].as_str().context("cursor is not a string")?.to_owned();
+        Ok((records, cursor))
+    }
+
+    /// Pages through the whole feed from the start.
+    pub async fn feed(&self) -> anyhow::Result<Vec<Value>> {
+        let mut all = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let (records, next) = self.page(&cursor, 250).await?;
+            if records.is_empty() {
+                return Ok(all);
+            }
+            all.extend(records);
+            cursor = next;
+        }
+    }
+
+    /// A counter from `/metrics` (0 when absent).
+    pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
+        let (_, v) = self.get("/metrics", false).await?;
+        let text = v.as_str().context("metrics are not text")?.to_owned();
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with(name) && !l.starts_with('#'))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
+    }
+}
+
+/// Checks one feed record on its own, as a supervision platform would:
+/// the signature over the exact bytes, the hash, and that the feed's fields
+/// are those of the signed body. Returns the parsed body.
+pub fn verify_feed_record(r: &Value) -> anyhow::Result<Value> {
+    let signed = &r["signed"];
+    let body = B64.decode(signed["body"].as_str().context("signed.body")?)?;
+    let sig: [u8; 64] = B64
+        .decode(signed["signature"].as_str().context("signed.signature")?)?
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("signature is not 64 bytes"))?;
+    let key = PublicKey::from_base64(signed["key"].as_str().context("signed.key")?)?;
+    key.verify(Context::Record, &body, &sig, "feed record")?;
+    anyhow::ensure!(Hash::of(&body).to_hex() == r["hash"], "hash does not match the body");
+    let parsed: Value = serde_json::from_slice(&body)?;
+    for field in ["id", "device_id", "seq", "kind", "prev_hash"] {
+        anyhow::ensure!(parsed[field] == r[field], "{field} differs between feed and signed body");
+    }
+    anyhow::ensure!(r["verified"] == true, "record not marked verified");
+    Ok(parsed)
+}
+
+/// Checks that the feed holds, for each device, exactly seq 1..=n once, each
+/// record verifiable, chained to its predecessor. Returns records per device.
+pub fn check_chains(feed: &[Value]) -> anyhow::Result<HashMap<String, Vec<Value>>> {
+    let mut by_device: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut ids = std::collections::HashSet::new();
+    for r in feed {
+        verify_feed_record(r)?;
+        anyhow::ensure!(ids.insert(r["id"].to_string()), "record {} appears twice in the feed", r["id"]);
+        by_device
+            .entry(r["device_id"].as_str().context("device_id")?.to_owned())
+            .or_default()
+            .push(r.clone());
+    }
+    for (device, records) in &mut by_device {
+        records.sort_by_key(|r| r["seq"].as_u64());
+        let mut prev = Hash([0; 32]).to_hex();
+        for (i, r) in records.iter().enumerate() {
+            anyhow::ensure!(
+                r["seq"].as_u64() == Some(i as u64 + 1),
+                "{device}: expected seq {} but found {}",
+                i + 1,
+                r["seq"]
+            );
+            anyhow::ensure!(r["prev_hash"] == prev.as_str(), "{device}: chain broken at seq {}", i + 1);
+            prev = r["hash"].as_str().context("hash")?.to_owned();
+        }
+    }
+    Ok(by_device)
+}
+
+/// The notes of event records in `records` (as written by [`drop_events`]).
+pub fn notes(records: &[Value]) -> Vec<String> {
+    records
+        .iter()
+        .filter_map(|r| r["event"]["note"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Folder of a test's temporary files; kept on failure when `EVSYNC_KEEP_TEST_DIRS` is set.
+pub fn test_dir(name: &str) -> anyhow::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new().prefix(&format!("evsync-{name}-")).tempdir()?;
+    if std::env::var_os("EVSYNC_KEEP_TEST_DIRS").is_some() {
+        eprintln!("test folder: {}", dir.path().display());
+    }
+    Ok(dir)
+}
+
+/// Clears what a test left on a shared broker: the persistent sessions of
+/// `client_ids` (reconnecting each with a clean session) and the retained
+/// messages on `retained_topics`.
+pub async fn clean_shared_broker(url: &str, client_ids: &[String], retained_topics: &[String]) -> anyhow::Result<()> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    for (i, id) in client_ids.iter().enumerate() {
+        let mut opts = MqttOptions::parse_url(format!("{url}?client_id={id}"))?;
+        opts.set_clean_session(true);
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        let mut published = 0;
+        if i == 0 {
+            for t in retained_topics {
+                client.publish(t.clone(), QoS::AtLeastOnce, true, Vec::new()).await?;
+            }
+        }
+        let wanted = if i == 0 { retained_topics.len() } else { 0 };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let ev = tokio::time::timeout(Duration::from_secs(5), eventloop.poll()).await??;
+            match ev {
+                Event::Incoming(Packet::PubAck(_)) => published += 1,
+                Event::Incoming(Packet::ConnAck(_)) if wanted == 0 => break,
+                _ => {}
+            }
+            if wanted > 0 && published >= wanted {
+                break;
+            }
+            anyhow::ensure!(Instant::now() < deadline, "cleaning the shared broker timed out");
+        }
+        client.disconnect().await?;
+        let _ = tokio::time::timeout(Duration::from_secs(1), eventloop.poll()).await;
+    }
+    Ok(())
+}

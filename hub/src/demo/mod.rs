@@ -97,7 +97,7 @@ pub fn fill_spool(spool: &Path, unit: &DemoUnit, events: usize, recordings: usiz
 }
 
 /// Runs the demo; returns once done (or, with `serve`, once told to stop).
-pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
+pub async fn run(mut stop: evsync_agent::cli::StopSignals, opts: DemoOptions) -> anyhow::Result<()> {
     let temp;
     let root = match &opts.data {
         Some(d) => d.clone(),
@@ -114,6 +114,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
         hub_id: "demo-hub".into(),
         data_dir: root.join("hub"),
         auto_approve: true,
+        gap_grace_secs: 60,
         mqtt: MqttConfig {
             embedded: true,
             listen: mqtt_listen,
@@ -185,7 +186,7 @@ pub async fn run(opts: DemoOptions) -> anyhow::Result<()> {
     println!("ready api={api} token={} mqtt={}", hub.token, hub.mqtt_url);
     if opts.serve {
         tokio::select! {
-            r = evsync_agent::cli::terminated() => r?,
+            _ = stop.wait() => {}
             e = hub.failed() => return Err(e),
         }
         eprintln!("demo: stopping");

@@ -2,10 +2,13 @@
 //! chain breaks, a sequence has a gap, or two records claim one place in a
 //! chain; a gap alert resolves itself once the missing records arrive.
 
+use std::time::Duration;
+
+use chrono::Utc;
 use rusqlite::{params, Transaction};
 use serde::Serialize;
 
-use super::{now, Store};
+use super::{now, stamp, Store};
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -54,17 +57,25 @@ pub struct Alert {
     pub resolved_at: Option<String>,
 }
 
-/// Raises an alert inside the caller's transaction.
+/// Raises an alert inside the caller's transaction, visible after `grace`.
 pub(crate) fn raise(
     tx: &Transaction<'_>,
     kind: AlertKind,
     device_id: &str,
     seqs: Option<(u64, u64)>,
     detail: &str,
+    grace: Duration,
 ) -> anyhow::Result<()> {
-    tracing::warn!(kind = kind.as_str(), device_id, detail, "alert raised");
+    if grace.is_zero() {
+        tracing::warn!(kind = kind.as_str(), device_id, detail, "alert raised");
+    } else {
+        tracing::info!(kind = kind.as_str(), device_id, detail, ?grace, "alert pending");
+    }
+    let raised = Utc::now();
+    let visible = raised + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::zero());
     tx.prepare_cached(
-        "INSERT INTO alerts (kind, device_id, seq_from, seq_to, detail, raised_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT INTO alerts (kind, device_id, seq_from, seq_to, detail, raised_at, visible_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
     .execute(params![
         kind.as_str(),
@@ -72,20 +83,21 @@ pub(crate) fn raise(
         seqs.map(|s| s.0 as i64),
         seqs.map(|s| s.1 as i64),
         detail,
-        now()
+        stamp(raised),
+        stamp(visible)
     ])?;
     Ok(())
 }
 
 impl Store {
-    /// Alerts, newest first; `open_only` leaves out resolved ones.
+    /// Visible alerts, newest first; `open_only` leaves out resolved ones.
     pub fn alerts(&self, open_only: bool, limit: u32) -> anyhow::Result<Vec<Alert>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT id, kind, device_id, seq_from, seq_to, detail, raised_at, resolved_at FROM alerts
-             WHERE (?1 = 0 OR resolved_at IS NULL) ORDER BY id DESC LIMIT ?2",
+             WHERE visible_after <= ?3 AND (?1 = 0 OR resolved_at IS NULL) ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = stmt
-            .query_map(params![open_only, limit], |r| {
+            .query_map(params![open_only, limit, now()], |r| {
                 Ok(Alert {
                     id: r.get(0)?,
                     kind: r.get(1)?,
@@ -103,6 +115,6 @@ impl Store {
 
     /// Raises an alert in its own transaction.
     pub fn raise_alert(&mut self, kind: AlertKind, device_id: &str, detail: &str) -> anyhow::Result<()> {
-        self.in_transaction(|tx| raise(tx, kind, device_id, None, detail))
+        self.in_transaction(|tx| raise(tx, kind, device_id, None, detail, Duration::ZERO))
     }
 }

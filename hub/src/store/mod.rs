@@ -27,9 +27,14 @@ pub struct Store {
     conn: Connection,
 }
 
-/// Current time as stored: RFC 3339, milliseconds, UTC.
+/// Current time as stored: RFC 3339, milliseconds, UTC (so text order is time order).
 pub fn now() -> String {
-    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+    stamp(Utc::now())
+}
+
+/// A time as stored.
+pub fn stamp(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 impl Store {

@@ -9,6 +9,7 @@ use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use evsync_protocol::chain::{self, Hash, Link, GENESIS};
 use evsync_protocol::record::RecordBody;
 use rusqlite::{params, OptionalExtension, Transaction};
+use std::time::Duration;
 
 use super::alerts::{raise, AlertKind};
 use super::{now, Store};
@@ -51,8 +52,8 @@ fn hash_at(tx: &Transaction<'_>, device_id: &str, seq: u64) -> anyhow::Result<Op
 }
 
 /// Inserts a verified record inside the caller's transaction, raising alerts
-/// for gaps, breaks and conflicts.
-pub(crate) fn insert(tx: &Transaction<'_>, rec: &VerifiedRecord) -> anyhow::Result<Inserted> {
+/// for gaps (visible after `gap_grace`), breaks and conflicts.
+pub(crate) fn insert(tx: &Transaction<'_>, rec: &VerifiedRecord, gap_grace: Duration) -> anyhow::Result<Inserted> {
     let b = &rec.body;
     let device = b.device_id.as_str();
     if let Some(stored) = hash_at(tx, device, b.seq)? {
@@ -71,6 +72,7 @@ pub(crate) fn insert(tx: &Transaction<'_>, rec: &VerifiedRecord) -> anyhow::Resu
                 b.seq,
                 stored.to_hex()
             ),
+            Duration::ZERO,
         )?;
         return Ok(Inserted::Conflict { stored });
     }
@@ -92,6 +94,7 @@ pub(crate) fn insert(tx: &Transaction<'_>, rec: &VerifiedRecord) -> anyhow::Resu
             device,
             Some((max + 1, b.seq - 1)),
             &format!("records {}..={} of {device} have not arrived", max + 1, b.seq - 1),
+            gap_grace,
         )?,
         Link::Missing => {}
         Link::Broken { claimed, stored } => raise(
@@ -107,6 +110,7 @@ pub(crate) fn insert(tx: &Transaction<'_>, rec: &VerifiedRecord) -> anyhow::Resu
                 b.seq - 1,
                 stored.to_hex()
             ),
+            Duration::ZERO,
         )?,
     }
     if b.seq < max {
@@ -129,6 +133,7 @@ pub(crate) fn insert(tx: &Transaction<'_>, rec: &VerifiedRecord) -> anyhow::Resu
                         b.seq,
                         rec.hash.to_hex()
                     ),
+                    Duration::ZERO,
                 )?;
             }
         }
@@ -156,22 +161,30 @@ pub(crate) fn insert(tx: &Transaction<'_>, rec: &VerifiedRecord) -> anyhow::Resu
     Ok(Inserted::New)
 }
 
+/// Resolves gap alerts that `seq` completes; one filled within its grace
+/// period was only a reordering and is dropped unseen.
 fn resolve_filled_gaps(tx: &Transaction<'_>, device: &str, seq: u64) -> anyhow::Result<()> {
-    let open: Vec<(i64, i64, i64)> = tx
+    let open: Vec<(i64, i64, i64, String)> = tx
         .prepare_cached(
-            "SELECT id, seq_from, seq_to FROM alerts WHERE device_id = ?1 AND kind = 'sequence_gap'
+            "SELECT id, seq_from, seq_to, visible_after FROM alerts WHERE device_id = ?1 AND kind = 'sequence_gap'
              AND resolved_at IS NULL AND ?2 BETWEEN seq_from AND seq_to",
         )?
-        .query_map(params![device, seq as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .query_map(params![device, seq as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
         .collect::<Result<_, _>>()?;
-    for (id, from, to) in open {
+    for (id, from, to, visible_after) in open {
         let present: i64 = tx
             .prepare_cached("SELECT COUNT(*) FROM records WHERE device_id = ?1 AND seq BETWEEN ?2 AND ?3")?
             .query_row(params![device, from, to], |r| r.get(0))?;
         if present == to - from + 1 {
-            tx.prepare_cached("UPDATE alerts SET resolved_at = ?2 WHERE id = ?1")?
-                .execute(params![id, now()])?;
-            tracing::info!(device, from, to, "sequence gap filled");
+            let t = now();
+            if visible_after > t {
+                tx.prepare_cached("DELETE FROM alerts WHERE id = ?1")?.execute([id])?;
+                tracing::debug!(device, from, to, "records arrived out of order; gap filled within grace");
+            } else {
+                tx.prepare_cached("UPDATE alerts SET resolved_at = ?2 WHERE id = ?1")?
+                    .execute(params![id, t])?;
+                tracing::info!(device, from, to, "sequence gap filled");
+            }
         }
     }
     Ok(())

@@ -32,15 +32,19 @@ CREATE TABLE IF NOT EXISTS records (
 );
 
 -- Problems the supervision platform must see: gaps, breaks, conflicts.
+-- A sequence gap becomes visible only after a grace period (visible_after):
+-- records that merely arrive out of order (resends after a reconnect) fill
+-- it before then, and the alert is dropped unseen.
 CREATE TABLE IF NOT EXISTS alerts (
-    id          INTEGER PRIMARY KEY AUTOINCREMENT,
-    kind        TEXT NOT NULL,
-    device_id   TEXT,
-    seq_from    INTEGER,
-    seq_to      INTEGER,
-    detail      TEXT NOT NULL,
-    raised_at   TEXT NOT NULL,
-    resolved_at TEXT
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind          TEXT NOT NULL,
+    device_id     TEXT,
+    seq_from      INTEGER,
+    seq_to        INTEGER,
+    detail        TEXT NOT NULL,
+    raised_at     TEXT NOT NULL,
+    visible_after TEXT NOT NULL,
+    resolved_at   TEXT
 );
 CREATE INDEX IF NOT EXISTS alerts_open ON alerts (device_id, kind) WHERE resolved_at IS NULL;
 
