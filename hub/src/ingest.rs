@@ -132,7 +132,8 @@ impl Ingest {
                 .collect::<anyhow::Result<Vec<_>>>()
         })?;
         let mut out = Vec::with_capacity(answers.len());
-        for mut a in answers {
+        // A batch none of whose records could even be parsed has nobody to answer.
+        for mut a in answers.into_iter().filter(|a| !a.entries.is_empty()) {
             for &(entry_ix, rec_ix) in &a.pending {
                 let e = &mut a.entries[entry_ix];
                 match &outcomes[rec_ix] {

@@ -411,3 +411,126 @@ pub async fn clean_shared_broker(url: &str, client_ids: &[String], retained_topi
     }
     Ok(())
 }
+
+/// A device driven by hand: it announces itself, signs whatever record
+/// bodies a test builds, publishes raw payloads and reads its receipts.
+/// Tests use it to send what a well-behaved agent never would.
+pub struct RawDevice {
+    /// Device id.
+    pub id: String,
+    /// Its signing key.
+    pub key: evsync_protocol::signing::SigningKey,
+    client: rumqttc::AsyncClient,
+    receipts: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    poller: tokio::task::JoinHandle<()>,
+}
+
+impl RawDevice {
+    /// Connects to `url` as `id` with a fresh key and subscribes to its receipts.
+    pub async fn connect(url: &str, id: &str) -> anyhow::Result<Self> {
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+        use evsync_protocol::signing::SigningKey;
+        let key = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8()?)?;
+        let mut opts = MqttOptions::parse_url(format!("{url}?client_id={id}"))?;
+        opts.set_max_packet_size(4 << 20, 4 << 20);
+        let (client, mut eventloop) = AsyncClient::new(opts, 64);
+        let (tx, receipts) = tokio::sync::mpsc::channel(64);
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        let receipts_topic = format!("evsync/v1/{id}/receipts");
+        client.subscribe(receipts_topic.clone(), QoS::AtLeastOnce).await?;
+        let poller = tokio::spawn(async move {
+            let mut ready = Some(ready_tx);
+            loop {
+                match eventloop.poll().await {
+                    Ok(Event::Incoming(Packet::SubAck(_))) => {
+                        if let Some(r) = ready.take() {
+                            let _ = r.send(());
+                        }
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipts_topic => {
+                        let _ = tx.send(p.payload.to_vec()).await;
+                    }
+                    Ok(_) => {}
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                }
+            }
+        });
+        tokio::time::timeout(Duration::from_secs(10), ready_rx).await??;
+        Ok(Self {
+            id: id.to_owned(),
+            key,
+            client,
+            receipts,
+            poller,
+        })
+    }
+
+    /// Publishes a signed announcement of this device's key.
+    pub async fn announce(&self) -> anyhow::Result<()> {
+        let body = evsync_protocol::announce::AnnounceBody {
+            v: 1,
+            device_id: self.id.clone(),
+            public_key: self.key.public().to_base64(),
+            role: "field".into(),
+            officer_id: Some("100002".into()),
+            unit_code: Some("500103060001".into()),
+            software: "raw-test-device".into(),
+            sent_at: chrono::Utc::now(),
+        };
+        self.publish("announce", body.seal(&self.key)).await
+    }
+
+    /// An event record body of this device at `seq` after `prev`.
+    pub fn body(&self, seq: u64, prev: Hash, note: &str) -> evsync_protocol::record::RecordBody {
+        use evsync_protocol::record::{Event, Kind, RecordBody, VERSION};
+        RecordBody {
+            v: VERSION,
+            id: uuid::Uuid::now_v7(),
+            kind: Kind::Event,
+            device_id: self.id.clone(),
+            agent_id: self.id.clone(),
+            seq,
+            prev_hash: prev.to_hex(),
+            officer_id: Some("100002".into()),
+            unit_code: Some("500103060001".into()),
+            device_time: chrono::Utc::now(),
+            ingest_time: chrono::Utc::now(),
+            clock_offset_ms: 0,
+            media: None,
+            event: Some(Event::MarkedImportant { note: Some(note.into()) }),
+        }
+    }
+
+    /// Signs `body` with this device's key.
+    pub fn seal(&self, body: &evsync_protocol::record::RecordBody) -> evsync_protocol::envelope::Envelope {
+        evsync_protocol::envelope::Envelope::seal(&self.key, Context::Record, body.to_bytes())
+    }
+
+    /// Publishes `payload` on this device's `channel` topic (QoS 1).
+    pub async fn publish(&self, channel: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+        self.client
+            .publish(format!("evsync/v1/{}/{channel}", self.id), rumqttc::QoS::AtLeastOnce, false, payload)
+            .await?;
+        Ok(())
+    }
+
+    /// Publishes envelopes as one record batch.
+    pub async fn send(&self, records: &[evsync_protocol::envelope::Envelope]) -> anyhow::Result<()> {
+        self.publish("records", evsync_protocol::batch::encode(records)).await
+    }
+
+    /// The next receipt, verified against `hub_key`.
+    pub async fn receipt(&mut self, hub_key: &PublicKey) -> anyhow::Result<evsync_protocol::receipt::ReceiptBody> {
+        let payload = tokio::time::timeout(Duration::from_secs(10), self.receipts.recv())
+            .await
+            .context("no receipt within 10 s")?
+            .context("receipt channel closed")?;
+        Ok(evsync_protocol::receipt::ReceiptBody::open(&payload, hub_key)?)
+    }
+}
+
+impl Drop for RawDevice {
+    fn drop(&mut self) {
+        self.poller.abort();
+    }
+}
