@@ -42,7 +42,9 @@ impl Agent {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("data_dir = {}: cannot create it", cfg.data_dir.display()))?;
         let key = Arc::new(device_key(&cfg)?);
-        let buffer = Arc::new(Mutex::new(Buffer::open(&cfg.data_dir.join("buffer.sqlite"))?));
+        let buffer = Arc::new(Mutex::new(Buffer::open(
+            &cfg.data_dir.join("buffer.sqlite"),
+        )?));
         let stats = Arc::new(Stats::default());
         let (shutdown, shutdown_rx) = watch::channel(false);
         let new_records = Arc::new(Notify::new());

@@ -119,7 +119,8 @@ pub struct Buffer {
 impl Buffer {
     /// Opens (creating if needed) the buffer at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open(path).with_context(|| format!("opening the buffer {}", path.display()))?;
+        let conn = Connection::open(path)
+            .with_context(|| format!("opening the buffer {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
@@ -158,11 +159,13 @@ impl Buffer {
             None => Head::default(),
             Some((seq, hash)) => Head {
                 seq: seq as u64,
-                hash: Hash::from_hex(&hash).context("the buffer's chain table holds a malformed hash")?,
+                hash: Hash::from_hex(&hash)
+                    .context("the buffer's chain table holds a malformed hash")?,
             },
         };
         let body = make(head.seq + 1, head.hash);
-        body.validate().context("the agent built an invalid record")?;
+        body.validate()
+            .context("the agent built an invalid record")?;
         let bytes = body.to_bytes();
         let env = Envelope::seal(key, Context::Record, bytes);
         let hash = Hash::of(&env.body);
@@ -192,7 +195,12 @@ impl Buffer {
                 "INSERT INTO media (sha256, path, size, record_id) VALUES (?1, ?2, ?3, ?4)
                  ON CONFLICT (sha256) DO NOTHING",
             )?
-            .execute(params![m.sha256, m.path.to_string_lossy(), m.size as i64, body.id.to_string()])?;
+            .execute(params![
+                m.sha256,
+                m.path.to_string_lossy(),
+                m.size as i64,
+                body.id.to_string()
+            ])?;
         }
         tx.commit().context("committing a record to the buffer")?;
         Ok(body)
@@ -200,22 +208,29 @@ impl Buffer {
 
     /// Up to `limit` unreceipted records after outbox position `after`, in order.
     pub fn pending_after(&self, after: i64, limit: usize) -> anyhow::Result<Vec<Pending>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached("SELECT pos, id, body, signature FROM outbox WHERE pos > ?1 ORDER BY pos LIMIT ?2")?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT pos, id, body, signature FROM outbox WHERE pos > ?1 ORDER BY pos LIMIT ?2",
+        )?;
         let rows = stmt
             .query_map(params![after, limit as i64], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, Vec<u8>>(2)?, r.get::<_, Vec<u8>>(3)?))
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Vec<u8>>(2)?,
+                    r.get::<_, Vec<u8>>(3)?,
+                ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         rows.into_iter()
             .map(|(pos, id, body, sig)| {
-                let signature: [u8; 64] = sig
-                    .try_into()
-                    .map_err(|_| anyhow::anyhow!("outbox position {pos}: stored signature is not 64 bytes"))?;
+                let signature: [u8; 64] = sig.try_into().map_err(|_| {
+                    anyhow::anyhow!("outbox position {pos}: stored signature is not 64 bytes")
+                })?;
                 Ok(Pending {
                     pos,
-                    id: id.parse().with_context(|| format!("outbox position {pos}: bad id"))?,
+                    id: id
+                        .parse()
+                        .with_context(|| format!("outbox position {pos}: bad id"))?,
                     envelope: Envelope { body, signature },
                 })
             })
@@ -224,7 +239,9 @@ impl Buffer {
 
     /// Outbox position of the oldest unreceipted record.
     pub fn oldest_pending(&self) -> anyhow::Result<Option<i64>> {
-        Ok(self.conn.query_row("SELECT MIN(pos) FROM outbox", [], |r| r.get(0))?)
+        Ok(self
+            .conn
+            .query_row("SELECT MIN(pos) FROM outbox", [], |r| r.get(0))?)
     }
 
     /// Applies a verified receipt: removes records the hub holds (matching id
@@ -241,9 +258,14 @@ impl Buffer {
                 applied.removed += n;
                 n
             } else {
-                let reason = e.reason.clone().unwrap_or_else(|| "refused without a reason".into());
+                let reason = e
+                    .reason
+                    .clone()
+                    .unwrap_or_else(|| "refused without a reason".into());
                 let n = tx
-                    .prepare_cached("UPDATE outbox SET last_error = ?3 WHERE id = ?1 AND hash = ?2")?
+                    .prepare_cached(
+                        "UPDATE outbox SET last_error = ?3 WHERE id = ?1 AND hash = ?2",
+                    )?
                     .execute(params![id, e.hash, reason])?;
                 applied.rejected += n;
                 n
@@ -252,17 +274,26 @@ impl Buffer {
                 applied.unmatched += 1;
             }
         }
-        tx.prepare_cached("INSERT INTO receipts (received_at, hub_id, entries, payload) VALUES (?1, ?2, ?3, ?4)")?
-            .execute(params![now(), receipt.hub_id, receipt.entries.len() as i64, raw])?;
+        tx.prepare_cached(
+            "INSERT INTO receipts (received_at, hub_id, entries, payload) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            now(),
+            receipt.hub_id,
+            receipt.entries.len() as i64,
+            raw
+        ])?;
         tx.commit().context("committing a receipt to the buffer")?;
         Ok(applied)
     }
 
     /// Records and bytes waiting for receipts.
     pub fn backlog(&self) -> anyhow::Result<Backlog> {
-        let (records, bytes): (i64, Option<i64>) = self
-            .conn
-            .query_row("SELECT COUNT(*), SUM(LENGTH(body)) FROM outbox", [], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let (records, bytes): (i64, Option<i64>) =
+            self.conn
+                .query_row("SELECT COUNT(*), SUM(LENGTH(body)) FROM outbox", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?;
         Ok(Backlog {
             records: records as u64,
             bytes: bytes.unwrap_or(0) as u64,
@@ -273,7 +304,11 @@ impl Buffer {
     pub fn head(&self, device_id: &str) -> anyhow::Result<u64> {
         let seq: Option<i64> = self
             .conn
-            .query_row("SELECT seq FROM chain WHERE device_id = ?1", [device_id], |r| r.get(0))
+            .query_row(
+                "SELECT seq FROM chain WHERE device_id = ?1",
+                [device_id],
+                |r| r.get(0),
+            )
             .optional()?;
         Ok(seq.unwrap_or(0) as u64)
     }
@@ -335,7 +370,10 @@ mod tests {
         let second = b.append(&key, "field-1", None, None, event_body).unwrap();
         assert_eq!((first.seq, second.seq), (1, 2));
         let pending = b.pending_after(0, 10).unwrap();
-        assert_eq!(second.prev_hash, Hash::of(&pending[0].envelope.body).to_hex());
+        assert_eq!(
+            second.prev_hash,
+            Hash::of(&pending[0].envelope.body).to_hex()
+        );
         assert_eq!(b.head("field-1").unwrap(), 2);
     }
 
@@ -354,7 +392,12 @@ mod tests {
         assert_eq!(b.apply_receipt(&wrong_hash, b"r").unwrap().unmatched, 1);
         assert_eq!(b.backlog().unwrap().records, 1);
 
-        assert_eq!(b.apply_receipt(&receipt_for(&p, Status::Duplicate), b"r").unwrap().removed, 1);
+        assert_eq!(
+            b.apply_receipt(&receipt_for(&p, Status::Duplicate), b"r")
+                .unwrap()
+                .removed,
+            1
+        );
         assert_eq!(b.backlog().unwrap().records, 0);
     }
 }

@@ -118,10 +118,13 @@ fn env(name: &str) -> Option<String> {
 impl AgentConfig {
     /// Reads `path`, applies `EVSYNC_AGENT_*` overrides and validates.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let mut cfg: AgentConfig = toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let mut cfg: AgentConfig =
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         cfg.apply_env();
-        cfg.validate().map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        cfg.validate()
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(cfg)
     }
 
@@ -142,8 +145,9 @@ impl AgentConfig {
 
     /// The pinned hub key.
     pub fn hub_key(&self) -> anyhow::Result<PublicKey> {
-        PublicKey::from_base64(&self.hub_public_key)
-            .map_err(|e| anyhow::anyhow!("hub_public_key: {e}: expected the base64 key in the hub's hub.pub"))
+        PublicKey::from_base64(&self.hub_public_key).map_err(|e| {
+            anyhow::anyhow!("hub_public_key: {e}: expected the base64 key in the hub's hub.pub")
+        })
     }
 
     /// Checks every field; the error lists every problem, each naming its field.
@@ -153,25 +157,39 @@ impl AgentConfig {
             p.push(format!("device_id: {e}"));
         }
         if !matches!(self.role.as_str(), "field" | "dock") {
-            p.push(format!("role = {:?}: expected \"field\" or \"dock\"", self.role));
+            p.push(format!(
+                "role = {:?}: expected \"field\" or \"dock\"",
+                self.role
+            ));
         }
         if let Some(u) = &self.unit_code {
             if u.chars().count() != 12 {
-                p.push(format!("unit_code = {u:?}: expected 12 characters (GA/T 947 unit number)"));
+                p.push(format!(
+                    "unit_code = {u:?}: expected 12 characters (GA/T 947 unit number)"
+                ));
             }
         }
         if let Err(e) = self.hub_key() {
             p.push(e.to_string());
         }
         if !self.mqtt.url.starts_with("mqtt://") {
-            p.push(format!("mqtt.url = {:?}: expected mqtt://host:port", self.mqtt.url));
+            p.push(format!(
+                "mqtt.url = {:?}: expected mqtt://host:port",
+                self.mqtt.url
+            ));
         }
         let u = &self.uplink;
         if !(1..=evsync_protocol::batch::MAX_RECORDS).contains(&u.batch_records) {
-            p.push(format!("uplink.batch_records = {}: expected 1 to 1000", u.batch_records));
+            p.push(format!(
+                "uplink.batch_records = {}: expected 1 to 1000",
+                u.batch_records
+            ));
         }
         if !(1..=64).contains(&u.max_inflight_batches) {
-            p.push(format!("uplink.max_inflight_batches = {}: expected 1 to 64", u.max_inflight_batches));
+            p.push(format!(
+                "uplink.max_inflight_batches = {}: expected 1 to 64",
+                u.max_inflight_batches
+            ));
         }
         for (name, v) in [
             ("uplink.receipt_timeout_secs", u.receipt_timeout_secs),

@@ -68,11 +68,17 @@ pub struct Spool {
 }
 
 fn ignored(name: &str) -> bool {
-    name.starts_with('.') || [".part", ".tmp", ".crdownload"].iter().any(|s| name.ends_with(s))
+    name.starts_with('.')
+        || [".part", ".tmp", ".crdownload"]
+            .iter()
+            .any(|s| name.ends_with(s))
 }
 
 fn stamp(meta: &fs::Metadata) -> (u64, SystemTime) {
-    (meta.len(), meta.modified().unwrap_or(SystemTime::UNIX_EPOCH))
+    (
+        meta.len(),
+        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+    )
 }
 
 /// Copies `src` into `dst` while hashing it, in one streaming pass, and fsyncs `dst`.
@@ -83,7 +89,9 @@ fn copy_hashing(src: &Path, dst: &Path) -> anyhow::Result<(Hash, u64)> {
     let mut buf = vec![0u8; COPY_CHUNK];
     let mut size = 0u64;
     loop {
-        let n = input.read(&mut buf).with_context(|| format!("reading {}", src.display()))?;
+        let n = input
+            .read(&mut buf)
+            .with_context(|| format!("reading {}", src.display()))?;
         if n == 0 {
             break;
         }
@@ -93,7 +101,9 @@ fn copy_hashing(src: &Path, dst: &Path) -> anyhow::Result<(Hash, u64)> {
             .with_context(|| format!("writing {}", dst.display()))?;
         size += n as u64;
     }
-    output.sync_all().with_context(|| format!("syncing {}", dst.display()))?;
+    output
+        .sync_all()
+        .with_context(|| format!("syncing {}", dst.display()))?;
     let mut h = [0u8; 32];
     h.copy_from_slice(ctx.finish().as_ref());
     Ok((Hash(h), size))
@@ -107,7 +117,11 @@ fn sync_dir(dir: &Path) -> anyhow::Result<()> {
 
 impl Spool {
     /// Prepares the spool and media folders.
-    pub fn new(cfg: AgentConfig, key: Arc<SigningKey>, buffer: Arc<Mutex<Buffer>>) -> anyhow::Result<Self> {
+    pub fn new(
+        cfg: AgentConfig,
+        key: Arc<SigningKey>,
+        buffer: Arc<Mutex<Buffer>>,
+    ) -> anyhow::Result<Self> {
         let media_dir = cfg.data_dir.join("media");
         for dir in [&cfg.spool_dir, &media_dir] {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -126,8 +140,9 @@ impl Spool {
         let settle = self.cfg.spool.settle();
         let mut ready = Vec::new();
         let mut present = Vec::new();
-        let dir = fs::read_dir(&self.cfg.spool_dir)
-            .with_context(|| format!("reading the spool folder {}", self.cfg.spool_dir.display()))?;
+        let dir = fs::read_dir(&self.cfg.spool_dir).with_context(|| {
+            format!("reading the spool folder {}", self.cfg.spool_dir.display())
+        })?;
         for entry in dir {
             let entry = entry?;
             let Ok(name) = entry.file_name().into_string() else {
@@ -192,14 +207,25 @@ impl Spool {
     fn quarantine(&mut self, name: &str, path: &Path, reason: &str) -> anyhow::Result<()> {
         let dir = self.cfg.spool_dir.join(".rejected");
         fs::create_dir_all(&dir)?;
-        fs::rename(path, dir.join(name)).with_context(|| format!("moving {} to {}", path.display(), dir.display()))?;
+        fs::rename(path, dir.join(name))
+            .with_context(|| format!("moving {} to {}", path.display(), dir.display()))?;
         fs::write(dir.join(format!("{name}.error.txt")), format!("{reason}\n"))?;
-        tracing::error!(file = name, reason, "spool file rejected; moved to .rejected/");
+        tracing::error!(
+            file = name,
+            reason,
+            "spool file rejected; moved to .rejected/"
+        );
         self.seen.remove(name);
         Ok(())
     }
 
-    fn base_body(&self, kind: Kind, seq: u64, prev: Hash, device_time: DateTime<Utc>) -> RecordBody {
+    fn base_body(
+        &self,
+        kind: Kind,
+        seq: u64,
+        prev: Hash,
+        device_time: DateTime<Utc>,
+    ) -> RecordBody {
         RecordBody {
             v: VERSION,
             id: uuid::Uuid::now_v7(),
@@ -249,23 +275,34 @@ impl Spool {
             sha256: sha,
         };
         let key = self.key.clone();
-        let body = self.lock()?.append(&key, &self.cfg.device_id.clone(), Some(&origin), None, |seq, prev| {
-            let mut b = self.base_body(Kind::Event, seq, prev, time);
-            b.event = Some(parsed.event);
-            b
-        })?;
+        let body = self.lock()?.append(
+            &key,
+            &self.cfg.device_id.clone(),
+            Some(&origin),
+            None,
+            |seq, prev| {
+                let mut b = self.base_body(Kind::Event, seq, prev, time);
+                b.event = Some(parsed.event);
+                b
+            },
+        )?;
         tracing::debug!(file = name, seq = body.seq, "event recorded");
         Ok(Taken::Recorded { seq: body.seq })
     }
 
     fn take_media(&mut self, name: &str, path: &Path) -> anyhow::Result<Taken> {
         let before = stamp(&fs::metadata(path)?);
-        let incoming = self.media_dir.join(format!(".incoming-{}", uuid::Uuid::now_v7()));
+        let incoming = self
+            .media_dir
+            .join(format!(".incoming-{}", uuid::Uuid::now_v7()));
         let (hash, size) = copy_hashing(path, &incoming)?;
         let after = stamp(&fs::metadata(path)?);
         if before != after || size != before.0 {
             fs::remove_file(&incoming)?;
-            tracing::info!(file = name, "spool file changed while being copied; will retry once it settles");
+            tracing::info!(
+                file = name,
+                "spool file changed while being copied; will retry once it settles"
+            );
             return Ok(Taken::Changed);
         }
         let sha = hash.to_hex();
@@ -274,13 +311,20 @@ impl Spool {
             return Ok(Taken::AlreadyRecorded);
         }
         let held = self.media_dir.join(&sha);
-        fs::rename(&incoming, &held).with_context(|| format!("moving the copy into {}", held.display()))?;
+        fs::rename(&incoming, &held)
+            .with_context(|| format!("moving the copy into {}", held.display()))?;
         sync_dir(&self.media_dir)?;
         let info = probe::probe(&held, name);
         if let Some(problem) = &info.problem {
-            tracing::warn!(file = name, problem, "recording kept as evidence without container metadata");
+            tracing::warn!(
+                file = name,
+                problem,
+                "recording kept as evidence without container metadata"
+            );
         }
-        let device_time = info.started_at.unwrap_or_else(|| DateTime::<Utc>::from(before.1));
+        let device_time = info
+            .started_at
+            .unwrap_or_else(|| DateTime::<Utc>::from(before.1));
         let media = Media {
             sha256: sha.clone(),
             size,
@@ -301,19 +345,25 @@ impl Spool {
         };
         let key = self.key.clone();
         let device_id = self.cfg.device_id.clone();
-        let body = self
-            .lock()?
-            .append(&key, &device_id, Some(&origin), Some(&held_media), |seq, prev| {
+        let body = self.lock()?.append(
+            &key,
+            &device_id,
+            Some(&origin),
+            Some(&held_media),
+            |seq, prev| {
                 let mut b = self.base_body(Kind::Media, seq, prev, device_time);
                 b.media = Some(media);
                 b
-            })?;
+            },
+        )?;
         tracing::info!(file = name, seq = body.seq, size, "recording recorded");
         Ok(Taken::Recorded { seq: body.seq })
     }
 
     fn lock(&self) -> anyhow::Result<std::sync::MutexGuard<'_, Buffer>> {
-        self.buffer.lock().map_err(|_| anyhow::anyhow!("buffer lock poisoned"))
+        self.buffer
+            .lock()
+            .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))
     }
 }
 

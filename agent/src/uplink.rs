@@ -167,7 +167,9 @@ impl Sender {
     ) -> anyhow::Result<T> {
         let buffer = self.buffer.clone();
         tokio::task::spawn_blocking(move || {
-            let mut b = buffer.lock().map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?;
+            let mut b = buffer
+                .lock()
+                .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?;
             f(&mut b)
         })
         .await
@@ -202,7 +204,12 @@ impl Sender {
             sent_at: chrono::Utc::now(),
         };
         self.client
-            .publish(topic(&id, Channel::Announce), QoS::AtLeastOnce, true, announce.seal(&self.key))
+            .publish(
+                topic(&id, Channel::Announce),
+                QoS::AtLeastOnce,
+                true,
+                announce.seal(&self.key),
+            )
             .await
             .context("publishing the announcement")?;
         self.rewind("reconnected");
@@ -224,7 +231,12 @@ impl Sender {
             "refused_records": s.refused_records.load(Ordering::Relaxed),
         });
         self.client
-            .publish(topic(&self.cfg.device_id, Channel::Status), QoS::AtLeastOnce, true, status.to_string())
+            .publish(
+                topic(&self.cfg.device_id, Channel::Status),
+                QoS::AtLeastOnce,
+                true,
+                status.to_string(),
+            )
             .await
             .context("publishing status")
     }
@@ -234,7 +246,10 @@ impl Sender {
             Ok(r) if r.agent_id == self.cfg.device_id => r,
             Ok(r) => {
                 self.stats.bad_receipts.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(addressee = r.agent_id, "receipt addressed to another device ignored");
+                tracing::warn!(
+                    addressee = r.agent_id,
+                    "receipt addressed to another device ignored"
+                );
                 return Ok(());
             }
             Err(e) => {
@@ -246,7 +261,8 @@ impl Sender {
         let answered: Vec<uuid::Uuid> = receipt.entries.iter().map(|e| e.id).collect();
         let applied = {
             let r = receipt.clone();
-            self.with_buffer(move |b| b.apply_receipt(&r, &payload)).await?
+            self.with_buffer(move |b| b.apply_receipt(&r, &payload))
+                .await?
         };
         self.stats
             .receipted_records
@@ -276,7 +292,9 @@ impl Sender {
     async fn fill(&mut self) -> anyhow::Result<()> {
         while self.inflight.len() < self.cfg.uplink.max_inflight_batches {
             let (after, limit) = (self.cursor, self.cfg.uplink.batch_records);
-            let rows = self.with_buffer(move |b| b.pending_after(after, limit)).await?;
+            let rows = self
+                .with_buffer(move |b| b.pending_after(after, limit))
+                .await?;
             if rows.is_empty() {
                 return Ok(());
             }
@@ -300,7 +318,11 @@ impl Sender {
     /// Rewinds when a receipt is overdue, or when refused records wait and the retry interval passed.
     async fn check_timers(&mut self) -> anyhow::Result<()> {
         let timeout = Duration::from_secs(self.cfg.uplink.receipt_timeout_secs);
-        if self.inflight.front().is_some_and(|f| f.sent_at.elapsed() > timeout) {
+        if self
+            .inflight
+            .front()
+            .is_some_and(|f| f.sent_at.elapsed() > timeout)
+        {
             self.rewind("receipt overdue");
             return Ok(());
         }

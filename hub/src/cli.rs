@@ -126,15 +126,18 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             recordings,
         } => {
             let stop = StopSignals::install()?;
-            demo::run(stop, DemoOptions {
-                data,
-                serve,
-                http,
-                mqtt,
-                agents,
-                events,
-                recordings,
-            })
+            demo::run(
+                stop,
+                DemoOptions {
+                    data,
+                    serve,
+                    http,
+                    mqtt,
+                    agents,
+                    events,
+                    recordings,
+                },
+            )
             .await
         }
         Command::Devices { config, action } => {
@@ -146,7 +149,10 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&devices)?);
                     } else {
-                        println!("{:<28} {:<9} {:<7} {:<8} {:<13} last seen", "device", "state", "role", "officer", "unit");
+                        println!(
+                            "{:<28} {:<9} {:<7} {:<8} {:<13} last seen",
+                            "device", "state", "role", "officer", "unit"
+                        );
                         for d in devices {
                             println!(
                                 "{:<28} {:<9} {:<7} {:<8} {:<13} {}",

@@ -90,7 +90,8 @@ impl HubConfig {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let mut cfg: HubConfig = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading {}", p.display()))?;
                 toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
             }
             None => HubConfig::default(),
@@ -100,8 +101,14 @@ impl HubConfig {
         if problems.is_empty() {
             Ok(cfg)
         } else {
-            let origin = path.map(|p| p.display().to_string()).unwrap_or_else(|| "hub config".into());
-            anyhow::bail!("{origin}: {} problem(s):\n  {}", problems.len(), problems.join("\n  "))
+            let origin = path
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "hub config".into());
+            anyhow::bail!(
+                "{origin}: {} problem(s):\n  {}",
+                problems.len(),
+                problems.join("\n  ")
+            )
         }
     }
 
@@ -111,7 +118,9 @@ impl HubConfig {
             if let Some(v) = env(name) {
                 match v.parse() {
                     Ok(a) => *slot = a,
-                    Err(_) => problems.push(format!("{name} = {v:?}: expected host:port, e.g. 127.0.0.1:8480")),
+                    Err(_) => problems.push(format!(
+                        "{name} = {v:?}: expected host:port, e.g. 127.0.0.1:8480"
+                    )),
                 }
             }
         };
@@ -134,7 +143,9 @@ impl HubConfig {
             match v.as_str() {
                 "1" | "true" => self.auto_approve = true,
                 "0" | "false" => self.auto_approve = false,
-                _ => problems.push(format!("EVSYNC_HUB_AUTO_APPROVE = {v:?}: expected true or false")),
+                _ => problems.push(format!(
+                    "EVSYNC_HUB_AUTO_APPROVE = {v:?}: expected true or false"
+                )),
             }
         }
         problems
@@ -150,7 +161,9 @@ impl HubConfig {
             p.push("data_dir is empty: expected a folder path".into());
         }
         match (&self.mqtt.url, self.mqtt.embedded) {
-            (None, false) => p.push("mqtt.url is missing: expected mqtt://host:port when mqtt.embedded = false".into()),
+            (None, false) => p.push(
+                "mqtt.url is missing: expected mqtt://host:port when mqtt.embedded = false".into(),
+            ),
             (Some(u), false) if !u.starts_with("mqtt://") => {
                 p.push(format!("mqtt.url = {u:?}: expected mqtt://host:port"))
             }
@@ -158,7 +171,10 @@ impl HubConfig {
         }
         if let Some(t) = &self.http.token {
             if t.len() < 16 {
-                p.push(format!("http.token is {} characters: expected at least 16", t.len()));
+                p.push(format!(
+                    "http.token is {} characters: expected at least 16",
+                    t.len()
+                ));
             }
         }
         p
@@ -195,7 +211,11 @@ mod tests {
     fn unknown_fields_in_the_file_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.toml");
-        std::fs::write(&path, "hub_id = \"h\"\n[http]\nlisten = \"127.0.0.1:1\"\nport = 3\n").unwrap();
+        std::fs::write(
+            &path,
+            "hub_id = \"h\"\n[http]\nlisten = \"127.0.0.1:1\"\nport = 3\n",
+        )
+        .unwrap();
         let err = HubConfig::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("port"), "{err}");
     }

@@ -18,7 +18,7 @@ use evsync_protocol::signing::{Context, PublicKey, SigningKey};
 use evsync_protocol::topic::{self, Channel};
 
 use crate::metrics::Metrics;
-use crate::store::{self, Announced, AlertKind, DeviceState, Inserted, Store, VerifiedRecord};
+use crate::store::{self, AlertKind, Announced, DeviceState, Inserted, Store, VerifiedRecord};
 
 /// Largest status message accepted.
 pub const MAX_STATUS_LEN: usize = 16 * 1024;
@@ -118,7 +118,11 @@ impl Ingest {
                 }
                 Channel::Announce => self.announce(topic_name, device, payload)?,
                 Channel::Status => self.status(topic_name, device, payload)?,
-                _ => self.reject(topic_name, "unexpected_topic", "the hub does not consume this channel"),
+                _ => self.reject(
+                    topic_name,
+                    "unexpected_topic",
+                    "the hub does not consume this channel",
+                ),
             }
         }
         if verified.is_empty() && answers.is_empty() {
@@ -190,12 +194,17 @@ impl Ingest {
         };
         let device = self.store.device(agent_id)?;
         let refusal = match &device {
-            None => Some(("unknown_device", format!("{agent_id} has not announced itself"))),
+            None => Some((
+                "unknown_device",
+                format!("{agent_id} has not announced itself"),
+            )),
             Some(d) if d.state == DeviceState::Pending => Some((
                 "pending_enrollment",
                 format!("{agent_id} awaits approval (evsync-hub devices approve {agent_id})"),
             )),
-            Some(d) if d.state == DeviceState::Revoked => Some(("revoked", format!("{agent_id} is revoked"))),
+            Some(d) if d.state == DeviceState::Revoked => {
+                Some(("revoked", format!("{agent_id} is revoked")))
+            }
             Some(_) => None,
         };
         let mut answer = Answer {
@@ -207,15 +216,25 @@ impl Ingest {
             for _ in &envelopes {
                 self.metrics.reject(reason);
             }
-            tracing::warn!(topic = topic_name, reason, detail, records = envelopes.len(), "refused");
+            tracing::warn!(
+                topic = topic_name,
+                reason,
+                detail,
+                records = envelopes.len(),
+                "refused"
+            );
             self.store.log_reject(topic_name, reason, &detail)?;
             answer.entries = envelopes
                 .iter()
-                .filter_map(|env| entry_for(env, Status::Rejected, Some(format!("{reason}: {detail}"))))
+                .filter_map(|env| {
+                    entry_for(env, Status::Rejected, Some(format!("{reason}: {detail}")))
+                })
                 .collect();
             return Ok(Some(answer));
         }
-        let Some(device) = device else { return Ok(None) };
+        let Some(device) = device else {
+            return Ok(None);
+        };
         let key = match PublicKey::from_base64(&device.public_key) {
             Ok(k) => k,
             Err(e) => anyhow::bail!("enrolled key of {agent_id} is unusable: {e}"),
@@ -241,7 +260,9 @@ impl Ingest {
                     body.id, body.agent_id
                 );
                 self.reject(topic_name, "signer_mismatch", &detail);
-                answer.entries.extend(entry_for(&env, Status::Rejected, Some(detail)));
+                answer
+                    .entries
+                    .extend(entry_for(&env, Status::Rejected, Some(detail)));
                 continue;
             }
             let hash = Hash::of(&env.body);
@@ -277,7 +298,10 @@ impl Ingest {
             self.reject(
                 topic_name,
                 "signer_mismatch",
-                &format!("announcement for {} on the topic of {device}", body.device_id),
+                &format!(
+                    "announcement for {} on the topic of {device}",
+                    body.device_id
+                ),
             );
             return Ok(());
         }
@@ -292,13 +316,19 @@ impl Ingest {
         )?;
         match outcome {
             Announced::Enrolled(state) => {
-                tracing::info!(device, state = state.as_str(), "device enrolled from its announcement")
+                tracing::info!(
+                    device,
+                    state = state.as_str(),
+                    "device enrolled from its announcement"
+                )
             }
             Announced::Refreshed => {}
             Announced::KeyMismatch => {
-                let detail = format!("{device} announced a key other than the one enrolled: refused");
+                let detail =
+                    format!("{device} announced a key other than the one enrolled: refused");
                 self.reject(topic_name, "key_mismatch", &detail);
-                self.store.raise_alert(AlertKind::KeyMismatch, device, &detail)?;
+                self.store
+                    .raise_alert(AlertKind::KeyMismatch, device, &detail)?;
             }
         }
         Ok(())

@@ -41,14 +41,26 @@ impl Metrics {
     /// Renders all counters in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut registry = Registry::with_prefix("evsync_hub");
-        registry.register("records_stored", "Records verified and durably stored", self.records_stored.clone());
+        registry.register(
+            "records_stored",
+            "Records verified and durably stored",
+            self.records_stored.clone(),
+        );
         registry.register(
             "records_duplicate",
             "Records received again after being stored (resends and replays); stored once",
             self.records_duplicate.clone(),
         );
-        registry.register("rejected", "Records and messages refused, by reason", self.rejected.clone());
-        registry.register("receipts", "Signed receipts published", self.receipts.clone());
+        registry.register(
+            "rejected",
+            "Records and messages refused, by reason",
+            self.rejected.clone(),
+        );
+        registry.register(
+            "receipts",
+            "Signed receipts published",
+            self.receipts.clone(),
+        );
         registry.register("batches", "Record batches processed", self.batches.clone());
         let mut out = String::new();
         // Writing into a String cannot fail.

@@ -77,8 +77,11 @@ pub fn hub_key(data_dir: &Path) -> anyhow::Result<SigningKey> {
     if created {
         tracing::info!(public_key = %key.public().to_base64(), "generated the hub key");
     }
-    std::fs::write(data_dir.join("hub.pub"), format!("{}\n", key.public().to_base64()))
-        .context("writing hub.pub")?;
+    std::fs::write(
+        data_dir.join("hub.pub"),
+        format!("{}\n", key.public().to_base64()),
+    )
+    .context("writing hub.pub")?;
     Ok(key)
 }
 
@@ -98,20 +101,36 @@ impl Hub {
             tokio::task::spawn_blocking(move || broker::start(listen)).await??;
             format!("mqtt://{listen}")
         } else {
-            cfg.mqtt.url.clone().context("mqtt.url is required when mqtt.embedded = false")?
+            cfg.mqtt
+                .url
+                .clone()
+                .context("mqtt.url is required when mqtt.embedded = false")?
         };
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
 
-        let opts = link::options(&mqtt_url, &format!("evsync-hub-{}", cfg.hub_id), broker::MAX_PAYLOAD)?;
+        let opts = link::options(
+            &mqtt_url,
+            &format!("evsync-hub-{}", cfg.hub_id),
+            broker::MAX_PAYLOAD,
+        )?;
         let mut opts = opts;
         opts.set_manual_acks(true);
         let (client, eventloop) = AsyncClient::new(opts, 1024);
         let (to_ingest, from_link) = mpsc::channel::<Publish>(1024);
         let (connected_tx, connected_rx) = watch::channel(0u64);
-        tasks.spawn(link::poll(eventloop, to_ingest, connected_tx, shutdown_rx.clone()));
-        tasks.spawn(link::subscribe_on_connect(client.clone(), connected_rx, shutdown_rx.clone()));
+        tasks.spawn(link::poll(
+            eventloop,
+            to_ingest,
+            connected_tx,
+            shutdown_rx.clone(),
+        ));
+        tasks.spawn(link::subscribe_on_connect(
+            client.clone(),
+            connected_rx,
+            shutdown_rx.clone(),
+        ));
 
         let (to_publisher, from_ingest) = mpsc::unbounded_channel();
         let ingest = Ingest::new(
@@ -126,12 +145,22 @@ impl Hub {
             .name("ingest".into())
             .spawn(move || ingest_worker(ingest, from_link, to_publisher))
             .context("starting the ingest thread")?;
-        tasks.spawn(publish_receipts(client, from_ingest, metrics.clone(), shutdown_rx.clone()));
+        tasks.spawn(publish_receipts(
+            client,
+            from_ingest,
+            metrics.clone(),
+            shutdown_rx.clone(),
+        ));
 
         let state = api::AppState::new(&db, &token, metrics)?;
         let listener = tokio::net::TcpListener::bind(cfg.http.listen)
             .await
-            .with_context(|| format!("http.listen = {}: cannot bind (port in use?)", cfg.http.listen))?;
+            .with_context(|| {
+                format!(
+                    "http.listen = {}: cannot bind (port in use?)",
+                    cfg.http.listen
+                )
+            })?;
         let http_addr = listener.local_addr()?;
         let mut http_shutdown = shutdown_rx.clone();
         tasks.spawn(async move {
@@ -199,7 +228,11 @@ struct Done {
     acks: Vec<Publish>,
 }
 
-fn ingest_worker(mut ingest: Ingest, mut from_link: mpsc::Receiver<Publish>, to_publisher: mpsc::UnboundedSender<Done>) {
+fn ingest_worker(
+    mut ingest: Ingest,
+    mut from_link: mpsc::Receiver<Publish>,
+    to_publisher: mpsc::UnboundedSender<Done>,
+) {
     while let Some(first) = from_link.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < INGEST_BATCH {
@@ -208,7 +241,10 @@ fn ingest_worker(mut ingest: Ingest, mut from_link: mpsc::Receiver<Publish>, to_
                 Err(_) => break,
             }
         }
-        let messages: Vec<(&str, &[u8])> = batch.iter().map(|p| (p.topic.as_str(), p.payload.as_ref())).collect();
+        let messages: Vec<(&str, &[u8])> = batch
+            .iter()
+            .map(|p| (p.topic.as_str(), p.payload.as_ref()))
+            .collect();
         let receipts = match ingest.process(&messages) {
             Ok(r) => r,
             Err(e) => {
@@ -217,7 +253,13 @@ fn ingest_worker(mut ingest: Ingest, mut from_link: mpsc::Receiver<Publish>, to_
                 Vec::new()
             }
         };
-        if to_publisher.send(Done { receipts, acks: batch }).is_err() {
+        if to_publisher
+            .send(Done {
+                receipts,
+                acks: batch,
+            })
+            .is_err()
+        {
             break;
         }
     }
@@ -232,7 +274,9 @@ async fn publish_receipts(
     while let Some(done) = from_ingest.recv().await {
         let sent = async {
             for r in done.receipts {
-                client.publish(r.topic, QoS::AtLeastOnce, false, r.payload).await?;
+                client
+                    .publish(r.topic, QoS::AtLeastOnce, false, r.payload)
+                    .await?;
                 metrics.receipts.inc();
             }
             for p in &done.acks {

@@ -110,7 +110,10 @@ mod tests {
         ];
         for (bytes, expected) in cases {
             let err = decode(&bytes).unwrap_err().to_string();
-            assert!(err.contains(expected), "{err:?} does not mention {expected:?}");
+            assert!(
+                err.contains(expected),
+                "{err:?} does not mention {expected:?}"
+            );
         }
     }
 

@@ -121,7 +121,13 @@ mod tests {
         let b = Hash::of(b"b");
         assert_eq!(link(a, Some(a)), Link::Intact);
         assert_eq!(link(a, None), Link::Missing);
-        assert_eq!(link(a, Some(b)), Link::Broken { claimed: a, stored: b });
+        assert_eq!(
+            link(a, Some(b)),
+            Link::Broken {
+                claimed: a,
+                stored: b
+            }
+        );
         let head = Head::default().advance(a);
         assert_eq!(head, Head { seq: 1, hash: a });
     }

@@ -25,7 +25,12 @@ impl Envelope {
     }
 
     /// Verifies the signature against `key`; `signer` names the key in errors.
-    pub fn verify(&self, key: &PublicKey, context: Context, signer: &str) -> Result<(), ProtocolError> {
+    pub fn verify(
+        &self,
+        key: &PublicKey,
+        context: Context,
+        signer: &str,
+    ) -> Result<(), ProtocolError> {
         key.verify(context, &self.body, &self.signature, signer)
     }
 
@@ -43,7 +48,10 @@ impl Envelope {
     }
 
     /// Decodes one envelope from the front of `input`, returning it and the rest.
-    pub fn decode_from<'a>(what: &'static str, input: &'a [u8]) -> Result<(Self, &'a [u8]), ProtocolError> {
+    pub fn decode_from<'a>(
+        what: &'static str,
+        input: &'a [u8],
+    ) -> Result<(Self, &'a [u8]), ProtocolError> {
         let (len_bytes, rest) = input
             .split_first_chunk::<4>()
             .ok_or_else(|| ProtocolError::malformed(what, "truncated before the body length"))?;
@@ -87,11 +95,18 @@ pub fn encode_single(magic: &[u8; 4], envelope: &Envelope) -> Vec<u8> {
 }
 
 /// Decodes `magic || envelope` with nothing after it.
-pub fn decode_single(what: &'static str, magic: &[u8; 4], input: &[u8]) -> Result<Envelope, ProtocolError> {
+pub fn decode_single(
+    what: &'static str,
+    magic: &[u8; 4],
+    input: &[u8],
+) -> Result<Envelope, ProtocolError> {
     let rest = input.strip_prefix(magic.as_slice()).ok_or_else(|| {
         ProtocolError::malformed(
             what,
-            format!("expected the magic bytes {:?}", String::from_utf8_lossy(magic)),
+            format!(
+                "expected the magic bytes {:?}",
+                String::from_utf8_lossy(magic)
+            ),
         )
     })?;
     let (env, rest) = Envelope::decode_from(what, rest)?;

@@ -53,8 +53,10 @@ pub fn load_or_create(path: &Path) -> Result<(SigningKey, bool), KeyFileError> {
                 return Err(KeyFileError::Permissions { path: shown, mode });
             }
             let der = fs::read(path).map_err(io)?;
-            let key = SigningKey::from_pkcs8(&der)
-                .map_err(|source| KeyFileError::Invalid { path: shown, source })?;
+            let key = SigningKey::from_pkcs8(&der).map_err(|source| KeyFileError::Invalid {
+                path: shown,
+                source,
+            })?;
             Ok((key, false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -76,8 +78,10 @@ pub fn load_or_create(path: &Path) -> Result<(SigningKey, bool), KeyFileError> {
             f.write_all(&der).map_err(io)?;
             f.sync_all().map_err(io)?;
             fs::rename(&tmp, path).map_err(io)?;
-            let key = SigningKey::from_pkcs8(&der)
-                .map_err(|source| KeyFileError::Invalid { path: shown, source })?;
+            let key = SigningKey::from_pkcs8(&der).map_err(|source| KeyFileError::Invalid {
+                path: shown,
+                source,
+            })?;
             Ok((key, true))
         }
         Err(e) => Err(io(e)),

@@ -119,7 +119,10 @@ mod tests {
         let hub = SigningKey::from_seed_for_tests(&[1; 32]).unwrap();
         let impostor = SigningKey::from_seed_for_tests(&[2; 32]).unwrap();
         let sealed = receipt().seal(&hub);
-        assert_eq!(ReceiptBody::open(&sealed, &hub.public()).unwrap(), receipt());
+        assert_eq!(
+            ReceiptBody::open(&sealed, &hub.public()).unwrap(),
+            receipt()
+        );
         let forged = receipt().seal(&impostor);
         let err = ReceiptBody::open(&forged, &hub.public()).unwrap_err();
         assert_eq!(err.reason(), "bad_signature");

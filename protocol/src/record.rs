@@ -214,8 +214,9 @@ impl RecordBody {
 
     /// The previous-record hash as bytes.
     pub fn prev_hash(&self) -> Result<Hash, ProtocolError> {
-        Hash::from_hex(&self.prev_hash)
-            .ok_or_else(|| ProtocolError::malformed("record body", "prev_hash: expected 64 lowercase hex digits"))
+        Hash::from_hex(&self.prev_hash).ok_or_else(|| {
+            ProtocolError::malformed("record body", "prev_hash: expected 64 lowercase hex digits")
+        })
     }
 
     /// Checks what the types cannot: version, ids, kind/payload agreement, hash formats.
@@ -236,7 +237,10 @@ impl RecordBody {
         match (self.kind, &self.media, &self.event) {
             (Kind::Media, Some(m), None) => {
                 if !is_hex_sha256(&m.sha256) {
-                    return bad(format!("media.sha256 = {:?}: expected 64 lowercase hex digits", m.sha256));
+                    return bad(format!(
+                        "media.sha256 = {:?}: expected 64 lowercase hex digits",
+                        m.sha256
+                    ));
                 }
                 if m.file_name.is_empty() || m.file_name.len() > 255 || m.file_name.contains('\0') {
                     return bad("media.file_name: expected 1 to 255 bytes without NUL".into());

@@ -149,7 +149,9 @@ mod tests {
         let sig = key.sign(Context::Record, b"hello");
         let public = key.public();
         public.verify(Context::Record, b"hello", &sig, "t").unwrap();
-        assert!(public.verify(Context::Receipt, b"hello", &sig, "t").is_err());
+        assert!(public
+            .verify(Context::Receipt, b"hello", &sig, "t")
+            .is_err());
         assert!(public.verify(Context::Record, b"hellO", &sig, "t").is_err());
     }
 

@@ -82,7 +82,10 @@ pub fn parse(topic: &str) -> Result<(&str, Channel), ProtocolError> {
             ProtocolError::malformed("topic", format!("{topic:?} does not start with {ROOT}/"))
         })?;
     let (device, suffix) = rest.split_once('/').ok_or_else(|| {
-        ProtocolError::malformed("topic", format!("{topic:?}: expected {ROOT}/<device-id>/<channel>"))
+        ProtocolError::malformed(
+            "topic",
+            format!("{topic:?}: expected {ROOT}/<device-id>/<channel>"),
+        )
     })?;
     validate_device_id(device)?;
     let channel = Channel::ALL

@@ -57,7 +57,12 @@ pub fn hub_config(dir: &Path, external_broker: Option<String>) -> anyhow::Result
 }
 
 /// Agent configuration in `dir` with quick spool pickup and short resend timers.
-pub fn agent_config(dir: &Path, device_id: &str, mqtt_url: &str, hub_key: &PublicKey) -> AgentConfig {
+pub fn agent_config(
+    dir: &Path,
+    device_id: &str,
+    mqtt_url: &str,
+    hub_key: &PublicKey,
+) -> AgentConfig {
     AgentConfig {
         device_id: device_id.to_owned(),
         role: "field".into(),
@@ -66,7 +71,9 @@ pub fn agent_config(dir: &Path, device_id: &str, mqtt_url: &str, hub_key: &Publi
         data_dir: dir.join(device_id).join("data"),
         spool_dir: dir.join(device_id).join("spool"),
         hub_public_key: hub_key.to_base64(),
-        mqtt: MqttSection { url: mqtt_url.to_owned() },
+        mqtt: MqttSection {
+            url: mqtt_url.to_owned(),
+        },
         uplink: UplinkSection {
             batch_records: 100,
             max_inflight_batches: 4,
@@ -150,7 +157,10 @@ pub struct Proc {
 impl Proc {
     /// Starts `exe args…`, logging to `log`.
     pub fn start(exe: &str, args: &[&str], log: &Path) -> anyhow::Result<Self> {
-        let out = std::fs::OpenOptions::new().create(true).append(true).open(log)?;
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)?;
         let child = Command::new(exe)
             .args(args)
             .env("RUST_LOG", "info,rumqttd=warn")
@@ -163,6 +173,20 @@ impl Proc {
             name: exe.rsplit('/').next().unwrap_or(exe).to_owned(),
             log: log.to_path_buf(),
         })
+    }
+
+    /// Takes charge of an already started child (killed when dropped).
+    pub fn adopt(child: Child, name: &str) -> Self {
+        Self {
+            child: Some(child),
+            name: name.to_owned(),
+            log: std::path::PathBuf::new(),
+        }
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// The last lines of the process's log, for failure messages.
@@ -182,12 +206,21 @@ impl Proc {
 
     /// SIGTERM, then wait up to `within` for a clean exit (status 0); the error carries the log's tail.
     pub fn terminate(&mut self, within: Duration) -> anyhow::Result<()> {
-        let Some(mut c) = self.child.take() else { anyhow::bail!("{} is not running", self.name) };
-        Command::new("kill").args(["-TERM", &c.id().to_string()]).status()?;
+        let Some(mut c) = self.child.take() else {
+            anyhow::bail!("{} is not running", self.name)
+        };
+        Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()?;
         let deadline = Instant::now() + within;
         loop {
             if let Some(status) = c.try_wait()? {
-                anyhow::ensure!(status.success(), "{} exited with {status} on SIGTERM:\n{}", self.name, self.log_tail(15));
+                anyhow::ensure!(
+                    status.success(),
+                    "{} exited with {status} on SIGTERM:\n{}",
+                    self.name,
+                    self.log_tail(15)
+                );
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -201,7 +234,9 @@ impl Proc {
 
     /// Whether it is still running.
     pub fn running(&mut self) -> bool {
-        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 }
 
@@ -277,9 +312,17 @@ impl Api {
 
     /// One page of the feed: records and the next cursor.
     pub async fn page(&self, cursor: &str, limit: u32) -> anyhow::Result<(Vec<Value>, String)> {
-        let v = self.get_ok(&format!("/api/v1/records?after={cursor}&limit={limit}")).await?;
-        let records = v["records"].as_array().cloned().context("records is not an array")?;
-        let cursor = v["cursor"].as_str().context("cursor is not a string")?.to_owned();
+        let v = self
+            .get_ok(&format!("/api/v1/records?after={cursor}&limit={limit}"))
+            .await?;
+        let records = v["records"]
+            .as_array()
+            .cloned()
+            .context("records is not an array")?;
+        let cursor = v["cursor"]
+            .as_str()
+            .context("cursor is not a string")?
+            .to_owned();
         Ok((records, cursor))
     }
 
@@ -321,10 +364,16 @@ pub fn verify_feed_record(r: &Value) -> anyhow::Result<Value> {
         .map_err(|_| anyhow::anyhow!("signature is not 64 bytes"))?;
     let key = PublicKey::from_base64(signed["key"].as_str().context("signed.key")?)?;
     key.verify(Context::Record, &body, &sig, "feed record")?;
-    anyhow::ensure!(Hash::of(&body).to_hex() == r["hash"], "hash does not match the body");
+    anyhow::ensure!(
+        Hash::of(&body).to_hex() == r["hash"],
+        "hash does not match the body"
+    );
     let parsed: Value = serde_json::from_slice(&body)?;
     for field in ["id", "device_id", "seq", "kind", "prev_hash"] {
-        anyhow::ensure!(parsed[field] == r[field], "{field} differs between feed and signed body");
+        anyhow::ensure!(
+            parsed[field] == r[field],
+            "{field} differs between feed and signed body"
+        );
     }
     anyhow::ensure!(r["verified"] == true, "record not marked verified");
     Ok(parsed)
@@ -337,7 +386,11 @@ pub fn check_chains(feed: &[Value]) -> anyhow::Result<HashMap<String, Vec<Value>
     let mut ids = std::collections::HashSet::new();
     for r in feed {
         verify_feed_record(r)?;
-        anyhow::ensure!(ids.insert(r["id"].to_string()), "record {} appears twice in the feed", r["id"]);
+        anyhow::ensure!(
+            ids.insert(r["id"].to_string()),
+            "record {} appears twice in the feed",
+            r["id"]
+        );
         by_device
             .entry(r["device_id"].as_str().context("device_id")?.to_owned())
             .or_default()
@@ -353,7 +406,11 @@ pub fn check_chains(feed: &[Value]) -> anyhow::Result<HashMap<String, Vec<Value>
                 i + 1,
                 r["seq"]
             );
-            anyhow::ensure!(r["prev_hash"] == prev.as_str(), "{device}: chain broken at seq {}", i + 1);
+            anyhow::ensure!(
+                r["prev_hash"] == prev.as_str(),
+                "{device}: chain broken at seq {}",
+                i + 1
+            );
             prev = r["hash"].as_str().context("hash")?.to_owned();
         }
     }
@@ -370,7 +427,9 @@ pub fn notes(records: &[Value]) -> Vec<String> {
 
 /// Folder of a test's temporary files; kept on failure when `EVSYNC_KEEP_TEST_DIRS` is set.
 pub fn test_dir(name: &str) -> anyhow::Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new().prefix(&format!("evsync-{name}-")).tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("evsync-{name}-"))
+        .tempdir()?;
     if std::env::var_os("EVSYNC_KEEP_TEST_DIRS").is_some() {
         eprintln!("test folder: {}", dir.path().display());
     }
@@ -380,7 +439,11 @@ pub fn test_dir(name: &str) -> anyhow::Result<tempfile::TempDir> {
 /// Clears what a test left on a shared broker: the persistent sessions of
 /// `client_ids` (reconnecting each with a clean session) and the retained
 /// messages on `retained_topics`.
-pub async fn clean_shared_broker(url: &str, client_ids: &[String], retained_topics: &[String]) -> anyhow::Result<()> {
+pub async fn clean_shared_broker(
+    url: &str,
+    client_ids: &[String],
+    retained_topics: &[String],
+) -> anyhow::Result<()> {
     use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
     for (i, id) in client_ids.iter().enumerate() {
         let mut opts = MqttOptions::parse_url(format!("{url}?client_id={id}"))?;
@@ -389,7 +452,9 @@ pub async fn clean_shared_broker(url: &str, client_ids: &[String], retained_topi
         let mut published = 0;
         if i == 0 {
             for t in retained_topics {
-                client.publish(t.clone(), QoS::AtLeastOnce, true, Vec::new()).await?;
+                client
+                    .publish(t.clone(), QoS::AtLeastOnce, true, Vec::new())
+                    .await?;
             }
         }
         let wanted = if i == 0 { retained_topics.len() } else { 0 };
@@ -404,7 +469,10 @@ pub async fn clean_shared_broker(url: &str, client_ids: &[String], retained_topi
             if wanted > 0 && published >= wanted {
                 break;
             }
-            anyhow::ensure!(Instant::now() < deadline, "cleaning the shared broker timed out");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "cleaning the shared broker timed out"
+            );
         }
         client.disconnect().await?;
         let _ = tokio::time::timeout(Duration::from_secs(1), eventloop.poll()).await;
@@ -428,8 +496,8 @@ pub struct RawDevice {
 impl RawDevice {
     /// Connects to `url` as `id` with a fresh key and subscribes to its receipts.
     pub async fn connect(url: &str, id: &str) -> anyhow::Result<Self> {
-        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
         use evsync_protocol::signing::SigningKey;
+        use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
         let key = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8()?)?;
         let mut opts = MqttOptions::parse_url(format!("{url}?client_id={id}"))?;
         opts.set_max_packet_size(4 << 20, 4 << 20);
@@ -437,7 +505,9 @@ impl RawDevice {
         let (tx, receipts) = tokio::sync::mpsc::channel(64);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let receipts_topic = format!("evsync/v1/{id}/receipts");
-        client.subscribe(receipts_topic.clone(), QoS::AtLeastOnce).await?;
+        client
+            .subscribe(receipts_topic.clone(), QoS::AtLeastOnce)
+            .await?;
         let poller = tokio::spawn(async move {
             let mut ready = Some(ready_tx);
             loop {
@@ -497,35 +567,54 @@ impl RawDevice {
             ingest_time: chrono::Utc::now(),
             clock_offset_ms: 0,
             media: None,
-            event: Some(Event::MarkedImportant { note: Some(note.into()) }),
+            event: Some(Event::MarkedImportant {
+                note: Some(note.into()),
+            }),
         }
     }
 
     /// Signs `body` with this device's key.
-    pub fn seal(&self, body: &evsync_protocol::record::RecordBody) -> evsync_protocol::envelope::Envelope {
+    pub fn seal(
+        &self,
+        body: &evsync_protocol::record::RecordBody,
+    ) -> evsync_protocol::envelope::Envelope {
         evsync_protocol::envelope::Envelope::seal(&self.key, Context::Record, body.to_bytes())
     }
 
     /// Publishes `payload` on this device's `channel` topic (QoS 1).
     pub async fn publish(&self, channel: &str, payload: Vec<u8>) -> anyhow::Result<()> {
         self.client
-            .publish(format!("evsync/v1/{}/{channel}", self.id), rumqttc::QoS::AtLeastOnce, false, payload)
+            .publish(
+                format!("evsync/v1/{}/{channel}", self.id),
+                rumqttc::QoS::AtLeastOnce,
+                false,
+                payload,
+            )
             .await?;
         Ok(())
     }
 
     /// Publishes envelopes as one record batch.
-    pub async fn send(&self, records: &[evsync_protocol::envelope::Envelope]) -> anyhow::Result<()> {
-        self.publish("records", evsync_protocol::batch::encode(records)).await
+    pub async fn send(
+        &self,
+        records: &[evsync_protocol::envelope::Envelope],
+    ) -> anyhow::Result<()> {
+        self.publish("records", evsync_protocol::batch::encode(records))
+            .await
     }
 
     /// The next receipt, verified against `hub_key`.
-    pub async fn receipt(&mut self, hub_key: &PublicKey) -> anyhow::Result<evsync_protocol::receipt::ReceiptBody> {
+    pub async fn receipt(
+        &mut self,
+        hub_key: &PublicKey,
+    ) -> anyhow::Result<evsync_protocol::receipt::ReceiptBody> {
         let payload = tokio::time::timeout(Duration::from_secs(10), self.receipts.recv())
             .await
             .context("no receipt within 10 s")?
             .context("receipt channel closed")?;
-        Ok(evsync_protocol::receipt::ReceiptBody::open(&payload, hub_key)?)
+        Ok(evsync_protocol::receipt::ReceiptBody::open(
+            &payload, hub_key,
+        )?)
     }
 }
 

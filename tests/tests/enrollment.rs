@@ -22,7 +22,8 @@ fn hub_cli(args: &[&str]) -> anyhow::Result<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unknown_device_waits_as_pending_until_approved_and_a_revoked_one_is_refused_without_loss() -> anyhow::Result<()> {
+async fn an_unknown_device_waits_as_pending_until_approved_and_a_revoked_one_is_refused_without_loss(
+) -> anyhow::Result<()> {
     let dir = test_dir("enrollment")?;
     let mut cfg = hub_config(dir.path(), None)?;
     cfg.auto_approve = false;
@@ -37,15 +38,32 @@ async fn an_unknown_device_waits_as_pending_until_approved_and_a_revoked_one_is_
     let spool = acfg.spool_dir.clone();
     let agent = Agent::start(acfg).await?;
 
-    eventually(Duration::from_secs(10), "the hub to refuse records of the pending device", || async {
-        Ok(api.metric("evsync_hub_rejected_total{reason=\"pending_enrollment\"}").await? >= 20.0)
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the hub to refuse records of the pending device",
+        || async {
+            Ok(api
+                .metric("evsync_hub_rejected_total{reason=\"pending_enrollment\"}")
+                .await?
+                >= 20.0)
+        },
+    )
     .await?;
     let list = hub_cli(&["devices", "list", "--json", "--config", &config])?;
     let devices: serde_json::Value = serde_json::from_str(&list)?;
-    let listed = devices.as_array().and_then(|d| d.iter().find(|d| d["device_id"] == id.as_str()));
-    assert_eq!(listed.map(|d| d["state"].clone()), Some("pending".into()), "{list}");
-    assert_eq!(agent.backlog()?.records, 20, "the agent keeps what the hub refused");
+    let listed = devices
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["device_id"] == id.as_str()));
+    assert_eq!(
+        listed.map(|d| d["state"].clone()),
+        Some("pending".into()),
+        "{list}"
+    );
+    assert_eq!(
+        agent.backlog()?.records,
+        20,
+        "the agent keeps what the hub refused"
+    );
     assert!(api.feed().await?.is_empty());
 
     let unknown = std::process::Command::new(HUB)
@@ -55,19 +73,32 @@ async fn an_unknown_device_waits_as_pending_until_approved_and_a_revoked_one_is_
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no device \"no-such-device\""));
 
     hub_cli(&["devices", "approve", &id, "--config", &config])?;
-    eventually(Duration::from_secs(20), "the held records to arrive after approval", || async {
-        Ok(agent.backlog()?.records == 0 && hub.record_count().await? == 20)
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the held records to arrive after approval",
+        || async { Ok(agent.backlog()?.records == 0 && hub.record_count().await? == 20) },
+    )
     .await?;
     check_chains(&api.feed().await?)?;
 
     hub_cli(&["devices", "revoke", &id, "--config", &config])?;
     drop_events(&spool, 20, 5)?;
-    eventually(Duration::from_secs(10), "records of the revoked device refused", || async {
-        Ok(api.metric("evsync_hub_rejected_total{reason=\"revoked\"}").await? >= 5.0)
-    })
+    eventually(
+        Duration::from_secs(10),
+        "records of the revoked device refused",
+        || async {
+            Ok(api
+                .metric("evsync_hub_rejected_total{reason=\"revoked\"}")
+                .await?
+                >= 5.0)
+        },
+    )
     .await?;
-    assert_eq!(agent.backlog()?.records, 5, "the agent keeps what a revoked device could not deliver");
+    assert_eq!(
+        agent.backlog()?.records,
+        5,
+        "the agent keeps what a revoked device could not deliver"
+    );
     assert_eq!(hub.record_count().await?, 20);
     agent.shutdown().await?;
     hub.shutdown().await

@@ -23,16 +23,25 @@ async fn two_agents_deliver_1000_records(external: Option<String>) -> anyhow::Re
         drop_events(&cfg.spool_dir, 0, 500)?;
         agents.push((id, Agent::start(cfg).await?));
     }
-    eventually(Duration::from_secs(60), "1000 records in the feed", || async {
-        Ok(hub.record_count().await? >= 1000)
-    })
+    eventually(
+        Duration::from_secs(60),
+        "1000 records in the feed",
+        || async { Ok(hub.record_count().await? >= 1000) },
+    )
     .await?;
     for (_, a) in &agents {
-        eventually(Duration::from_secs(30), "empty agent buffers", || async { Ok(a.backlog()?.records == 0) })
-            .await?;
+        eventually(Duration::from_secs(30), "empty agent buffers", || async {
+            Ok(a.backlog()?.records == 0)
+        })
+        .await?;
     }
     let feed = api.feed().await?;
-    assert_eq!(feed.len(), 1000, "feed holds {} records, expected 1000", feed.len());
+    assert_eq!(
+        feed.len(),
+        1000,
+        "feed holds {} records, expected 1000",
+        feed.len()
+    );
     let chains = check_chains(&feed)?;
     for (id, _) in &agents {
         let records = &chains[id];
@@ -41,7 +50,11 @@ async fn two_agents_deliver_1000_records(external: Option<String>) -> anyhow::Re
         assert_eq!(notes.len(), 500, "{id}: every spool file appears once");
     }
     let alerts = api.get_ok("/api/v1/alerts").await?;
-    assert_eq!(alerts["alerts"].as_array().map(Vec::len), Some(0), "unexpected alerts: {alerts}");
+    assert_eq!(
+        alerts["alerts"].as_array().map(Vec::len),
+        Some(0),
+        "unexpected alerts: {alerts}"
+    );
     assert_eq!(api.metric("evsync_hub_rejected_total").await?, 0.0);
     let mut clients = vec![hub_client];
     let mut retained = Vec::new();
@@ -59,18 +72,22 @@ async fn two_agents_deliver_1000_records(external: Option<String>) -> anyhow::Re
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_agents_deliver_1000_records_exactly_once_over_the_embedded_broker() -> anyhow::Result<()> {
+async fn two_agents_deliver_1000_records_exactly_once_over_the_embedded_broker(
+) -> anyhow::Result<()> {
     two_agents_deliver_1000_records(None).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_agents_deliver_1000_records_exactly_once_over_mosquitto() -> anyhow::Result<()> {
-    let Some(url) = mosquitto_url() else { return Ok(()) };
+    let Some(url) = mosquitto_url() else {
+        return Ok(());
+    };
     two_agents_deliver_1000_records(Some(url)).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_consumer_paging_while_agents_write_sees_every_record_exactly_once() -> anyhow::Result<()> {
+async fn a_consumer_paging_while_agents_write_sees_every_record_exactly_once() -> anyhow::Result<()>
+{
     let dir = test_dir("paging")?;
     let hub = Hub::start(hub_config(dir.path(), None)?).await?;
     let api = Api::new(hub.http_addr, &hub.token);
@@ -91,7 +108,11 @@ async fn a_consumer_paging_while_agents_write_sees_every_record_exactly_once() -
     let mut pages = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while seen.len() < 600 {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "only {} of 600 records seen", seen.len());
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "only {} of 600 records seen",
+            seen.len()
+        );
         let (records, next) = api.page(&cursor, 7).await?;
         if records.is_empty() {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -102,7 +123,10 @@ async fn a_consumer_paging_while_agents_write_sees_every_record_exactly_once() -
         cursor = next;
     }
     writer.await??;
-    assert!(pages > 20, "the consumer should have paged while records arrived ({pages} pages)");
+    assert!(
+        pages > 20,
+        "the consumer should have paged while records arrived ({pages} pages)"
+    );
     let (rest, _) = api.page(&cursor, 100).await?;
     assert!(rest.is_empty(), "records beyond 600 appeared: {rest:?}");
     assert_eq!(seen.len(), 600);
@@ -120,7 +144,10 @@ async fn the_feed_refuses_requests_without_a_valid_token() -> anyhow::Result<()>
     let api = Api::new(hub.http_addr, &hub.token);
     let (status, body) = api.get("/api/v1/records", false).await?;
     assert_eq!(status, 401);
-    assert!(body["error"].as_str().unwrap_or_default().contains("Bearer"));
+    assert!(body["error"]
+        .as_str()
+        .unwrap_or_default()
+        .contains("Bearer"));
     let wrong = Api::new(hub.http_addr, "not-the-token-at-all");
     assert_eq!(wrong.get("/api/v1/records", true).await?.0, 401);
     assert_eq!(api.get("/api/v1/records", true).await?.0, 200);

@@ -19,7 +19,8 @@ fn expected_notes(n: usize) -> HashSet<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killing_the_agent_22_times_while_it_syncs_loses_and_duplicates_nothing() -> anyhow::Result<()> {
+async fn killing_the_agent_22_times_while_it_syncs_loses_and_duplicates_nothing(
+) -> anyhow::Result<()> {
     let dir = test_dir("agent-kill")?;
     let hub = Hub::start(hub_config(dir.path(), None)?).await?;
     let api = Api::new(hub.http_addr, &hub.token);
@@ -44,25 +45,35 @@ async fn killing_the_agent_22_times_while_it_syncs_loses_and_duplicates_nothing(
         }
         let mut agent = Proc::start(AGENT, &args, &log)?;
         tokio::time::sleep(Duration::from_millis(fastrand::u64(80..700))).await;
-        assert!(agent.running(), "agent exited on its own in round {round}; see {}", log.display());
+        assert!(
+            agent.running(),
+            "agent exited on its own in round {round}; see {}",
+            log.display()
+        );
         agent.kill9();
     }
     let total = events + recordings;
     let started = chrono::Utc::now();
     let mut agent = Proc::start(AGENT, &args, &log)?;
-    eventually(Duration::from_secs(20), "the restarted agent's status at the hub", || async {
-        let devices = api.get_ok("/api/v1/devices").await?;
-        let at = devices["devices"]
-            .as_array()
-            .and_then(|d| d.iter().find(|d| d["device_id"] == id.as_str()))
-            .and_then(|d| d["status"]["at"].as_str())
-            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-        Ok(at.is_some_and(|t| t > started))
-    })
+    eventually(
+        Duration::from_secs(20),
+        "the restarted agent's status at the hub",
+        || async {
+            let devices = api.get_ok("/api/v1/devices").await?;
+            let at = devices["devices"]
+                .as_array()
+                .and_then(|d| d.iter().find(|d| d["device_id"] == id.as_str()))
+                .and_then(|d| d["status"]["at"].as_str())
+                .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
+            Ok(at.is_some_and(|t| t > started))
+        },
+    )
     .await?;
-    eventually(Duration::from_secs(90), "every record at the hub", || async {
-        Ok(hub.record_count().await? as usize >= total)
-    })
+    eventually(
+        Duration::from_secs(90),
+        "every record at the hub",
+        || async { Ok(hub.record_count().await? as usize >= total) },
+    )
     .await?;
     eventually(Duration::from_secs(30), "the spool emptied", || async {
         Ok(std::fs::read_dir(&cfg.spool_dir)?
@@ -73,23 +84,40 @@ async fn killing_the_agent_22_times_while_it_syncs_loses_and_duplicates_nothing(
     agent.terminate(Duration::from_secs(10))?;
 
     let feed = api.feed().await?;
-    assert_eq!(feed.len(), total, "feed has {} records, expected {total}", feed.len());
+    assert_eq!(
+        feed.len(),
+        total,
+        "feed has {} records, expected {total}",
+        feed.len()
+    );
     let chains = check_chains(&feed)?;
     let records = &chains[&id];
     let seen: Vec<String> = notes(records);
     assert_eq!(seen.len(), events, "event records");
-    assert_eq!(seen.iter().cloned().collect::<HashSet<_>>(), expected_notes(events));
+    assert_eq!(
+        seen.iter().cloned().collect::<HashSet<_>>(),
+        expected_notes(events)
+    );
     let media = records.iter().filter(|r| r["kind"] == "media").count();
     assert_eq!(media, recordings);
     let alerts = api.get_ok("/api/v1/alerts").await?;
-    assert_eq!(alerts["alerts"].as_array().map(Vec::len), Some(0), "alerts: {alerts}");
+    assert_eq!(
+        alerts["alerts"].as_array().map(Vec::len),
+        Some(0),
+        "alerts: {alerts}"
+    );
     let buffer = evsync_agent::buffer::Buffer::open(&cfg.data_dir.join("buffer.sqlite"))?;
-    assert_eq!(buffer.backlog()?.records, 0, "records left unreceipted in the agent");
+    assert_eq!(
+        buffer.backlog()?.records,
+        0,
+        "records left unreceipted in the agent"
+    );
     hub.shutdown().await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn restarting_the_hub_and_its_broker_while_agents_sync_loses_and_duplicates_nothing() -> anyhow::Result<()> {
+async fn restarting_the_hub_and_its_broker_while_agents_sync_loses_and_duplicates_nothing(
+) -> anyhow::Result<()> {
     let dir = test_dir("hub-restart")?;
     let hub_cfg = hub_config(dir.path(), None)?;
     let hub_toml = dir.path().join("hub.toml");
@@ -100,7 +128,10 @@ async fn restarting_the_hub_and_its_broker_while_agents_sync_loses_and_duplicate
     let api = Api::new(hub_cfg.http.listen, &token);
     let mut hub = Proc::start(HUB, &hub_args, &log)?;
     eventually(Duration::from_secs(20), "the hub to answer", || async {
-        Ok(api.get("/healthz", false).await.is_ok_and(|(s, _)| s == 200))
+        Ok(api
+            .get("/healthz", false)
+            .await
+            .is_ok_and(|(s, _)| s == 200))
     })
     .await?;
     let key_text = std::fs::read_to_string(hub_cfg.data_dir.join("hub.pub"))?;
@@ -124,27 +155,47 @@ async fn restarting_the_hub_and_its_broker_while_agents_sync_loses_and_duplicate
         hub.kill9();
         tokio::time::sleep(Duration::from_millis(fastrand::u64(50..400))).await;
         hub = Proc::start(HUB, &hub_args, &log)?;
-        assert!(hub.running(), "hub failed to restart in round {round}; see {}", log.display());
+        assert!(
+            hub.running(),
+            "hub failed to restart in round {round}; see {}",
+            log.display()
+        );
     }
     let total = per_agent * 2;
-    eventually(Duration::from_secs(90), "every record at the hub", || async {
-        let (status, health) = api.get("/healthz", false).await.unwrap_or((0, serde_json::Value::Null));
-        Ok(status == 200 && health["records"].as_u64() == Some(total as u64))
-    })
+    eventually(
+        Duration::from_secs(90),
+        "every record at the hub",
+        || async {
+            let (status, health) = api
+                .get("/healthz", false)
+                .await
+                .unwrap_or((0, serde_json::Value::Null));
+            Ok(status == 200 && health["records"].as_u64() == Some(total as u64))
+        },
+    )
     .await?;
     for a in &agents {
-        eventually(Duration::from_secs(30), "agent buffers empty", || async { Ok(a.backlog()?.records == 0) })
-            .await?;
+        eventually(Duration::from_secs(30), "agent buffers empty", || async {
+            Ok(a.backlog()?.records == 0)
+        })
+        .await?;
     }
     let feed = api.feed().await?;
     assert_eq!(feed.len(), total);
     let chains = check_chains(&feed)?;
     assert_eq!(chains.len(), 2);
     for records in chains.values() {
-        assert_eq!(notes(records).into_iter().collect::<HashSet<_>>(), expected_notes(per_agent));
+        assert_eq!(
+            notes(records).into_iter().collect::<HashSet<_>>(),
+            expected_notes(per_agent)
+        );
     }
     let alerts = api.get_ok("/api/v1/alerts").await?;
-    assert_eq!(alerts["alerts"].as_array().map(Vec::len), Some(0), "alerts: {alerts}");
+    assert_eq!(
+        alerts["alerts"].as_array().map(Vec::len),
+        Some(0),
+        "alerts: {alerts}"
+    );
     for a in agents {
         a.shutdown().await?;
     }

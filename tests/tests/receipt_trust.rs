@@ -36,7 +36,8 @@ fn receipt(agent: &str, records: &[RecordBody], hashes: &[Hash]) -> ReceiptBody 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn only_a_receipt_signed_by_the_pinned_hub_key_makes_the_agent_drop_records() -> anyhow::Result<()> {
+async fn only_a_receipt_signed_by_the_pinned_hub_key_makes_the_agent_drop_records(
+) -> anyhow::Result<()> {
     let dir = test_dir("receipt-trust")?;
     // A broker with no hub behind it: the test plays the hub.
     let addr = free_loopback_addr()?;
@@ -50,7 +51,9 @@ async fn only_a_receipt_signed_by_the_pinned_hub_key_makes_the_agent_drop_record
     let mut opts = MqttOptions::parse_url(format!("{url}?client_id=fake-hub"))?;
     opts.set_max_packet_size(4 << 20, 4 << 20);
     let (client, mut eventloop) = AsyncClient::new(opts, 64);
-    client.subscribe(format!("evsync/v1/{id}/records"), QoS::AtLeastOnce).await?;
+    client
+        .subscribe(format!("evsync/v1/{id}/records"), QoS::AtLeastOnce)
+        .await?;
     let (tx, mut batches) = tokio::sync::mpsc::channel(64);
     let poller = tokio::spawn(async move {
         while let Ok(ev) = eventloop.poll().await {
@@ -67,13 +70,20 @@ async fn only_a_receipt_signed_by_the_pinned_hub_key_makes_the_agent_drop_record
         .ok_or_else(|| anyhow::anyhow!("no batch"))?;
     let envelopes = batch::decode(&payload)?;
     assert_eq!(envelopes.len(), 5);
-    let bodies: Vec<RecordBody> = envelopes.iter().map(|e| RecordBody::parse(&e.body)).collect::<Result<_, _>>()?;
+    let bodies: Vec<RecordBody> = envelopes
+        .iter()
+        .map(|e| RecordBody::parse(&e.body))
+        .collect::<Result<_, _>>()?;
     let hashes: Vec<Hash> = envelopes.iter().map(|e| Hash::of(&e.body)).collect();
     let topic = format!("evsync/v1/{id}/receipts");
     let send = |payload: Vec<u8>| {
         let client = client.clone();
         let topic = topic.clone();
-        async move { client.publish(topic, QoS::AtLeastOnce, false, payload).await }
+        async move {
+            client
+                .publish(topic, QoS::AtLeastOnce, false, payload)
+                .await
+        }
     };
 
     send(receipt(&id, &bodies, &hashes).seal(&impostor)).await?;
@@ -84,17 +94,31 @@ async fn only_a_receipt_signed_by_the_pinned_hub_key_makes_the_agent_drop_record
     let last = tampered.len() - 1;
     tampered[last] ^= 0x40;
     send(tampered).await?;
-    eventually(Duration::from_secs(10), "the bad receipts to be seen", || async {
-        Ok(agent.stats().bad_receipts.load(std::sync::atomic::Ordering::Relaxed) >= 3)
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the bad receipts to be seen",
+        || async {
+            Ok(agent
+                .stats()
+                .bad_receipts
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 3)
+        },
+    )
     .await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(agent.backlog()?.records, 5, "a receipt the agent must not trust dropped records");
+    assert_eq!(
+        agent.backlog()?.records,
+        5,
+        "a receipt the agent must not trust dropped records"
+    );
 
     send(receipt(&id, &bodies, &hashes).seal(&hub_key)).await?;
-    eventually(Duration::from_secs(10), "the genuine receipt to empty the buffer", || async {
-        Ok(agent.backlog()?.records == 0)
-    })
+    eventually(
+        Duration::from_secs(10),
+        "the genuine receipt to empty the buffer",
+        || async { Ok(agent.backlog()?.records == 0) },
+    )
     .await?;
     agent.shutdown().await?;
     poller.abort();

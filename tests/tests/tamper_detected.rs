@@ -25,14 +25,18 @@ async fn enrolled(hub: &Hub, api: &Api, id: &str) -> anyhow::Result<RawDevice> {
     device.announce().await?;
     eventually(Duration::from_secs(10), "the device enrolled", || async {
         let d = api.get_ok("/api/v1/devices").await?;
-        Ok(d["devices"].as_array().is_some_and(|a| a.iter().any(|d| d["device_id"] == id && d["state"] == "approved")))
+        Ok(d["devices"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|d| d["device_id"] == id && d["state"] == "approved")
+        }))
     })
     .await?;
     Ok(device)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_altered_replayed_revoked_garbage_and_oversized_input_is_refused_counted_and_survived() -> anyhow::Result<()> {
+async fn forged_altered_replayed_revoked_garbage_and_oversized_input_is_refused_counted_and_survived(
+) -> anyhow::Result<()> {
     let dir = test_dir("tamper")?;
     let (hub, api) = start_hub(dir.path(), 60).await?;
     let key = hub.public_key;
@@ -49,7 +53,11 @@ async fn forged_altered_replayed_revoked_garbage_and_oversized_input_is_refused_
     a.send(&[forged]).await?;
     let r = a.receipt(&key).await?;
     assert_eq!(r.entries[0].status, Status::Rejected);
-    assert!(r.entries[0].reason.as_deref().unwrap_or_default().contains("signature"));
+    assert!(r.entries[0]
+        .reason
+        .as_deref()
+        .unwrap_or_default()
+        .contains("signature"));
 
     // Altered after signing: one byte of the signed body changed.
     let mut altered = a.seal(&a.body(2, head, "altered-AAAA"));
@@ -73,14 +81,19 @@ async fn forged_altered_replayed_revoked_garbage_and_oversized_input_is_refused_
     b.send(&[b.seal(&stolen)]).await?;
 
     // Garbage, a valid frame with a body that is not a record, and an oversized payload.
-    a.publish("records", b"\x00\x01garbage that is no batch".to_vec()).await?;
+    a.publish("records", b"\x00\x01garbage that is no batch".to_vec())
+        .await?;
     let junk = evsync_protocol::envelope::Envelope::seal(
         &a.key,
         evsync_protocol::signing::Context::Record,
         b"{\"not\":\"a record\"}".to_vec(),
     );
     a.send(&[junk]).await?;
-    a.publish("records", vec![b'x'; evsync_protocol::batch::MAX_PAYLOAD + 1024]).await?;
+    a.publish(
+        "records",
+        vec![b'x'; evsync_protocol::batch::MAX_PAYLOAD + 1024],
+    )
+    .await?;
     a.publish("status", b"not json".to_vec()).await?;
 
     let counted = |expected: &'static [(&'static str, f64)]| {
@@ -88,7 +101,11 @@ async fn forged_altered_replayed_revoked_garbage_and_oversized_input_is_refused_
         async move {
             let result = eventually(Duration::from_secs(10), "every refusal counted", || async {
                 for (reason, n) in expected {
-                    if api.metric(&format!("evsync_hub_rejected_total{{reason=\"{reason}\"}}")).await? != *n {
+                    if api
+                        .metric(&format!("evsync_hub_rejected_total{{reason=\"{reason}\"}}"))
+                        .await?
+                        != *n
+                    {
                         return Ok(false);
                     }
                 }
@@ -97,22 +114,41 @@ async fn forged_altered_replayed_revoked_garbage_and_oversized_input_is_refused_
             .await;
             if let Err(e) = result {
                 let (_, metrics) = api.get("/metrics", false).await?;
-                anyhow::bail!("{e}; expected {expected:?} in:\n{}", metrics.as_str().unwrap_or_default());
+                anyhow::bail!(
+                    "{e}; expected {expected:?} in:\n{}",
+                    metrics.as_str().unwrap_or_default()
+                );
             }
             Ok(())
         }
     };
-    counted(&[("bad_signature", 2.0), ("signer_mismatch", 1.0), ("malformed", 3.0), ("oversized", 1.0)]).await?;
+    counted(&[
+        ("bad_signature", 2.0),
+        ("signer_mismatch", 1.0),
+        ("malformed", 3.0),
+        ("oversized", 1.0),
+    ])
+    .await?;
 
     // Revoked: a valid, correctly chained record from a revoked device.
-    Store::open(&dir.path().join("hub/hub.sqlite"))?.set_device_state(&a.id, DeviceState::Revoked)?;
-    a.send(&[a.seal(&a.body(2, head, "after revocation"))]).await?;
+    Store::open(&dir.path().join("hub/hub.sqlite"))?
+        .set_device_state(&a.id, DeviceState::Revoked)?;
+    a.send(&[a.seal(&a.body(2, head, "after revocation"))])
+        .await?;
     let r = a.receipt(&key).await?;
     assert_eq!(r.entries[0].status, Status::Rejected);
-    assert!(r.entries[0].reason.as_deref().unwrap_or_default().starts_with("revoked"));
+    assert!(r.entries[0]
+        .reason
+        .as_deref()
+        .unwrap_or_default()
+        .starts_with("revoked"));
     counted(&[("revoked", 1.0), ("bad_signature", 2.0)]).await?;
     assert_eq!(api.metric("evsync_hub_records_duplicate_total").await?, 1.0);
-    assert_eq!(api.get("/healthz", false).await?.0, 200, "the hub keeps serving");
+    assert_eq!(
+        api.get("/healthz", false).await?.0,
+        200,
+        "the hub keeps serving"
+    );
     let feed = api.feed().await?;
     assert_eq!(feed.len(), 1, "only the genuine record is stored: {feed:?}");
     verify_feed_record(&feed[0])?;
@@ -121,7 +157,8 @@ async fn forged_altered_replayed_revoked_garbage_and_oversized_input_is_refused_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn gaps_breaks_and_conflicting_records_raise_alerts_the_platform_sees() -> anyhow::Result<()> {
+async fn gaps_breaks_and_conflicting_records_raise_alerts_the_platform_sees() -> anyhow::Result<()>
+{
     let dir = test_dir("alerts")?;
     let (hub, api) = start_hub(dir.path(), 0).await?;
     let key = hub.public_key;
@@ -130,37 +167,70 @@ async fn gaps_breaks_and_conflicting_records_raise_alerts_the_platform_sees() ->
     let r1 = c.seal(&c.body(1, GENESIS, "one"));
     let r2 = c.seal(&c.body(2, Hash::of(&r1.body), "two"));
     let r3 = c.seal(&c.body(3, Hash::of(&r2.body), "three"));
-    c.send(&[r1.clone(), r3.clone()]).await?;
+    c.send(&[r1, r3]).await?;
     c.receipt(&key).await?;
     let alerts = api.get_ok("/api/v1/alerts?open=true").await?;
     let gap = &alerts["alerts"][0];
     assert_eq!(gap["kind"], "sequence_gap", "{alerts}");
-    assert_eq!((gap["seq_from"].as_u64(), gap["seq_to"].as_u64()), (Some(2), Some(2)));
+    assert_eq!(
+        (gap["seq_from"].as_u64(), gap["seq_to"].as_u64()),
+        (Some(2), Some(2))
+    );
 
     // The missing record arrives late: the gap is resolved, not forgotten.
-    c.send(&[r2.clone()]).await?;
+    c.send(std::slice::from_ref(&r2)).await?;
     c.receipt(&key).await?;
     let alerts = api.get_ok("/api/v1/alerts").await?;
     assert!(alerts["alerts"][0]["resolved_at"].is_string(), "{alerts}");
-    assert_eq!(api.get_ok("/api/v1/alerts?open=true").await?["alerts"].as_array().map(Vec::len), Some(0));
+    assert_eq!(
+        api.get_ok("/api/v1/alerts?open=true").await?["alerts"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
 
     // A record that names the wrong predecessor: a chain break.
-    c.send(&[c.seal(&c.body(4, Hash::of(b"something else"), "four"))]).await?;
+    c.send(&[c.seal(&c.body(4, Hash::of(b"something else"), "four"))])
+        .await?;
     assert_eq!(c.receipt(&key).await?.entries[0].status, Status::Stored);
     // A second, different record for seq 1: refused, and an alert.
-    c.send(&[c.seal(&c.body(1, GENESIS, "rewritten history"))]).await?;
+    c.send(&[c.seal(&c.body(1, GENESIS, "rewritten history"))])
+        .await?;
     assert_eq!(c.receipt(&key).await?.entries[0].status, Status::Rejected);
 
     let open = api.get_ok("/api/v1/alerts?open=true").await?;
-    let kinds: Vec<&str> = open["alerts"].as_array().into_iter().flatten().filter_map(|a| a["kind"].as_str()).collect();
+    let kinds: Vec<&str> = open["alerts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a["kind"].as_str())
+        .collect();
     assert_eq!(kinds, ["seq_conflict", "chain_break"], "{open}");
-    assert_eq!(api.metric("evsync_hub_rejected_total{reason=\"seq_conflict\"}").await?, 1.0);
+    assert_eq!(
+        api.metric("evsync_hub_rejected_total{reason=\"seq_conflict\"}")
+            .await?,
+        1.0
+    );
 
     // The record endpoint shows the break when the platform checks a record.
     let feed = api.feed().await?;
-    let fourth = feed.iter().find(|r| r["seq"] == 4).ok_or_else(|| anyhow::anyhow!("seq 4 missing"))?;
-    let one = api.get_ok(&format!("/api/v1/records/{}", fourth["id"].as_str().unwrap_or_default())).await?;
+    let fourth = feed
+        .iter()
+        .find(|r| r["seq"] == 4)
+        .ok_or_else(|| anyhow::anyhow!("seq 4 missing"))?;
+    let one = api
+        .get_ok(&format!(
+            "/api/v1/records/{}",
+            fourth["id"].as_str().unwrap_or_default()
+        ))
+        .await?;
     assert_eq!(one["verification"]["signature"], "valid");
-    assert!(one["verification"]["chain"].as_str().unwrap_or_default().starts_with("broken"), "{one}");
+    assert!(
+        one["verification"]["chain"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("broken"),
+        "{one}"
+    );
     hub.shutdown().await
 }

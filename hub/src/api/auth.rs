@@ -14,7 +14,11 @@ pub fn hash(token: &str) -> [u8; 32] {
 }
 
 /// Refuses requests without `Authorization: Bearer <token>` (401).
-pub async fn require_token(State(state): State<AppState>, req: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_token(
+    State(state): State<AppState>,
+    req: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let given = req
         .headers()
         .get(header::AUTHORIZATION)

@@ -88,7 +88,10 @@ pub struct FeedQuery {
 }
 
 /// `GET /api/v1/records?after=CURSOR&limit=N`
-pub async fn list(State(state): State<AppState>, Query(q): Query<FeedQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Query(q): Query<FeedQuery>,
+) -> Result<Json<Value>, ApiError> {
     let after = match q.after.as_deref() {
         None | Some("") => 0,
         Some(c) => decode_cursor(c)?,
@@ -103,15 +106,22 @@ pub async fn list(State(state): State<AppState>, Query(q): Query<FeedQuery>) -> 
     let rows = state.read(move |s| s.records_after(after, limit)).await?;
     let last = rows.last().map(|r| r.hub_seq).unwrap_or(after);
     let records: Vec<Value> = rows.iter().map(record_json).collect();
-    Ok(Json(json!({ "records": records, "cursor": encode_cursor(last) })))
+    Ok(Json(
+        json!({ "records": records, "cursor": encode_cursor(last) }),
+    ))
 }
 
 /// `GET /api/v1/records/{id}`: the record, its signature checked again now, and its chain link.
-pub async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn one(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let lookup = id.clone();
     let found = state
         .read(move |s| {
-            let Some(r) = s.record(&lookup)? else { return Ok(None) };
+            let Some(r) = s.record(&lookup)? else {
+                return Ok(None);
+            };
             let predecessor = if r.body.seq > 1 {
                 s.hash_at(&r.body.device_id, r.body.seq - 1)?
             } else {
@@ -122,9 +132,15 @@ pub async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Resul
         })
         .await?;
     let Some((r, predecessor, device)) = found else {
-        return Err(ApiError::new(StatusCode::NOT_FOUND, format!("no record with id {id:?}")));
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            format!("no record with id {id:?}"),
+        ));
     };
-    let signature = match (PublicKey::from_base64(&r.signer_key), <[u8; 64]>::try_from(r.signature.as_slice())) {
+    let signature = match (
+        PublicKey::from_base64(&r.signer_key),
+        <[u8; 64]>::try_from(r.signature.as_slice()),
+    ) {
         (Ok(key), Ok(sig)) => match key.verify(Context::Record, &r.bytes, &sig, &r.body.agent_id) {
             Ok(()) => "valid".to_owned(),
             Err(e) => format!("invalid: {e}"),
@@ -158,7 +174,10 @@ pub struct AlertQuery {
 }
 
 /// `GET /api/v1/alerts?open=true&limit=N`, newest first.
-pub async fn alerts(State(state): State<AppState>, Query(q): Query<AlertQuery>) -> Result<Json<Value>, ApiError> {
+pub async fn alerts(
+    State(state): State<AppState>,
+    Query(q): Query<AlertQuery>,
+) -> Result<Json<Value>, ApiError> {
     let limit = q.limit.unwrap_or(100).min(MAX_LIMIT);
     let open = q.open.unwrap_or(false);
     let alerts = state.read(move |s| s.alerts(open, limit)).await?;
@@ -178,7 +197,12 @@ mod tests {
     #[test]
     fn cursors_round_trip_and_foreign_ones_are_refused() {
         assert_eq!(decode_cursor(&encode_cursor(42)).unwrap(), 42);
-        for bad in ["42", "!!", &B64URL.encode("evsync:-1"), &B64URL.encode("other:3")] {
+        for bad in [
+            "42",
+            "!!",
+            &B64URL.encode("evsync:-1"),
+            &B64URL.encode("other:3"),
+        ] {
             assert!(decode_cursor(bad).is_err(), "{bad} accepted");
         }
     }

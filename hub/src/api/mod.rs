@@ -42,7 +42,9 @@ impl AppState {
     ) -> Result<T, ApiError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            let guard = store.lock().map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
+            let guard = store
+                .lock()
+                .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
             f(&guard)
         })
         .await
@@ -86,7 +88,10 @@ pub fn router(state: AppState) -> Router {
         .route("/alerts", get(feed::alerts))
         .route("/devices", get(feed::devices))
         .route("/openapi.json", get(openapi))
-        .route_layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ));
     Router::new()
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
@@ -101,11 +106,17 @@ async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }
 
 async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], include_str!("openapi.json"))
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
 }

@@ -8,7 +8,9 @@ use std::io::BufWriter;
 use std::path::Path;
 
 use anyhow::Context as _;
-use mp4::{AvcConfig, FourCC, MediaConfig, Mp4Config, Mp4Sample, Mp4Writer, TrackConfig, TrackType};
+use mp4::{
+    AvcConfig, FourCC, MediaConfig, Mp4Config, Mp4Sample, Mp4Writer, TrackConfig, TrackType,
+};
 
 /// Writes an MP4 of `seconds` at 25 frames/s, each frame `frame_bytes` long.
 pub fn write_mp4(path: &Path, seconds: u32, frame_bytes: usize, seed: u8) -> anyhow::Result<()> {
@@ -16,7 +18,11 @@ pub fn write_mp4(path: &Path, seconds: u32, frame_bytes: usize, seed: u8) -> any
     let config = Mp4Config {
         major_brand: FourCC::from(*b"isom"),
         minor_version: 512,
-        compatible_brands: vec![FourCC::from(*b"isom"), FourCC::from(*b"avc1"), FourCC::from(*b"mp41")],
+        compatible_brands: vec![
+            FourCC::from(*b"isom"),
+            FourCC::from(*b"avc1"),
+            FourCC::from(*b"mp41"),
+        ],
         timescale: 1000,
     };
     let mut w = Mp4Writer::write_start(BufWriter::new(file), &config)?;

@@ -53,8 +53,16 @@ pub struct DemoUnit {
 
 /// The `n`-th demo unit, cycling through districts and domains.
 pub fn demo_unit(n: usize) -> DemoUnit {
-    let districts: Vec<(&str, &str)> = DISTRICTS.lines().skip(1).filter_map(|l| l.split_once(',')).collect();
-    let domains: Vec<Vec<&str>> = DOMAINS.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let districts: Vec<(&str, &str)> = DISTRICTS
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(','))
+        .collect();
+    let domains: Vec<Vec<&str>> = DOMAINS
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
     let (dcode, dname) = districts[(n * 7 + 11) % districts.len()];
     let domain = &domains[n % domains.len()];
     DemoUnit {
@@ -65,28 +73,44 @@ pub fn demo_unit(n: usize) -> DemoUnit {
 }
 
 /// Writes `file` into `dir` by writing `name.part` and renaming, as a careful field application does.
-fn drop_file(dir: &Path, name: &str, write: impl FnOnce(&Path) -> anyhow::Result<()>) -> anyhow::Result<()> {
+fn drop_file(
+    dir: &Path,
+    name: &str,
+    write: impl FnOnce(&Path) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     let part = dir.join(format!("{name}.part"));
     write(&part)?;
     std::fs::rename(&part, dir.join(name)).with_context(|| format!("renaming {}", part.display()))
 }
 
 /// Fills a spool folder with a shift's worth of events and recordings; returns how many files.
-pub fn fill_spool(spool: &Path, unit: &DemoUnit, events: usize, recordings: usize, seed: u8) -> anyhow::Result<usize> {
+pub fn fill_spool(
+    spool: &Path,
+    unit: &DemoUnit,
+    events: usize,
+    recordings: usize,
+    seed: u8,
+) -> anyhow::Result<usize> {
     std::fs::create_dir_all(spool)?;
     let start = chrono::Utc::now() - chrono::Duration::hours(2);
     for i in 0..events {
         let t = start + chrono::Duration::seconds(i as i64 * 30);
         let action = format!("A{seed:02}{:04}", i / 4);
         let event = match i % 4 {
-            0 => serde_json::json!({"type": "action_started", "action_id": action, "domain": unit.domain,
-                    "case_number": format!("渝{}罚〔2026〕{}号", &unit.code[..6], 100 + i), "legal_basis": "《中华人民共和国行政处罚法》第五十一条"}),
-            1 => serde_json::json!({"type": "gps_fix", "lat": 29.56 + (i as f64) * 1e-4, "lon": 106.55 + (i as f64) * 1e-4}),
+            0 => {
+                serde_json::json!({"type": "action_started", "action_id": action, "domain": unit.domain,
+                    "case_number": format!("渝{}罚〔2026〕{}号", &unit.code[..6], 100 + i), "legal_basis": "《中华人民共和国行政处罚法》第五十一条"})
+            }
+            1 => {
+                serde_json::json!({"type": "gps_fix", "lat": 29.56 + (i as f64) * 1e-4, "lon": 106.55 + (i as f64) * 1e-4})
+            }
             2 => serde_json::json!({"type": "marked_important", "note": "现场检查"}),
             _ => serde_json::json!({"type": "action_ended", "action_id": action}),
         };
         let text = serde_json::json!({ "time": t.to_rfc3339(), "event": event }).to_string();
-        drop_file(spool, &format!("event-{i:05}.json"), |p| Ok(std::fs::write(p, &text)?))?;
+        drop_file(spool, &format!("event-{i:05}.json"), |p| {
+            Ok(std::fs::write(p, &text)?)
+        })?;
     }
     for i in 0..recordings {
         drop_file(spool, &format!("VID_{seed:02}{i:04}.mp4"), |p| {
@@ -97,7 +121,10 @@ pub fn fill_spool(spool: &Path, unit: &DemoUnit, events: usize, recordings: usiz
 }
 
 /// Runs the demo; returns once done (or, with `serve`, once told to stop).
-pub async fn run(mut stop: evsync_agent::cli::StopSignals, opts: DemoOptions) -> anyhow::Result<()> {
+pub async fn run(
+    mut stop: evsync_agent::cli::StopSignals,
+    opts: DemoOptions,
+) -> anyhow::Result<()> {
     let temp;
     let root = match &opts.data {
         Some(d) => d.clone(),
@@ -121,7 +148,9 @@ pub async fn run(mut stop: evsync_agent::cli::StopSignals, opts: DemoOptions) ->
             url: None,
         },
         http: HttpConfig {
-            listen: opts.http.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+            listen: opts
+                .http
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
             token: None,
         },
     };
@@ -192,7 +221,9 @@ pub async fn run(mut stop: evsync_agent::cli::StopSignals, opts: DemoOptions) ->
         eprintln!("demo: stopping");
     }
     for (id, a) in agents {
-        a.shutdown().await.with_context(|| format!("stopping agent {id}"))?;
+        a.shutdown()
+            .await
+            .with_context(|| format!("stopping agent {id}"))?;
     }
     hub.shutdown().await
 }

@@ -69,7 +69,13 @@ pub(crate) fn raise(
     if grace.is_zero() {
         tracing::warn!(kind = kind.as_str(), device_id, detail, "alert raised");
     } else {
-        tracing::info!(kind = kind.as_str(), device_id, detail, ?grace, "alert pending");
+        tracing::info!(
+            kind = kind.as_str(),
+            device_id,
+            detail,
+            ?grace,
+            "alert pending"
+        );
     }
     let raised = Utc::now();
     let visible = raised + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::zero());
@@ -114,7 +120,12 @@ impl Store {
     }
 
     /// Raises an alert in its own transaction.
-    pub fn raise_alert(&mut self, kind: AlertKind, device_id: &str, detail: &str) -> anyhow::Result<()> {
+    pub fn raise_alert(
+        &mut self,
+        kind: AlertKind,
+        device_id: &str,
+        detail: &str,
+    ) -> anyhow::Result<()> {
         self.in_transaction(|tx| raise(tx, kind, device_id, None, detail, Duration::ZERO))
     }
 }

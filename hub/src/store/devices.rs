@@ -112,9 +112,9 @@ impl Store {
 
     /// One device.
     pub fn device(&self, device_id: &str) -> anyhow::Result<Option<DeviceRow>> {
-        let mut stmt = self
-            .conn()
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM devices WHERE device_id = ?1"))?;
+        let mut stmt = self.conn().prepare_cached(&format!(
+            "SELECT {COLUMNS} FROM devices WHERE device_id = ?1"
+        ))?;
         Ok(stmt.query_row([device_id], row).optional()?)
     }
 
@@ -157,7 +157,11 @@ impl Store {
     }
 
     /// Sets a device's enrollment state (operator action). Errors name an unknown device.
-    pub fn set_device_state(&self, device_id: &str, state: DeviceState) -> anyhow::Result<DeviceRow> {
+    pub fn set_device_state(
+        &self,
+        device_id: &str,
+        state: DeviceState,
+    ) -> anyhow::Result<DeviceRow> {
         let n = self.conn().execute(
             "UPDATE devices SET state = ?2, changed_at = ?3 WHERE device_id = ?1",
             params![device_id, state.as_str(), now()],
@@ -173,7 +177,10 @@ impl Store {
 
     /// Records a status message (heartbeat or last will).
     pub fn device_status(&self, device_id: &str, status: &serde_json::Value) -> anyhow::Result<()> {
-        let online = status.get("online").and_then(|v| v.as_bool()).unwrap_or(false);
+        let online = status
+            .get("online")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         self.conn().execute(
             "UPDATE devices SET last_seen = ?2, online = ?3, status = ?4 WHERE device_id = ?1",
             params![device_id, now(), online, status.to_string()],

@@ -11,8 +11,8 @@ mod records;
 
 pub use alerts::{Alert, AlertKind};
 pub use devices::{Announced, DeviceRow, DeviceState};
-pub use records::{Inserted, StoredRecord, VerifiedRecord};
 pub(crate) use records::insert as insert_record;
+pub use records::{Inserted, StoredRecord, VerifiedRecord};
 
 use std::path::Path;
 

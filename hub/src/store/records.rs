@@ -53,7 +53,11 @@ fn hash_at(tx: &Transaction<'_>, device_id: &str, seq: u64) -> anyhow::Result<Op
 
 /// Inserts a verified record inside the caller's transaction, raising alerts
 /// for gaps (visible after `gap_grace`), breaks and conflicts.
-pub(crate) fn insert(tx: &Transaction<'_>, rec: &VerifiedRecord, gap_grace: Duration) -> anyhow::Result<Inserted> {
+pub(crate) fn insert(
+    tx: &Transaction<'_>,
+    rec: &VerifiedRecord,
+    gap_grace: Duration,
+) -> anyhow::Result<Inserted> {
     let b = &rec.body;
     let device = b.device_id.as_str();
     if let Some(stored) = hash_at(tx, device, b.seq)? {
@@ -93,7 +97,11 @@ pub(crate) fn insert(tx: &Transaction<'_>, rec: &VerifiedRecord, gap_grace: Dura
             AlertKind::SequenceGap,
             device,
             Some((max + 1, b.seq - 1)),
-            &format!("records {}..={} of {device} have not arrived", max + 1, b.seq - 1),
+            &format!(
+                "records {}..={} of {device} have not arrived",
+                max + 1,
+                b.seq - 1
+            ),
             gap_grace,
         )?,
         Link::Missing => {}
@@ -173,13 +181,21 @@ fn resolve_filled_gaps(tx: &Transaction<'_>, device: &str, seq: u64) -> anyhow::
         .collect::<Result<_, _>>()?;
     for (id, from, to, visible_after) in open {
         let present: i64 = tx
-            .prepare_cached("SELECT COUNT(*) FROM records WHERE device_id = ?1 AND seq BETWEEN ?2 AND ?3")?
+            .prepare_cached(
+                "SELECT COUNT(*) FROM records WHERE device_id = ?1 AND seq BETWEEN ?2 AND ?3",
+            )?
             .query_row(params![device, from, to], |r| r.get(0))?;
         if present == to - from + 1 {
             let t = now();
             if visible_after > t {
-                tx.prepare_cached("DELETE FROM alerts WHERE id = ?1")?.execute([id])?;
-                tracing::debug!(device, from, to, "records arrived out of order; gap filled within grace");
+                tx.prepare_cached("DELETE FROM alerts WHERE id = ?1")?
+                    .execute([id])?;
+                tracing::debug!(
+                    device,
+                    from,
+                    to,
+                    "records arrived out of order; gap filled within grace"
+                );
             } else {
                 tx.prepare_cached("UPDATE alerts SET resolved_at = ?2 WHERE id = ?1")?
                     .execute(params![id, t])?;
@@ -218,22 +234,42 @@ impl StoredRecord {
 
 const COLUMNS: &str = "hub_seq, body, signature, signer_key, hash, received_at";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, Vec<u8>, Vec<u8>, String, String, String)> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+/// A row as read, before its body is parsed.
+struct Raw {
+    hub_seq: i64,
+    bytes: Vec<u8>,
+    signature: Vec<u8>,
+    signer_key: String,
+    hash: String,
+    received_at: String,
 }
 
-fn parse(raw: (i64, Vec<u8>, Vec<u8>, String, String, String)) -> anyhow::Result<StoredRecord> {
-    let (hub_seq, bytes, signature, signer_key, hash, received_at) = raw;
-    let body = RecordBody::parse(&bytes)
-        .map_err(|e| anyhow::anyhow!("stored record at hub_seq {hub_seq} no longer parses: {e}"))?;
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
+    Ok(Raw {
+        hub_seq: r.get(0)?,
+        bytes: r.get(1)?,
+        signature: r.get(2)?,
+        signer_key: r.get(3)?,
+        hash: r.get(4)?,
+        received_at: r.get(5)?,
+    })
+}
+
+fn parse(raw: Raw) -> anyhow::Result<StoredRecord> {
+    let body = RecordBody::parse(&raw.bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "stored record at hub_seq {} no longer parses: {e}",
+            raw.hub_seq
+        )
+    })?;
     Ok(StoredRecord {
-        hub_seq,
+        hub_seq: raw.hub_seq,
         body,
-        bytes,
-        signature,
-        signer_key,
-        hash,
-        received_at,
+        bytes: raw.bytes,
+        signature: raw.signature,
+        signer_key: raw.signer_key,
+        hash: raw.hash,
+        received_at: raw.received_at,
     })
 }
 

@@ -1,0 +1,88 @@
+//! SPEC.md guarantees 1 and 5 at the field spool: a file still being written
+//! is not taken half-written; a recording becomes a media record carrying the
+//! SHA-256 of the whole file and its container metadata; an invalid event
+//! file is moved aside with its reason, and everything else keeps flowing.
+
+use std::io::Write;
+use std::time::Duration;
+
+use evsync_agent::agent::Agent;
+use evsync_e2e::*;
+use evsync_hub::server::Hub;
+use evsync_protocol::chain::Hash;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_are_taken_whole_recordings_carry_hash_and_metadata_and_bad_events_are_set_aside(
+) -> anyhow::Result<()> {
+    let dir = test_dir("spool")?;
+    let hub = Hub::start(hub_config(dir.path(), None)?).await?;
+    let api = Api::new(hub.http_addr, &hub.token);
+    let id = unique("field-spool");
+    let cfg = agent_config(dir.path(), &id, &hub.mqtt_url, &hub.public_key);
+    std::fs::create_dir_all(&cfg.spool_dir)?;
+    let spool = cfg.spool_dir.clone();
+    let agent = Agent::start(cfg).await?;
+
+    // A recording written slowly, straight under its final name (no rename).
+    let slow = spool.join("VID_slow.mp4");
+    let mut whole = Vec::new();
+    {
+        let mut f = std::fs::File::create(&slow)?;
+        for i in 0..12u8 {
+            let chunk = vec![i; 256 * 1024];
+            f.write_all(&chunk)?;
+            f.flush()?;
+            whole.extend_from_slice(&chunk);
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+    }
+    // A real MP4 recording, an invalid event file, and a valid one after it.
+    let mp4 = dir.path().join("VID_0001.mp4");
+    evsync_hub::demo::write_mp4(&mp4, 6, 800, 1)?;
+    let mp4_hash = Hash::of(&std::fs::read(&mp4)?).to_hex();
+    std::fs::rename(&mp4, spool.join("VID_0001.mp4"))?;
+    std::fs::write(
+        spool.join("bad.json"),
+        br#"{"event": {"type": "teleported"}}"#,
+    )?;
+    drop_events(&spool, 0, 1)?;
+
+    eventually(
+        Duration::from_secs(20),
+        "three records in the feed",
+        || async { Ok(hub.record_count().await? == 3) },
+    )
+    .await?;
+    let feed = api.feed().await?;
+    check_chains(&feed)?;
+    let by_name = |name: &str| feed.iter().find(|r| r["file_name"] == name).cloned();
+    let slow_rec =
+        by_name("VID_slow.mp4").ok_or_else(|| anyhow::anyhow!("slow file missing: {feed:?}"))?;
+    assert_eq!(
+        slow_rec["sha256"],
+        Hash::of(&whole).to_hex(),
+        "taken before it was complete"
+    );
+    assert_eq!(slow_rec["size"], whole.len());
+    let mp4_rec = by_name("VID_0001.mp4").ok_or_else(|| anyhow::anyhow!("mp4 missing"))?;
+    assert_eq!(mp4_rec["sha256"], mp4_hash);
+    assert_eq!(mp4_rec["mime"], "video/mp4");
+    assert_eq!(mp4_rec["duration_ms"], 6000);
+    assert_eq!(notes(&feed), ["file-0"]);
+
+    let rejected = spool.join(".rejected");
+    assert!(
+        rejected.join("bad.json").exists(),
+        "the bad event file is kept, not deleted"
+    );
+    let reason = std::fs::read_to_string(rejected.join("bad.json.error.txt"))?;
+    assert!(
+        reason.contains("teleported"),
+        "the reason names the bad value: {reason}"
+    );
+    // The agent's held copy of each recording is the file, byte for byte.
+    let held = dir.path().join(&id).join("data/media").join(&mp4_hash);
+    assert_eq!(Hash::of(&std::fs::read(held)?).to_hex(), mp4_hash);
+    agent.shutdown().await?;
+    hub.shutdown().await
+}
