@@ -12,13 +12,19 @@ use rumqttc::AsyncClient;
 use tokio::sync::{mpsc, watch, Notify};
 use tokio::task::JoinSet;
 
+use chrono::{DateTime, Utc};
+use evsync_protocol::record::{Event, Kind, RecordBody};
+
 use crate::buffer::{Backlog, Buffer};
 use crate::config::AgentConfig;
+use crate::records;
 use crate::spool::Spool;
 use crate::uplink::{self, Link, Sender, Stats};
 
 /// A running agent.
 pub struct Agent {
+    cfg: AgentConfig,
+    new_records: Arc<Notify>,
     buffer: Arc<Mutex<Buffer>>,
     stats: Arc<Stats>,
     key: Arc<SigningKey>,
@@ -89,15 +95,48 @@ impl Agent {
             stats.clone(),
             shutdown_rx.clone(),
         ));
-        let sender = Sender::new(cfg, client, buffer.clone(), key.clone(), stats.clone())?;
-        tasks.spawn(sender.run(receipts_rx, link_rx, new_records, shutdown_rx));
+        let sender = Sender::new(
+            cfg.clone(),
+            client,
+            buffer.clone(),
+            key.clone(),
+            stats.clone(),
+        )?;
+        tasks.spawn(sender.run(receipts_rx, link_rx, new_records.clone(), shutdown_rx));
         Ok(Agent {
+            cfg,
+            new_records,
             buffer,
             stats,
             key,
             shutdown,
             tasks,
         })
+    }
+
+    /// Records an event that happened at `device_time` (for applications that
+    /// embed the agent instead of writing spool files): signed, chained and
+    /// committed before this returns, then sent.
+    pub async fn record_event(
+        &self,
+        event: Event,
+        device_time: DateTime<Utc>,
+    ) -> anyhow::Result<RecordBody> {
+        let (cfg, key, buffer) = (self.cfg.clone(), self.key.clone(), self.buffer.clone());
+        let body = tokio::task::spawn_blocking(move || {
+            let mut b = buffer
+                .lock()
+                .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?;
+            b.append(&key, &cfg.device_id, None, None, |seq, prev| {
+                let mut body = records::body(&cfg, Kind::Event, seq, prev, device_time);
+                body.event = Some(event);
+                body
+            })
+        })
+        .await
+        .context("buffer task")??;
+        self.new_records.notify_one();
+        Ok(body)
     }
 
     /// Records waiting for receipts.

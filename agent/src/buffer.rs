@@ -111,6 +111,57 @@ pub struct Applied {
     pub unmatched: usize,
 }
 
+/// Numbers, chains, signs and inserts one record inside `tx`.
+fn append_in(
+    tx: &rusqlite::Transaction<'_>,
+    key: &SigningKey,
+    device_id: &str,
+    make: impl FnOnce(u64, Hash) -> RecordBody,
+) -> anyhow::Result<RecordBody> {
+    let head: Option<(i64, String)> = tx
+        .prepare_cached("SELECT seq, hash FROM chain WHERE device_id = ?1")?
+        .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let head = match head {
+        None => Head::default(),
+        Some((seq, hash)) => Head {
+            seq: seq as u64,
+            hash: Hash::from_hex(&hash)
+                .context("the buffer's chain table holds a malformed hash")?,
+        },
+    };
+    let body = make(head.seq + 1, head.hash);
+    body.validate()
+        .context("the agent built an invalid record")?;
+    anyhow::ensure!(
+        body.device_id == device_id && body.seq == head.seq + 1,
+        "the agent built record {} of {} for the chain of {device_id} at {}",
+        body.seq,
+        body.device_id,
+        head.seq + 1
+    );
+    let env = Envelope::seal(key, Context::Record, body.to_bytes());
+    let hash = Hash::of(&env.body);
+    tx.prepare_cached(
+        "INSERT INTO outbox (id, device_id, seq, hash, body, signature, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        body.id.to_string(),
+        device_id,
+        body.seq as i64,
+        hash.to_hex(),
+        env.body,
+        env.signature.as_slice(),
+        now()
+    ])?;
+    tx.prepare_cached(
+        "INSERT INTO chain (device_id, seq, hash) VALUES (?1, ?2, ?3)
+         ON CONFLICT (device_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    )?
+    .execute(params![device_id, body.seq as i64, hash.to_hex()])?;
+    Ok(body)
+}
+
 /// The buffer.
 pub struct Buffer {
     conn: Connection,
@@ -151,41 +202,7 @@ impl Buffer {
         make: impl FnOnce(u64, Hash) -> RecordBody,
     ) -> anyhow::Result<RecordBody> {
         let tx = self.conn.transaction()?;
-        let head: Option<(i64, String)> = tx
-            .prepare_cached("SELECT seq, hash FROM chain WHERE device_id = ?1")?
-            .query_row([device_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let head = match head {
-            None => Head::default(),
-            Some((seq, hash)) => Head {
-                seq: seq as u64,
-                hash: Hash::from_hex(&hash)
-                    .context("the buffer's chain table holds a malformed hash")?,
-            },
-        };
-        let body = make(head.seq + 1, head.hash);
-        body.validate()
-            .context("the agent built an invalid record")?;
-        let bytes = body.to_bytes();
-        let env = Envelope::seal(key, Context::Record, bytes);
-        let hash = Hash::of(&env.body);
-        tx.prepare_cached(
-            "INSERT INTO outbox (id, device_id, seq, hash, body, signature, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute(params![
-            body.id.to_string(),
-            device_id,
-            body.seq as i64,
-            hash.to_hex(),
-            env.body,
-            env.signature.as_slice(),
-            now()
-        ])?;
-        tx.prepare_cached(
-            "INSERT INTO chain (device_id, seq, hash) VALUES (?1, ?2, ?3)
-             ON CONFLICT (device_id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        )?
-        .execute(params![device_id, body.seq as i64, hash.to_hex()])?;
+        let body = append_in(&tx, key, device_id, make)?;
         if let Some(o) = origin {
             tx.prepare_cached("INSERT INTO spooled (name, sha256, record_id, ingested_at) VALUES (?1, ?2, ?3, ?4)")?
                 .execute(params![o.name, o.sha256, body.id.to_string(), now()])?;
@@ -204,6 +221,23 @@ impl Buffer {
         }
         tx.commit().context("committing a record to the buffer")?;
         Ok(body)
+    }
+
+    /// Appends `count` records of `device_id` in one transaction (a recorder's
+    /// event log read at docking, a benchmark's prefill).
+    pub fn append_many(
+        &mut self,
+        key: &SigningKey,
+        device_id: &str,
+        count: usize,
+        mut make: impl FnMut(u64, Hash) -> RecordBody,
+    ) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        for _ in 0..count {
+            append_in(&tx, key, device_id, &mut make)?;
+        }
+        tx.commit().context("committing records to the buffer")?;
+        Ok(())
     }
 
     /// Up to `limit` unreceipted records after outbox position `after`, in order.

@@ -18,5 +18,6 @@ pub mod buffer;
 pub mod cli;
 pub mod config;
 pub mod probe;
+pub mod records;
 pub mod spool;
 pub mod uplink;

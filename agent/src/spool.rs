@@ -17,16 +17,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context as _;
-use chrono::{DateTime, FixedOffset, SubsecRound, Utc};
+use chrono::{DateTime, FixedOffset, Utc};
 use evsync_protocol::chain::Hash;
-use evsync_protocol::record::{Event, Kind, Media, RecordBody, VERSION};
+use evsync_protocol::record::{Event, Kind, Media};
 use evsync_protocol::signing::SigningKey;
 use ring::digest;
 use serde::Deserialize;
 
 use crate::buffer::{Buffer, HeldMedia, SpoolOrigin};
 use crate::config::AgentConfig;
-use crate::probe;
+use crate::{probe, records};
 
 /// Largest event file accepted.
 pub const MAX_EVENT_FILE: u64 = 64 * 1024;
@@ -219,32 +219,6 @@ impl Spool {
         Ok(())
     }
 
-    fn base_body(
-        &self,
-        kind: Kind,
-        seq: u64,
-        prev: Hash,
-        device_time: DateTime<Utc>,
-    ) -> RecordBody {
-        RecordBody {
-            v: VERSION,
-            id: uuid::Uuid::now_v7(),
-            kind,
-            device_id: self.cfg.device_id.clone(),
-            agent_id: self.cfg.device_id.clone(),
-            seq,
-            prev_hash: prev.to_hex(),
-            officer_id: self.cfg.officer_id.clone(),
-            unit_code: self.cfg.unit_code.clone(),
-            device_time,
-            ingest_time: now_millis(),
-            // Field mode: the field device is the agent, so its clock is the agent's.
-            clock_offset_ms: 0,
-            media: None,
-            event: None,
-        }
-    }
-
     fn take_event(&mut self, name: &str, path: &Path) -> anyhow::Result<Taken> {
         let meta = fs::metadata(path)?;
         if meta.len() > MAX_EVENT_FILE {
@@ -281,7 +255,7 @@ impl Spool {
             Some(&origin),
             None,
             |seq, prev| {
-                let mut b = self.base_body(Kind::Event, seq, prev, time);
+                let mut b = records::body(&self.cfg, Kind::Event, seq, prev, time);
                 b.event = Some(parsed.event);
                 b
             },
@@ -351,7 +325,7 @@ impl Spool {
             Some(&origin),
             Some(&held_media),
             |seq, prev| {
-                let mut b = self.base_body(Kind::Media, seq, prev, device_time);
+                let mut b = records::body(&self.cfg, Kind::Media, seq, prev, device_time);
                 b.media = Some(media);
                 b
             },
@@ -365,9 +339,4 @@ impl Spool {
             .lock()
             .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))
     }
-}
-
-/// Now, truncated to milliseconds (the precision records carry).
-pub fn now_millis() -> DateTime<Utc> {
-    Utc::now().trunc_subsecs(3)
 }

@@ -12,7 +12,7 @@ use evsync_protocol::announce::AnnounceBody;
 use evsync_protocol::batch;
 use evsync_protocol::chain::Hash;
 use evsync_protocol::envelope::Envelope;
-use evsync_protocol::receipt::{Entry, ReceiptBody, Status};
+use evsync_protocol::receipt::{self, Entry, ReceiptBody, Status};
 use evsync_protocol::record::RecordBody;
 use evsync_protocol::signing::{Context, PublicKey, SigningKey};
 use evsync_protocol::topic::{self, Channel};
@@ -48,6 +48,114 @@ struct Answer {
     entries: Vec<Entry>,
     /// Index into `entries` → index into the verified list, for records to store.
     pending: Vec<(usize, usize)>,
+}
+
+/// A batch from an approved device, waiting for its signatures to be checked.
+struct Admitted {
+    topic: String,
+    agent_id: String,
+    key: PublicKey,
+    signer_key: String,
+    envelopes: Vec<Envelope>,
+}
+
+/// What became of a batch at admission.
+enum Admission {
+    /// The device may not send records; every record is answered `rejected`.
+    Refused(Answer),
+    /// The device is approved; its records go on to signature checks.
+    Admitted(Admitted),
+    /// Undecodable: refused and counted, with nobody to answer.
+    Dropped,
+}
+
+/// The outcome of checking one envelope.
+enum Checked {
+    /// Signature valid, body well-formed, signed by the topic's device.
+    Valid(RecordBody, Hash),
+    /// Refused, with the metrics reason and a human detail.
+    Refused {
+        reason: &'static str,
+        detail: String,
+    },
+}
+
+/// Checks one envelope: signature first, then the body. Pure; runs on any thread.
+fn check(env: &Envelope, key: &PublicKey, agent_id: &str) -> Checked {
+    if let Err(e) = env.verify(key, Context::Record, agent_id) {
+        return Checked::Refused {
+            reason: e.reason(),
+            detail: e.to_string(),
+        };
+    }
+    let body = match RecordBody::parse(&env.body) {
+        Ok(b) => b,
+        Err(e) => {
+            return Checked::Refused {
+                reason: e.reason(),
+                detail: e.to_string(),
+            }
+        }
+    };
+    if body.agent_id != agent_id {
+        return Checked::Refused {
+            reason: "signer_mismatch",
+            detail: format!(
+                "record {} names agent {} but arrived on the topic of {agent_id}",
+                body.id, body.agent_id
+            ),
+        };
+    }
+    let hash = Hash::of(&env.body);
+    Checked::Valid(body, hash)
+}
+
+/// Checks every envelope of `batches` on all cores (Ed25519 verification is
+/// the costliest step of ingest), returning the outcomes batch by batch.
+fn check_in_parallel(batches: &[Admitted]) -> Vec<Vec<Checked>> {
+    let work: Vec<(&Envelope, &PublicKey, &str)> = batches
+        .iter()
+        .flat_map(|b| {
+            b.envelopes
+                .iter()
+                .map(move |e| (e, &b.key, b.agent_id.as_str()))
+        })
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = work.len().div_ceil(threads).max(64);
+    let mut flat: Vec<Checked> = Vec::with_capacity(work.len());
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = work
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|&(e, k, a)| check(e, k, a))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for h in handles {
+            // `check` does not panic; if it ever did, ingest stops and the hub with it.
+            flat.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        }
+    });
+    let mut flat = flat.into_iter();
+    batches
+        .iter()
+        .map(|b| flat.by_ref().take(b.envelopes.len()).collect())
+        .collect()
+}
+
+/// Cuts `s` to at most `max` bytes on a character boundary.
+fn truncate(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
 }
 
 fn entry_for(env: &Envelope, status: Status, reason: Option<String>) -> Option<Entry> {
@@ -101,7 +209,7 @@ impl Ingest {
     /// An error means nothing of this call was stored and nothing is receipted.
     pub fn process(&mut self, messages: &[(&str, &[u8])]) -> anyhow::Result<Vec<Outgoing>> {
         let mut answers = Vec::new();
-        let mut verified = Vec::new();
+        let mut admitted = Vec::new();
         for &(topic_name, payload) in messages {
             let (device, channel) = match topic::parse(topic_name) {
                 Ok(t) => t,
@@ -111,11 +219,11 @@ impl Ingest {
                 }
             };
             match channel {
-                Channel::Records => {
-                    if let Some(a) = self.check_batch(topic_name, device, payload, &mut verified)? {
-                        answers.push(a);
-                    }
-                }
+                Channel::Records => match self.admit(topic_name, device, payload)? {
+                    Admission::Refused(a) => answers.push(a),
+                    Admission::Admitted(a) => admitted.push(a),
+                    Admission::Dropped => {}
+                },
                 Channel::Announce => self.announce(topic_name, device, payload)?,
                 Channel::Status => self.status(topic_name, device, payload)?,
                 _ => self.reject(
@@ -125,7 +233,13 @@ impl Ingest {
                 ),
             }
         }
-        if verified.is_empty() && answers.is_empty() {
+        let checked = check_in_parallel(&admitted);
+        let mut verified = Vec::new();
+        for (batch, checked) in admitted.into_iter().zip(checked) {
+            let answer = self.answer(batch, checked, &mut verified);
+            answers.push(answer);
+        }
+        if answers.is_empty() {
             return Ok(Vec::new());
         }
         let grace = self.gap_grace;
@@ -160,36 +274,42 @@ impl Ingest {
                     }
                 }
             }
-            let receipt = ReceiptBody {
-                v: 1,
-                hub_id: self.hub_id.clone(),
-                agent_id: a.agent_id.clone(),
-                issued_at: chrono::Utc::now(),
-                entries: a.entries,
-            };
-            out.push(Outgoing {
-                topic: topic::topic(&a.agent_id, Channel::Receipts),
-                payload: receipt.seal(&self.key),
-            });
+            for e in &mut a.entries {
+                if let Some(r) = &mut e.reason {
+                    truncate(r, receipt::MAX_REASON);
+                }
+            }
+            for entries in a.entries.chunks(receipt::MAX_ENTRIES) {
+                let receipt = ReceiptBody {
+                    v: 1,
+                    hub_id: self.hub_id.clone(),
+                    agent_id: a.agent_id.clone(),
+                    issued_at: chrono::Utc::now(),
+                    entries: entries.to_vec(),
+                };
+                out.push(Outgoing {
+                    topic: topic::topic(&a.agent_id, Channel::Receipts),
+                    payload: receipt.seal(&self.key),
+                });
+            }
         }
         Ok(out)
     }
 
-    /// Decodes and verifies one batch; verified records go to `verified`,
-    /// refusals are answered at once in the returned entries.
-    fn check_batch(
+    /// Decodes a batch and checks its device: refused at once (answered), or
+    /// admitted for signature checks, or dropped (undecodable: nobody to answer).
+    fn admit(
         &mut self,
         topic_name: &str,
         agent_id: &str,
         payload: &[u8],
-        verified: &mut Vec<VerifiedRecord>,
-    ) -> anyhow::Result<Option<Answer>> {
+    ) -> anyhow::Result<Admission> {
         self.metrics.batches.inc();
         let envelopes = match batch::decode(payload) {
             Ok(e) => e,
             Err(e) => {
                 self.reject(topic_name, e.reason(), &e.to_string());
-                return Ok(None);
+                return Ok(Admission::Dropped);
             }
         };
         let device = self.store.device(agent_id)?;
@@ -207,83 +327,88 @@ impl Ingest {
             }
             Some(_) => None,
         };
+        match (refusal, device) {
+            (Some((reason, detail)), _) => {
+                for _ in &envelopes {
+                    self.metrics.reject(reason);
+                }
+                tracing::warn!(
+                    topic = topic_name,
+                    reason,
+                    detail,
+                    records = envelopes.len(),
+                    "refused"
+                );
+                self.store.log_reject(topic_name, reason, &detail)?;
+                let entries = envelopes
+                    .iter()
+                    .filter_map(|env| {
+                        entry_for(env, Status::Rejected, Some(format!("{reason}: {detail}")))
+                    })
+                    .collect();
+                Ok(Admission::Refused(Answer {
+                    agent_id: agent_id.to_owned(),
+                    entries,
+                    pending: Vec::new(),
+                }))
+            }
+            (None, Some(device)) => {
+                let key = PublicKey::from_base64(&device.public_key)
+                    .map_err(|e| anyhow::anyhow!("enrolled key of {agent_id} is unusable: {e}"))?;
+                Ok(Admission::Admitted(Admitted {
+                    topic: topic_name.to_owned(),
+                    agent_id: agent_id.to_owned(),
+                    key,
+                    signer_key: device.public_key,
+                    envelopes,
+                }))
+            }
+            (None, None) => Ok(Admission::Dropped),
+        }
+    }
+
+    /// Turns the checked envelopes of one admitted batch into its answer,
+    /// moving verified records to `verified`.
+    fn answer(
+        &mut self,
+        batch: Admitted,
+        checked: Vec<Checked>,
+        verified: &mut Vec<VerifiedRecord>,
+    ) -> Answer {
         let mut answer = Answer {
-            agent_id: agent_id.to_owned(),
-            entries: Vec::with_capacity(envelopes.len()),
+            agent_id: batch.agent_id,
+            entries: Vec::with_capacity(batch.envelopes.len()),
             pending: Vec::new(),
         };
-        if let Some((reason, detail)) = refusal {
-            for _ in &envelopes {
-                self.metrics.reject(reason);
-            }
-            tracing::warn!(
-                topic = topic_name,
-                reason,
-                detail,
-                records = envelopes.len(),
-                "refused"
-            );
-            self.store.log_reject(topic_name, reason, &detail)?;
-            answer.entries = envelopes
-                .iter()
-                .filter_map(|env| {
-                    entry_for(env, Status::Rejected, Some(format!("{reason}: {detail}")))
-                })
-                .collect();
-            return Ok(Some(answer));
-        }
-        let Some(device) = device else {
-            return Ok(None);
-        };
-        let key = match PublicKey::from_base64(&device.public_key) {
-            Ok(k) => k,
-            Err(e) => anyhow::bail!("enrolled key of {agent_id} is unusable: {e}"),
-        };
-        for env in envelopes {
-            if let Err(e) = env.verify(&key, Context::Record, agent_id) {
-                self.reject(topic_name, e.reason(), &e.to_string());
-                answer
-                    .entries
-                    .extend(entry_for(&env, Status::Rejected, Some(e.to_string())));
-                continue;
-            }
-            let body = match RecordBody::parse(&env.body) {
-                Ok(b) => b,
-                Err(e) => {
-                    self.reject(topic_name, e.reason(), &e.to_string());
-                    continue;
+        for (env, c) in batch.envelopes.into_iter().zip(checked) {
+            match c {
+                Checked::Valid(body, hash) => {
+                    answer.pending.push((answer.entries.len(), verified.len()));
+                    answer.entries.push(Entry {
+                        id: body.id,
+                        device_id: body.device_id.clone(),
+                        seq: body.seq,
+                        hash: hash.to_hex(),
+                        status: Status::Stored,
+                        reason: None,
+                    });
+                    verified.push(VerifiedRecord {
+                        body,
+                        bytes: env.body,
+                        signature: env.signature,
+                        hash,
+                        signer_key: batch.signer_key.clone(),
+                    });
                 }
-            };
-            if body.agent_id != agent_id {
-                let detail = format!(
-                    "record {} names agent {} but arrived on the topic of {agent_id}",
-                    body.id, body.agent_id
-                );
-                self.reject(topic_name, "signer_mismatch", &detail);
-                answer
-                    .entries
-                    .extend(entry_for(&env, Status::Rejected, Some(detail)));
-                continue;
+                Checked::Refused { reason, detail } => {
+                    self.reject(&batch.topic, reason, &detail);
+                    answer
+                        .entries
+                        .extend(entry_for(&env, Status::Rejected, Some(detail)));
+                }
             }
-            let hash = Hash::of(&env.body);
-            answer.pending.push((answer.entries.len(), verified.len()));
-            answer.entries.push(Entry {
-                id: body.id,
-                device_id: body.device_id.clone(),
-                seq: body.seq,
-                hash: hash.to_hex(),
-                status: Status::Stored,
-                reason: None,
-            });
-            verified.push(VerifiedRecord {
-                body,
-                bytes: env.body,
-                signature: env.signature,
-                hash,
-                signer_key: device.public_key.clone(),
-            });
         }
-        Ok(Some(answer))
+        answer
     }
 
     fn announce(&mut self, topic_name: &str, device: &str, payload: &[u8]) -> anyhow::Result<()> {

@@ -115,8 +115,6 @@ impl Hub {
             &format!("evsync-hub-{}", cfg.hub_id),
             broker::MAX_PAYLOAD,
         )?;
-        let mut opts = opts;
-        opts.set_manual_acks(true);
         let (client, eventloop) = AsyncClient::new(opts, 1024);
         let (to_ingest, from_link) = mpsc::channel::<Publish>(1024);
         let (connected_tx, connected_rx) = watch::channel(0u64);
@@ -222,16 +220,12 @@ impl Hub {
     }
 }
 
-/// What ingest hands the publisher: receipts to send, then messages to acknowledge.
-struct Done {
-    receipts: Vec<Outgoing>,
-    acks: Vec<Publish>,
-}
-
+/// Takes messages off the link in groups of up to [`INGEST_BATCH`], stores
+/// each group in one transaction and hands its receipts to the publisher.
 fn ingest_worker(
     mut ingest: Ingest,
     mut from_link: mpsc::Receiver<Publish>,
-    to_publisher: mpsc::UnboundedSender<Done>,
+    to_publisher: mpsc::UnboundedSender<Vec<Outgoing>>,
 ) {
     while let Some(first) = from_link.blocking_recv() {
         let mut batch = vec![first];
@@ -250,45 +244,34 @@ fn ingest_worker(
             Err(e) => {
                 // Nothing of this batch was stored or receipted; agents resend.
                 tracing::error!(error = %format!("{e:#}"), messages = batch.len(), "ingest failed; nothing receipted");
-                Vec::new()
+                continue;
             }
         };
-        if to_publisher
-            .send(Done {
-                receipts,
-                acks: batch,
-            })
-            .is_err()
-        {
+        if to_publisher.send(receipts).is_err() {
             break;
         }
     }
 }
 
+/// Publishes receipts. Never called from the event-loop task.
 async fn publish_receipts(
     client: AsyncClient,
-    mut from_ingest: mpsc::UnboundedReceiver<Done>,
+    mut from_ingest: mpsc::UnboundedReceiver<Vec<Outgoing>>,
     metrics: Arc<Metrics>,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    while let Some(done) = from_ingest.recv().await {
-        let sent = async {
-            for r in done.receipts {
-                client
-                    .publish(r.topic, QoS::AtLeastOnce, false, r.payload)
-                    .await?;
-                metrics.receipts.inc();
+    while let Some(receipts) = from_ingest.recv().await {
+        for r in receipts {
+            if let Err(e) = client
+                .publish(r.topic, QoS::AtLeastOnce, false, r.payload)
+                .await
+            {
+                if *shutdown.borrow() {
+                    return Ok(()); // the event loop is gone; unreceipted records are resent by agents
+                }
+                return Err(e).context("publishing a receipt");
             }
-            for p in &done.acks {
-                client.ack(p).await?;
-            }
-            Ok::<_, rumqttc::ClientError>(())
-        };
-        if let Err(e) = sent.await {
-            if *shutdown.borrow() {
-                return Ok(()); // the event loop is gone; unreceipted records are resent by agents
-            }
-            return Err(e).context("publishing receipts");
+            metrics.receipts.inc();
         }
     }
     Ok(())

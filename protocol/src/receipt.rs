@@ -17,6 +17,14 @@ use crate::ProtocolError;
 /// Magic bytes of a receipt message.
 pub const MAGIC: &[u8; 4] = b"EVR1";
 
+/// Most entries one receipt carries, so that its body always fits an
+/// envelope (64 KiB) even with 64-character device ids and long reasons.
+/// A batch of more records is answered by several receipts.
+pub const MAX_ENTRIES: usize = 100;
+
+/// Longest `reason` an entry carries (bytes); longer reasons are cut.
+pub const MAX_REASON: usize = 300;
+
 /// What the hub did with one record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -126,6 +134,25 @@ mod tests {
         let forged = receipt().seal(&impostor);
         let err = ReceiptBody::open(&forged, &hub.public()).unwrap_err();
         assert_eq!(err.reason(), "bad_signature");
+    }
+
+    #[test]
+    fn a_receipt_of_max_entries_of_the_largest_kind_fits_an_envelope() {
+        let hub = SigningKey::from_seed_for_tests(&[1; 32]).unwrap();
+        let entry = Entry {
+            id: Uuid::max(),
+            device_id: "d".repeat(64),
+            seq: u64::MAX,
+            hash: "f".repeat(64),
+            status: Status::Rejected,
+            reason: Some("r".repeat(MAX_REASON)),
+        };
+        let mut big = receipt();
+        big.agent_id = "a".repeat(64);
+        big.hub_id = "h".repeat(64);
+        big.entries = vec![entry; MAX_ENTRIES];
+        let sealed = big.seal(&hub);
+        assert_eq!(ReceiptBody::open(&sealed, &hub.public()).unwrap(), big);
     }
 
     #[test]

@@ -19,7 +19,11 @@ async fn two_agents_deliver_1000_records(external: Option<String>) -> anyhow::Re
     let mut agents = Vec::new();
     for n in 0..2 {
         let id = unique(&format!("field-{n}"));
-        let cfg = agent_config(dir.path(), &id, &hub.mqtt_url, &hub.public_key);
+        let mut cfg = agent_config(dir.path(), &id, &hub.mqtt_url, &hub.public_key);
+        if n == 1 {
+            // The largest batch the protocol allows: answered by several receipts.
+            cfg.uplink.batch_records = evsync_protocol::batch::MAX_RECORDS;
+        }
         drop_events(&cfg.spool_dir, 0, 500)?;
         agents.push((id, Agent::start(cfg).await?));
     }

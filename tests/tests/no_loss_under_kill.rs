@@ -81,6 +81,18 @@ async fn killing_the_agent_22_times_while_it_syncs_loses_and_duplicates_nothing(
             .all(|e| e.file_name().to_string_lossy().starts_with('.')))
     })
     .await?;
+    let buffer_path = cfg.data_dir.join("buffer.sqlite");
+    eventually(
+        Duration::from_secs(30),
+        "every receipt applied by the agent",
+        || async {
+            Ok(evsync_agent::buffer::Buffer::open(&buffer_path)?
+                .backlog()?
+                .records
+                == 0)
+        },
+    )
+    .await?;
     agent.terminate(Duration::from_secs(10))?;
 
     let feed = api.feed().await?;
