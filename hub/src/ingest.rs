@@ -72,7 +72,7 @@ enum Admission {
 /// The outcome of checking one envelope.
 enum Checked {
     /// Signature valid, body well-formed, signed by the topic's device.
-    Valid(RecordBody, Hash),
+    Valid(Box<RecordBody>, Hash),
     /// Refused, with the metrics reason and a human detail.
     Refused {
         reason: &'static str,
@@ -107,7 +107,7 @@ fn check(env: &Envelope, key: &PublicKey, agent_id: &str) -> Checked {
         };
     }
     let hash = Hash::of(&env.body);
-    Checked::Valid(body, hash)
+    Checked::Valid(Box::new(body), hash)
 }
 
 /// Checks every envelope of `batches` on all cores (Ed25519 verification is
@@ -393,7 +393,7 @@ impl Ingest {
                         reason: None,
                     });
                     verified.push(VerifiedRecord {
-                        body,
+                        body: *body,
                         bytes: env.body,
                         signature: env.signature,
                         hash,
