@@ -53,7 +53,7 @@ pub struct MqttSection {
 }
 
 /// Sending and resending.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UplinkSection {
     /// Most records in one MQTT message (1..=1000).
@@ -215,6 +215,13 @@ impl AgentConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_example_configuration_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agent.example.toml");
+        let cfg = AgentConfig::load(&path).unwrap();
+        assert_eq!(cfg.uplink, UplinkSection::default());
+    }
 
     #[test]
     fn every_problem_is_reported_at_once_naming_its_field() {

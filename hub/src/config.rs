@@ -208,6 +208,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_configuration_loads() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hub.example.toml");
+        let cfg = HubConfig::load(Some(&path)).unwrap();
+        assert_eq!(cfg.mqtt.listen.port(), 1884);
+    }
+
+    #[test]
     fn unknown_fields_in_the_file_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("hub.toml");
