@@ -44,10 +44,12 @@ pub enum Command {
     },
 }
 
-/// Sets up logging (text, or JSON lines), filtered by `RUST_LOG` (default `info`).
+/// Sets up logging (text, or JSON lines), filtered by `RUST_LOG`. The default is
+/// `info` with the embedded broker's own logs off: rumqttd logs every ordinary
+/// disconnect as an error (`RUST_LOG=info,rumqttd=info` shows them).
 pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -126,6 +126,19 @@ impl Spool {
         for dir in [&cfg.spool_dir, &media_dir] {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
+        // Copies interrupted by a crash: their spool files are still in the spool.
+        for entry in fs::read_dir(&media_dir)? {
+            let entry = entry?;
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".incoming-")
+            {
+                fs::remove_file(entry.path()).with_context(|| {
+                    format!("removing the partial copy {}", entry.path().display())
+                })?;
+            }
+        }
         Ok(Self {
             cfg,
             key,
@@ -269,7 +282,14 @@ impl Spool {
         let incoming = self
             .media_dir
             .join(format!(".incoming-{}", uuid::Uuid::now_v7()));
-        let (hash, size) = copy_hashing(path, &incoming)?;
+        let (hash, size) = match copy_hashing(path, &incoming) {
+            Ok(r) => r,
+            Err(e) => {
+                // A full disk or an unreadable file: the spool file stays for a later scan.
+                let _ = fs::remove_file(&incoming);
+                return Err(e);
+            }
+        };
         let after = stamp(&fs::metadata(path)?);
         if before != after || size != before.0 {
             fs::remove_file(&incoming)?;

@@ -188,14 +188,23 @@ impl Sender {
     }
 
     async fn on_connect(&mut self) -> anyhow::Result<()> {
-        let id = self.cfg.device_id.clone();
         self.client
-            .subscribe(topic(&id, Channel::Receipts), QoS::AtLeastOnce)
+            .subscribe(
+                topic(&self.cfg.device_id, Channel::Receipts),
+                QoS::AtLeastOnce,
+            )
             .await
             .context("subscribing to receipts")?;
+        self.announce().await?;
+        self.rewind("reconnected");
+        self.publish_status().await
+    }
+
+    /// Publishes this device's signed announcement (retained).
+    async fn announce(&self) -> anyhow::Result<()> {
         let announce = AnnounceBody {
             v: 1,
-            device_id: id.clone(),
+            device_id: self.cfg.device_id.clone(),
             public_key: self.key.public().to_base64(),
             role: self.cfg.role.clone(),
             officer_id: self.cfg.officer_id.clone(),
@@ -205,15 +214,13 @@ impl Sender {
         };
         self.client
             .publish(
-                topic(&id, Channel::Announce),
+                topic(&self.cfg.device_id, Channel::Announce),
                 QoS::AtLeastOnce,
                 true,
                 announce.seal(&self.key),
             )
             .await
-            .context("publishing the announcement")?;
-        self.rewind("reconnected");
-        self.publish_status().await
+            .context("publishing the announcement")
     }
 
     async fn publish_status(&self) -> anyhow::Result<()> {
@@ -272,6 +279,12 @@ impl Sender {
                 .refused_records
                 .fetch_add(applied.rejected as u64, Ordering::Relaxed);
             if let Some(e) = receipt.entries.iter().find(|e| !e.is_safe_at_hub()) {
+                let reason = e.reason.as_deref().unwrap_or_default();
+                if reason.starts_with("unknown_device") {
+                    // The hub has not seen the announcement (records may overtake it on
+                    // another topic, and a broker restart loses retained messages).
+                    self.announce().await?;
+                }
                 tracing::warn!(
                     refused = applied.rejected,
                     first_reason = e.reason.as_deref().unwrap_or(""),

@@ -6,10 +6,11 @@
 //! It has no shutdown call: it lives as long as the process.
 
 use std::collections::HashMap;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet};
 use rumqttd::{Broker, Config, ConnectionSettings, RouterConfig, ServerSettings};
 
 /// Largest MQTT payload the embedded broker accepts: above the protocol's
@@ -48,12 +49,12 @@ fn config(listen: SocketAddr) -> Config {
     }
 }
 
-/// Starts the broker on `listen` and returns once it accepts connections.
+/// Starts the broker on `listen` and returns once it answers an MQTT CONNECT.
 /// A port already in use is an error that says so (rumqttd itself would only log it).
-pub fn start(listen: SocketAddr) -> anyhow::Result<()> {
-    TcpListener::bind(listen)
-        .map(drop)
-        .with_context(|| format!("mqtt.listen = {listen}: the port is not free (another broker?); choose a free port, or set mqtt.embedded = false and mqtt.url"))?;
+pub async fn start(listen: SocketAddr) -> anyhow::Result<()> {
+    TcpListener::bind(listen).map(drop).with_context(|| {
+        format!("mqtt.listen = {listen}: the port is not free (another broker?); choose a free port, or set mqtt.embedded = false and mqtt.url")
+    })?;
     let mut broker = Broker::new(config(listen));
     std::thread::Builder::new()
         .name("embedded-broker".into())
@@ -64,16 +65,40 @@ pub fn start(listen: SocketAddr) -> anyhow::Result<()> {
         })
         .context("starting the embedded broker thread")?;
     let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if TcpStream::connect_timeout(&listen, Duration::from_millis(200)).is_ok() {
-            tracing::info!(%listen, "embedded MQTT broker accepting connections");
-            return Ok(());
-        }
+    while !answers_connect(listen).await {
         if Instant::now() > deadline {
-            anyhow::bail!("the embedded broker did not start listening on {listen} within 10 s");
+            anyhow::bail!("the embedded broker did not answer on {listen} within 10 s");
         }
-        std::thread::sleep(Duration::from_millis(20));
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    tracing::info!(%listen, "embedded MQTT broker accepting connections");
+    Ok(())
+}
+
+/// Whether an MQTT client can connect to `addr` (and then leaves cleanly).
+async fn answers_connect(addr: SocketAddr) -> bool {
+    let mut opts = MqttOptions::new("evsync-hub-probe", addr.ip().to_string(), addr.port());
+    opts.set_clean_session(true);
+    let (client, mut eventloop) = AsyncClient::new(opts, 4);
+    let connected = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            match eventloop.poll().await {
+                Ok(Event::Incoming(Packet::ConnAck(_))) => return true,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    if connected && client.disconnect().await.is_ok() {
+        // Drive the event loop until the DISCONNECT is out and the broker has closed the connection.
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            while eventloop.poll().await.is_ok() {}
+        })
+        .await;
+    }
+    connected
 }
 
 /// A free loopback port, for demos and tests.

@@ -209,7 +209,8 @@ mod tests {
 
     #[test]
     fn the_example_configuration_loads() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hub.example.toml");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hub.example.toml");
         let cfg = HubConfig::load(Some(&path)).unwrap();
         assert_eq!(cfg.mqtt.listen.port(), 1884);
     }

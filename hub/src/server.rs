@@ -98,7 +98,7 @@ impl Hub {
 
         let mqtt_url = if cfg.mqtt.embedded {
             let listen = cfg.mqtt.listen;
-            tokio::task::spawn_blocking(move || broker::start(listen)).await??;
+            broker::start(listen).await?;
             format!("mqtt://{listen}")
         } else {
             cfg.mqtt

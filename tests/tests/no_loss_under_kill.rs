@@ -112,6 +112,14 @@ async fn killing_the_agent_22_times_while_it_syncs_loses_and_duplicates_nothing(
     );
     let media = records.iter().filter(|r| r["kind"] == "media").count();
     assert_eq!(media, recordings);
+    let held: Vec<String> = std::fs::read_dir(cfg.data_dir.join("media"))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()?;
+    assert_eq!(
+        held.len(),
+        recordings,
+        "one held copy per recording, no partial copies left: {held:?}"
+    );
     let alerts = api.get_ok("/api/v1/alerts").await?;
     assert_eq!(
         alerts["alerts"].as_array().map(Vec::len),
