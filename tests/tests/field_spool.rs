@@ -1,7 +1,8 @@
 //! SPEC.md guarantees 1 and 5 at the field spool: a file still being written
-//! is not taken half-written; a recording becomes a media record carrying the
-//! SHA-256 of the whole file and its container metadata; an invalid event
-//! file is moved aside with its reason, and everything else keeps flowing.
+//! is not taken half-written; a hostile file name stays metadata; a recording
+//! becomes a media record carrying the SHA-256 of the whole file and its
+//! container metadata; an invalid event file is moved aside with its reason,
+//! and everything else keeps flowing.
 
 use std::io::Write;
 use std::time::Duration;
@@ -46,11 +47,14 @@ async fn files_are_taken_whole_recordings_carry_hash_and_metadata_and_bad_events
         br#"{"event": {"type": "teleported"}}"#,
     )?;
     drop_events(&spool, 0, 1)?;
+    // A hostile name is only ever metadata: never a path at the agent or the hub.
+    let hostile = "VID_\u{202e}4pm.exe\n$(rm -rf ~);..mp4";
+    std::fs::write(spool.join(hostile), b"not really a video")?;
 
     eventually(
         Duration::from_secs(20),
-        "three records in the feed",
-        || async { Ok(hub.record_count().await? == 3) },
+        "four records in the feed",
+        || async { Ok(hub.record_count().await? == 4) },
     )
     .await?;
     let feed = api.feed().await?;
@@ -69,6 +73,12 @@ async fn files_are_taken_whole_recordings_carry_hash_and_metadata_and_bad_events
     assert_eq!(mp4_rec["mime"], "video/mp4");
     assert_eq!(mp4_rec["duration_ms"], 6000);
     assert_eq!(notes(&feed), ["file-0"]);
+    let odd = by_name(hostile).ok_or_else(|| anyhow::anyhow!("hostile name missing"))?;
+    assert_eq!(odd["sha256"], Hash::of(b"not really a video").to_hex());
+    assert!(
+        odd["duration_ms"].is_null(),
+        "not an MP4, so no container metadata"
+    );
 
     let rejected = spool.join(".rejected");
     assert!(
