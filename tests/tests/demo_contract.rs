@@ -115,12 +115,32 @@ async fn demo_with_serve_keeps_serving_the_feed_until_sigterm() -> anyhow::Resul
     check_chains(&feed)?;
     let media: Vec<_> = feed.iter().filter(|r| r["kind"] == "media").collect();
     assert_eq!(media.len(), 4);
-    for m in media {
+    for m in &media {
         assert!(
             m["sha256"].is_string() && m["size"].as_u64() > Some(0) && m["mime"] == "video/mp4"
         );
         assert!(m["duration_ms"].as_u64() > Some(0), "{m}");
     }
+    let (status, why) = api
+        .get(
+            &format!(
+                "/api/v1/records/{}/media",
+                media[0]["id"].as_str().unwrap_or_default()
+            ),
+            true,
+        )
+        .await?;
+    assert_eq!(
+        status, 404,
+        "no media bytes are held before the media data plane"
+    );
+    assert!(
+        why["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("has not been uploaded"),
+        "{why}"
+    );
     assert_eq!(api.get("/api/v1/records", false).await?.0, 401);
     for path in ["/api/v1/openapi.json", "/api/v1/devices", "/api/v1/alerts"] {
         assert_eq!(api.get(path, true).await?.0, 200, "{path}");

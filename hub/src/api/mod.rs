@@ -85,6 +85,7 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/records", get(feed::list))
         .route("/records/{id}", get(feed::one))
+        .route("/records/{id}/media", get(feed::media))
         .route("/alerts", get(feed::alerts))
         .route("/devices", get(feed::devices))
         .route("/openapi.json", get(openapi))
