@@ -86,6 +86,18 @@ impl StopSignals {
     }
 }
 
+/// The whole program: parses the command line, runs it, and turns an error
+/// into a message on stderr and exit status 1.
+pub async fn entry() -> std::process::ExitCode {
+    match main(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("evsync-agent: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs the command line.
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_json);

@@ -1,14 +1,6 @@
 //! `evsync-agent`: see `evsync-agent --help`.
 
-use clap::Parser;
-
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match evsync_agent::cli::main(evsync_agent::cli::Cli::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("evsync-agent: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    evsync_agent::cli::entry().await
 }

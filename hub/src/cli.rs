@@ -95,6 +95,18 @@ pub enum DevicesAction {
     },
 }
 
+/// The whole program: parses the command line, runs it, and turns an error
+/// into a message on stderr and exit status 1.
+pub async fn entry() -> std::process::ExitCode {
+    match main(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("evsync-hub: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// Runs the command line.
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
     init_logging(cli.log_json);
