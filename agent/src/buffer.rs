@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use evsync_protocol::chain::{Hash, Head};
-use evsync_protocol::envelope::Envelope;
+use evsync_protocol::envelope::{Envelope, MAX_BODY_LEN};
 use evsync_protocol::receipt::ReceiptBody;
 use evsync_protocol::record::RecordBody;
 use evsync_protocol::signing::{Context, SigningKey};
@@ -37,9 +37,10 @@ CREATE TABLE IF NOT EXISTS outbox (
 CREATE TABLE IF NOT EXISTS spooled (
     name        TEXT NOT NULL,
     sha256      TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
     record_id   TEXT NOT NULL,
     ingested_at TEXT NOT NULL,
-    PRIMARY KEY (name, sha256)
+    PRIMARY KEY (name, sha256, fingerprint)
 );
 CREATE TABLE IF NOT EXISTS media (
     sha256    TEXT PRIMARY KEY,
@@ -78,6 +79,8 @@ pub struct SpoolOrigin {
     pub name: String,
     /// SHA-256 (hex) of its content.
     pub sha256: String,
+    /// Which version of the file (inode, size, modification time).
+    pub fingerprint: String,
 }
 
 /// A media copy the agent holds for the record.
@@ -140,7 +143,14 @@ fn append_in(
         body.device_id,
         head.seq + 1
     );
-    let env = Envelope::seal(key, Context::Record, body.to_bytes());
+    let bytes = body.to_bytes();
+    anyhow::ensure!(
+        bytes.len() <= MAX_BODY_LEN,
+        "record {} of {device_id} would be {} bytes: the protocol allows {MAX_BODY_LEN}",
+        body.seq,
+        bytes.len()
+    );
+    let env = Envelope::seal(key, Context::Record, bytes);
     let hash = Hash::of(&env.body);
     tx.prepare_cached(
         "INSERT INTO outbox (id, device_id, seq, hash, body, signature, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -180,12 +190,18 @@ impl Buffer {
         Ok(Self { conn })
     }
 
-    /// Whether this spool file (by name and content) was already taken.
-    pub fn already_spooled(&self, name: &str, sha256: &str) -> anyhow::Result<bool> {
+    /// Whether this version of a spool file was already recorded (a crash came
+    /// between the commit and the removal of the file).
+    pub fn already_spooled(&self, origin: &SpoolOrigin) -> anyhow::Result<bool> {
         Ok(self
             .conn
-            .prepare_cached("SELECT 1 FROM spooled WHERE name = ?1 AND sha256 = ?2")?
-            .query_row(params![name, sha256], |_| Ok(()))
+            .prepare_cached(
+                "SELECT 1 FROM spooled WHERE name = ?1 AND sha256 = ?2 AND fingerprint = ?3",
+            )?
+            .query_row(
+                params![origin.name, origin.sha256, origin.fingerprint],
+                |_| Ok(()),
+            )
             .optional()?
             .is_some())
     }
@@ -204,8 +220,10 @@ impl Buffer {
         let tx = self.conn.transaction()?;
         let body = append_in(&tx, key, device_id, make)?;
         if let Some(o) = origin {
-            tx.prepare_cached("INSERT INTO spooled (name, sha256, record_id, ingested_at) VALUES (?1, ?2, ?3, ?4)")?
-                .execute(params![o.name, o.sha256, body.id.to_string(), now()])?;
+            tx.prepare_cached(
+                "INSERT INTO spooled (name, sha256, fingerprint, record_id, ingested_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![o.name, o.sha256, o.fingerprint, body.id.to_string(), now()])?;
         }
         if let Some(m) = media {
             tx.prepare_cached(

@@ -62,26 +62,35 @@ pub fn probe(path: &Path, name: &str) -> MediaInfo {
     if !matches!(mime, "video/mp4" | "video/quicktime" | "audio/mp4") {
         return info;
     }
-    match read_mp4(path) {
+    // The parser reads outside bytes: a panic inside it is a corrupt file, not a crash.
+    let read = std::panic::catch_unwind(|| read_mp4(path))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("the MP4 parser failed on this file")));
+    match read {
         Ok((started_at, duration_ms)) => {
             info.started_at = started_at;
-            info.duration_ms = Some(duration_ms);
+            info.duration_ms = duration_ms;
         }
         Err(e) => info.problem = Some(format!("{name}: not a readable MP4 container: {e}")),
     }
     info
 }
 
-fn read_mp4(path: &Path) -> anyhow::Result<(Option<DateTime<Utc>>, u64)> {
+fn read_mp4(path: &Path) -> anyhow::Result<(Option<DateTime<Utc>>, Option<u64>)> {
     let file = File::open(path)?;
     let size = file.metadata()?.len();
     let reader = mp4::Mp4Reader::read_header(BufReader::new(file), size)?;
-    let created = reader.moov.mvhd.creation_time as i64;
+    let mvhd = &reader.moov.mvhd;
+    let created = i64::try_from(mvhd.creation_time).unwrap_or(0);
     // 0 means "not set"; anything before 1970 is not a real recording time.
     let started_at = (created > MP4_EPOCH_OFFSET)
         .then(|| DateTime::from_timestamp(created - MP4_EPOCH_OFFSET, 0))
         .flatten();
-    Ok((started_at, reader.duration().as_millis() as u64))
+    // A timescale of 0 is a corrupt header: no duration rather than a division by zero.
+    let duration_ms = u128::from(mvhd.duration)
+        .checked_mul(1000)
+        .and_then(|d| d.checked_div(u128::from(mvhd.timescale)))
+        .and_then(|d| u64::try_from(d).ok());
+    Ok((started_at, duration_ms))
 }
 
 #[cfg(test)]

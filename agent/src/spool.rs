@@ -28,8 +28,9 @@ use crate::buffer::{Buffer, HeldMedia, SpoolOrigin};
 use crate::config::AgentConfig;
 use crate::{probe, records};
 
-/// Largest event file accepted.
-pub const MAX_EVENT_FILE: u64 = 64 * 1024;
+/// Largest event file accepted: well below the record body limit
+/// ([`evsync_protocol::envelope::MAX_BODY_LEN`]), leaving room for the record's own fields.
+pub const MAX_EVENT_FILE: u64 = 16 * 1024;
 const COPY_CHUNK: usize = 1024 * 1024;
 
 /// The content of an event file in the spool.
@@ -64,7 +65,7 @@ pub struct Spool {
     key: Arc<SigningKey>,
     buffer: Arc<Mutex<Buffer>>,
     media_dir: PathBuf,
-    seen: HashMap<String, (u64, SystemTime, Instant)>,
+    seen: HashMap<String, (Stamp, Instant)>,
 }
 
 fn ignored(name: &str) -> bool {
@@ -74,11 +75,39 @@ fn ignored(name: &str) -> bool {
             .any(|s| name.ends_with(s))
 }
 
-fn stamp(meta: &fs::Metadata) -> (u64, SystemTime) {
-    (
-        meta.len(),
-        meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
-    )
+/// What identifies one version of a spool file: size, modification time and inode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    size: u64,
+    mtime: SystemTime,
+    ino: u64,
+}
+
+impl Stamp {
+    fn of(path: &Path) -> anyhow::Result<Self> {
+        let meta = fs::metadata(path)
+            .with_context(|| format!("reading the metadata of {}", path.display()))?;
+        Ok(Self::from_meta(&meta))
+    }
+
+    fn from_meta(meta: &fs::Metadata) -> Self {
+        use std::os::unix::fs::MetadataExt;
+        Self {
+            size: meta.len(),
+            mtime: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+            ino: meta.ino(),
+        }
+    }
+
+    /// The ledger's key for this version: a file with the same name and content
+    /// written again later is a new version, not the one already recorded.
+    fn fingerprint(&self) -> String {
+        let ns = self
+            .mtime
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        format!("{}:{}:{ns}", self.ino, self.size)
+    }
 }
 
 /// Copies `src` into `dst` while hashing it, in one streaming pass, and fsyncs `dst`.
@@ -170,13 +199,13 @@ impl Spool {
                 continue;
             }
             present.push(name.clone());
-            let (size, mtime) = stamp(&meta);
+            let now_stamp = Stamp::from_meta(&meta);
             let now = Instant::now();
             let first = match self.seen.get(&name) {
-                Some(&(s, m, since)) if s == size && m == mtime => since,
+                Some(&(s, since)) if s == now_stamp => since,
                 _ => now,
             };
-            self.seen.insert(name.clone(), (size, mtime, first));
+            self.seen.insert(name.clone(), (now_stamp, first));
             if now.duration_since(first) >= settle {
                 ready.push(name);
             }
@@ -185,12 +214,18 @@ impl Spool {
         ready.sort();
         let mut committed = 0;
         for name in ready {
-            match self.take(&name)? {
-                Taken::Recorded { .. } => committed += 1,
-                Taken::Changed => {
+            match self.take(&name) {
+                Ok(Taken::Recorded { .. }) => committed += 1,
+                Ok(Taken::Changed) => {
                     self.seen.remove(&name);
                 }
-                Taken::AlreadyRecorded | Taken::Rejected(_) => {}
+                Ok(Taken::AlreadyRecorded | Taken::Rejected(_)) => {}
+                // One file that cannot be taken (unreadable, disk full) stays in the
+                // spool for a later scan and does not hold up the others.
+                Err(e) => {
+                    self.seen.remove(&name);
+                    tracing::error!(file = name, error = %format!("{e:#}"), "spool file not taken; left in the spool");
+                }
             }
         }
         Ok(committed)
@@ -199,15 +234,25 @@ impl Spool {
     /// Takes one settled spool file.
     pub fn take(&mut self, name: &str) -> anyhow::Result<Taken> {
         let path = self.cfg.spool_dir.join(name);
+        let before = Stamp::of(&path)?;
         let taken = if probe::is_event_file(name) {
-            self.take_event(name, &path)?
+            self.take_event(name, &path, before)?
         } else {
-            self.take_media(name, &path)?
+            self.take_media(name, &path, before)?
         };
         match &taken {
             Taken::Recorded { .. } | Taken::AlreadyRecorded => {
-                fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
                 self.seen.remove(name);
+                if Stamp::of(&path)? != before {
+                    // Written to again after it settled: what was recorded is kept, and the
+                    // file stays to be recorded again once it settles anew, so nothing is lost.
+                    tracing::warn!(
+                        file = name,
+                        "spool file changed after it was recorded; kept for another record"
+                    );
+                    return Ok(Taken::Changed);
+                }
+                fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
             }
             Taken::Rejected(reason) => {
                 self.quarantine(name, &path, reason)?;
@@ -232,17 +277,21 @@ impl Spool {
         Ok(())
     }
 
-    fn take_event(&mut self, name: &str, path: &Path) -> anyhow::Result<Taken> {
-        let meta = fs::metadata(path)?;
-        if meta.len() > MAX_EVENT_FILE {
+    fn take_event(&mut self, name: &str, path: &Path, before: Stamp) -> anyhow::Result<Taken> {
+        if before.size > MAX_EVENT_FILE {
             return Ok(Taken::Rejected(format!(
                 "event file is {} bytes: expected at most {MAX_EVENT_FILE}",
-                meta.len()
+                before.size
             )));
         }
         let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         let sha = Hash::of(&bytes).to_hex();
-        if self.lock()?.already_spooled(name, &sha)? {
+        let origin = SpoolOrigin {
+            name: name.to_owned(),
+            sha256: sha,
+            fingerprint: before.fingerprint(),
+        };
+        if self.lock()?.already_spooled(&origin)? {
             return Ok(Taken::AlreadyRecorded);
         }
         let parsed: SpoolEvent = match serde_json::from_slice(&bytes) {
@@ -256,11 +305,7 @@ impl Spool {
         let time = parsed
             .time
             .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_else(|| DateTime::<Utc>::from(stamp(&meta).1));
-        let origin = SpoolOrigin {
-            name: name.to_owned(),
-            sha256: sha,
-        };
+            .unwrap_or_else(|| DateTime::<Utc>::from(before.mtime));
         let key = self.key.clone();
         let body = self.lock()?.append(
             &key,
@@ -277,8 +322,7 @@ impl Spool {
         Ok(Taken::Recorded { seq: body.seq })
     }
 
-    fn take_media(&mut self, name: &str, path: &Path) -> anyhow::Result<Taken> {
-        let before = stamp(&fs::metadata(path)?);
+    fn take_media(&mut self, name: &str, path: &Path, before: Stamp) -> anyhow::Result<Taken> {
         let incoming = self
             .media_dir
             .join(format!(".incoming-{}", uuid::Uuid::now_v7()));
@@ -290,8 +334,7 @@ impl Spool {
                 return Err(e);
             }
         };
-        let after = stamp(&fs::metadata(path)?);
-        if before != after || size != before.0 {
+        if Stamp::of(path)? != before || size != before.size {
             fs::remove_file(&incoming)?;
             tracing::info!(
                 file = name,
@@ -300,7 +343,12 @@ impl Spool {
             return Ok(Taken::Changed);
         }
         let sha = hash.to_hex();
-        if self.lock()?.already_spooled(name, &sha)? {
+        let origin = SpoolOrigin {
+            name: name.to_owned(),
+            sha256: sha.clone(),
+            fingerprint: before.fingerprint(),
+        };
+        if self.lock()?.already_spooled(&origin)? {
             fs::remove_file(&incoming)?;
             return Ok(Taken::AlreadyRecorded);
         }
@@ -318,7 +366,7 @@ impl Spool {
         }
         let device_time = info
             .started_at
-            .unwrap_or_else(|| DateTime::<Utc>::from(before.1));
+            .unwrap_or_else(|| DateTime::<Utc>::from(before.mtime));
         let media = Media {
             sha256: sha.clone(),
             size,
@@ -327,10 +375,6 @@ impl Spool {
             file_index: None,
             started_at: info.started_at,
             duration_ms: info.duration_ms,
-        };
-        let origin = SpoolOrigin {
-            name: name.to_owned(),
-            sha256: sha.clone(),
         };
         let held_media = HeldMedia {
             sha256: sha,

@@ -54,6 +54,8 @@ struct Answer {
 struct Admitted {
     topic: String,
     agent_id: String,
+    /// Docks sign for the recorders docked in them; every other device only for itself.
+    signs_for_others: bool,
     key: PublicKey,
     signer_key: String,
     envelopes: Vec<Envelope>,
@@ -81,7 +83,7 @@ enum Checked {
 }
 
 /// Checks one envelope: signature first, then the body. Pure; runs on any thread.
-fn check(env: &Envelope, key: &PublicKey, agent_id: &str) -> Checked {
+fn check(env: &Envelope, key: &PublicKey, agent_id: &str, signs_for_others: bool) -> Checked {
     if let Err(e) = env.verify(key, Context::Record, agent_id) {
         return Checked::Refused {
             reason: e.reason(),
@@ -106,6 +108,15 @@ fn check(env: &Envelope, key: &PublicKey, agent_id: &str) -> Checked {
             ),
         };
     }
+    if !signs_for_others && body.device_id != agent_id {
+        return Checked::Refused {
+            reason: "signer_mismatch",
+            detail: format!(
+                "record {} is for device {} but {agent_id} is not a dock and may sign only its own records",
+                body.id, body.device_id
+            ),
+        };
+    }
     let hash = Hash::of(&env.body);
     Checked::Valid(Box::new(body), hash)
 }
@@ -113,13 +124,9 @@ fn check(env: &Envelope, key: &PublicKey, agent_id: &str) -> Checked {
 /// Checks every envelope of `batches` on all cores (Ed25519 verification is
 /// the costliest step of ingest), returning the outcomes batch by batch.
 fn check_in_parallel(batches: &[Admitted]) -> Vec<Vec<Checked>> {
-    let work: Vec<(&Envelope, &PublicKey, &str)> = batches
+    let work: Vec<(&Envelope, &Admitted)> = batches
         .iter()
-        .flat_map(|b| {
-            b.envelopes
-                .iter()
-                .map(move |e| (e, &b.key, b.agent_id.as_str()))
-        })
+        .flat_map(|b| b.envelopes.iter().map(move |e| (e, b)))
         .collect();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let chunk = work.len().div_ceil(threads).max(64);
@@ -130,7 +137,7 @@ fn check_in_parallel(batches: &[Admitted]) -> Vec<Vec<Checked>> {
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|&(e, k, a)| check(e, k, a))
+                        .map(|&(e, b)| check(e, &b.key, &b.agent_id, b.signs_for_others))
                         .collect::<Vec<_>>()
                 })
             })
@@ -358,6 +365,7 @@ impl Ingest {
                 Ok(Admission::Admitted(Admitted {
                     topic: topic_name.to_owned(),
                     agent_id: agent_id.to_owned(),
+                    signs_for_others: device.role.as_deref() == Some("dock"),
                     key,
                     signer_key: device.public_key,
                     envelopes,

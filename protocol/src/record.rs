@@ -227,8 +227,8 @@ impl RecordBody {
         }
         validate_device_id(&self.device_id)?;
         validate_device_id(&self.agent_id)?;
-        if self.seq == 0 {
-            return bad("seq = 0: expected a sequence number starting at 1".into());
+        if self.seq == 0 || self.seq > i64::MAX as u64 {
+            return bad(format!("seq = {}: expected 1 to {}", self.seq, i64::MAX));
         }
         let prev = self.prev_hash()?;
         if self.seq == 1 && prev != GENESIS {
@@ -256,5 +256,52 @@ impl RecordBody {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(seq: u64) -> RecordBody {
+        RecordBody {
+            v: VERSION,
+            id: Uuid::nil(),
+            kind: Kind::Event,
+            device_id: "field-1".into(),
+            agent_id: "field-1".into(),
+            seq,
+            prev_hash: "ab".repeat(32),
+            officer_id: None,
+            unit_code: None,
+            device_time: DateTime::from_timestamp(0, 0).unwrap_or_default(),
+            ingest_time: DateTime::from_timestamp(0, 0).unwrap_or_default(),
+            clock_offset_ms: 0,
+            media: None,
+            event: Some(Event::DutyEnded),
+        }
+    }
+
+    #[test]
+    fn sequence_numbers_outside_1_to_i64_max_are_refused() {
+        assert!(body(2).validate().is_ok());
+        for seq in [0, i64::MAX as u64 + 1, u64::MAX] {
+            let err = body(seq).validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("seq = {seq}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_first_record_must_start_the_chain_and_kind_must_match_its_payload() {
+        let mut first = body(1);
+        assert!(first.validate().is_err(), "seq 1 with a non-zero prev_hash");
+        first.prev_hash = GENESIS.to_hex();
+        assert!(first.validate().is_ok());
+        first.kind = Kind::Media;
+        assert!(first
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("kind = media"));
     }
 }

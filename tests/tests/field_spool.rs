@@ -19,7 +19,9 @@ async fn files_are_taken_whole_recordings_carry_hash_and_metadata_and_bad_events
     let hub = Hub::start(hub_config(dir.path(), None)?).await?;
     let api = Api::new(hub.http_addr, &hub.token);
     let id = unique("field-spool");
-    let cfg = agent_config(dir.path(), &id, &hub.mqtt_url, &hub.public_key);
+    let mut cfg = agent_config(dir.path(), &id, &hub.mqtt_url, &hub.public_key);
+    // The slow writer pauses 60 ms between chunks: far below the settle time, even on a loaded machine.
+    cfg.spool.settle_ms = 1500;
     std::fs::create_dir_all(&cfg.spool_dir)?;
     let spool = cfg.spool_dir.clone();
     let agent = Agent::start(cfg).await?;
@@ -47,14 +49,32 @@ async fn files_are_taken_whole_recordings_carry_hash_and_metadata_and_bad_events
         br#"{"event": {"type": "teleported"}}"#,
     )?;
     drop_events(&spool, 0, 1)?;
+    std::fs::copy(
+        spool.join("ev-000000.json"),
+        dir.path().join("ev-copy.json"),
+    )?;
+    // An MP4 whose header says timescale 0 (the parser would divide by it).
+    let corrupt = dir.path().join("corrupt.mp4");
+    evsync_hub::demo::write_mp4(&corrupt, 2, 100, 9)?;
+    let mut bytes = std::fs::read(&corrupt)?;
+    let mvhd = bytes
+        .windows(4)
+        .position(|w| w == b"mvhd")
+        .ok_or_else(|| anyhow::anyhow!("no mvhd"))?;
+    bytes[mvhd + 16..mvhd + 20].copy_from_slice(&[0; 4]);
+    std::fs::write(spool.join("VID_corrupt.mp4"), &bytes)?;
+    // An event file too large for a record body: set aside, not resent forever.
+    let big =
+        serde_json::json!({"event": {"type": "marked_important", "note": "x".repeat(20_000)}});
+    std::fs::write(spool.join("big.json"), big.to_string())?;
     // A hostile name is only ever metadata: never a path at the agent or the hub.
     let hostile = "VID_\u{202e}4pm.exe\n$(rm -rf ~);..mp4";
     std::fs::write(spool.join(hostile), b"not really a video")?;
 
     eventually(
         Duration::from_secs(20),
-        "four records in the feed",
-        || async { Ok(hub.record_count().await? == 4) },
+        "five records in the feed",
+        || async { Ok(hub.record_count().await? == 5) },
     )
     .await?;
     let feed = api.feed().await?;
@@ -73,6 +93,27 @@ async fn files_are_taken_whole_recordings_carry_hash_and_metadata_and_bad_events
     assert_eq!(mp4_rec["mime"], "video/mp4");
     assert_eq!(mp4_rec["duration_ms"], 6000);
     assert_eq!(notes(&feed), ["file-0"]);
+    let broken =
+        by_name("VID_corrupt.mp4").ok_or_else(|| anyhow::anyhow!("corrupt MP4 missing"))?;
+    assert_eq!(
+        broken["sha256"],
+        Hash::of(&bytes).to_hex(),
+        "a corrupt recording is still evidence"
+    );
+    assert!(broken["duration_ms"].is_null());
+    let too_big = std::fs::read_to_string(spool.join(".rejected/big.json.error.txt"))?;
+    assert!(too_big.contains("expected at most 16384"), "{too_big}");
+
+    // The same name with the same content, written again later, is a new event.
+    let again = spool.join("ev-000000.json");
+    std::fs::write(&again, std::fs::read(dir.path().join("ev-copy.json"))?)?;
+    eventually(
+        Duration::from_secs(20),
+        "the rewritten event recorded again",
+        || async { Ok(hub.record_count().await? == 6) },
+    )
+    .await?;
+    assert_eq!(notes(&api.feed().await?), ["file-0", "file-0"]);
     let odd = by_name(hostile).ok_or_else(|| anyhow::anyhow!("hostile name missing"))?;
     assert_eq!(odd["sha256"], Hash::of(b"not really a video").to_hex());
     assert!(

@@ -32,9 +32,10 @@ async fn killing_the_agent_22_times_while_it_syncs_loses_and_duplicates_nothing(
     let args = ["run", "--config", toml.to_str().unwrap_or_default()];
     let mut events = 0;
     let mut recordings = 0;
+    let mut interrupted = 0;
     for round in 0..22 {
-        drop_events(&cfg.spool_dir, events, 40)?;
-        events += 40;
+        drop_events(&cfg.spool_dir, events, 150)?;
+        events += 150;
         if round % 3 == 0 {
             // A recording of ~2-5 MB, so some kills land while it is being copied and hashed.
             let name = format!("VID_{round:04}.mp4");
@@ -44,15 +45,33 @@ async fn killing_the_agent_22_times_while_it_syncs_loses_and_duplicates_nothing(
             recordings += 1;
         }
         let mut agent = Proc::start(AGENT, &args, &log)?;
-        tokio::time::sleep(Duration::from_millis(fastrand::u64(80..700))).await;
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(100..450))).await;
         assert!(
             agent.running(),
             "agent exited on its own in round {round}; see {}",
             log.display()
         );
         agent.kill9();
+        // Did this kill interrupt work? Files still in the spool or records still unreceipted.
+        let waiting_files = std::fs::read_dir(&cfg.spool_dir)?
+            .filter_map(Result::ok)
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            .count();
+        let buffer = evsync_agent::buffer::Buffer::open(&cfg.data_dir.join("buffer.sqlite"))?;
+        if waiting_files > 0 || buffer.backlog()?.records > 0 {
+            interrupted += 1;
+        }
     }
     let total = events + recordings;
+    eprintln!("{interrupted} of 22 kills landed while the agent had work");
+    assert!(
+        interrupted >= 5,
+        "only {interrupted} of 22 kills landed while the agent had work"
+    );
+    assert!(
+        hub.record_count().await? > 0,
+        "nothing was delivered between the kills"
+    );
     let started = chrono::Utc::now();
     let mut agent = Proc::start(AGENT, &args, &log)?;
     eventually(
@@ -175,13 +194,26 @@ async fn restarting_the_hub_and_its_broker_while_agents_sync_loses_and_duplicate
         hub.kill9();
         tokio::time::sleep(Duration::from_millis(fastrand::u64(50..400))).await;
         hub = Proc::start(HUB, &hub_args, &log)?;
-        assert!(
-            hub.running(),
-            "hub failed to restart in round {round}; see {}",
-            log.display()
-        );
+        eventually(
+            Duration::from_secs(20),
+            "the restarted hub to answer",
+            || async {
+                Ok(api
+                    .get("/healthz", false)
+                    .await
+                    .is_ok_and(|(s, _)| s == 200))
+            },
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("round {round}: {e}\n{}", hub.log_tail(10)))?;
     }
     let total = per_agent * 2;
+    let (_, health) = api.get("/healthz", false).await?;
+    let delivered = health["records"].as_u64().unwrap_or(0) as usize;
+    assert!(
+        delivered > 0,
+        "nothing was delivered while the hub was being restarted"
+    );
     eventually(
         Duration::from_secs(90),
         "every record at the hub",

@@ -74,6 +74,18 @@ async fn forged_altered_replayed_revoked_garbage_and_oversized_input_is_refused_
     a.send(std::slice::from_ref(&first)).await?;
     assert_eq!(a.receipt(&key).await?.entries[0].status, Status::Duplicate);
 
+    // A field device signing a record for another device (only docks may).
+    let mut foreign = a.body(2, head, "for another device");
+    foreign.device_id = "recorder-not-mine".into();
+    a.send(&[a.seal(&foreign)]).await?;
+    let r = a.receipt(&key).await?;
+    assert_eq!(r.entries[0].status, Status::Rejected);
+    assert!(r.entries[0]
+        .reason
+        .as_deref()
+        .unwrap_or_default()
+        .contains("not a dock"));
+
     // Signed by b, claiming to be a's (signer mismatch).
     let mut stolen = b.body(1, GENESIS, "impersonation");
     stolen.agent_id = a.id.clone();
@@ -124,7 +136,7 @@ async fn forged_altered_replayed_revoked_garbage_and_oversized_input_is_refused_
     };
     counted(&[
         ("bad_signature", 2.0),
-        ("signer_mismatch", 1.0),
+        ("signer_mismatch", 2.0),
         ("malformed", 3.0),
         ("oversized", 1.0),
     ])
@@ -190,9 +202,23 @@ async fn gaps_breaks_and_conflicting_records_raise_alerts_the_platform_sees() ->
     );
 
     // A record that names the wrong predecessor: a chain break.
-    c.send(&[c.seal(&c.body(4, Hash::of(b"something else"), "four"))])
-        .await?;
+    let r4 = c.seal(&c.body(4, Hash::of(b"something else"), "four"));
+    c.send(std::slice::from_ref(&r4)).await?;
     assert_eq!(c.receipt(&key).await?.entries[0].status, Status::Stored);
+    // A record reusing a stored record's id, in one batch with a good record:
+    // refused with an alert, while the good one is stored all the same.
+    let r5 = c.seal(&c.body(5, Hash::of(&r4.body), "five"));
+    let mut reused = c.body(6, Hash::of(&r5.body), "six");
+    reused.id = evsync_protocol::record::RecordBody::parse(&r2.body)?.id;
+    c.send(&[r5, c.seal(&reused)]).await?;
+    let statuses: Vec<Status> = c
+        .receipt(&key)
+        .await?
+        .entries
+        .iter()
+        .map(|e| e.status)
+        .collect();
+    assert_eq!(statuses, [Status::Stored, Status::Rejected]);
     // A second, different record for seq 1: refused, and an alert.
     c.send(&[c.seal(&c.body(1, GENESIS, "rewritten history"))])
         .await?;
@@ -205,11 +231,15 @@ async fn gaps_breaks_and_conflicting_records_raise_alerts_the_platform_sees() ->
         .flatten()
         .filter_map(|a| a["kind"].as_str())
         .collect();
-    assert_eq!(kinds, ["seq_conflict", "chain_break"], "{open}");
+    assert_eq!(
+        kinds,
+        ["seq_conflict", "seq_conflict", "chain_break"],
+        "{open}"
+    );
     assert_eq!(
         api.metric("evsync_hub_rejected_total{reason=\"seq_conflict\"}")
             .await?,
-        1.0
+        2.0
     );
 
     // The record endpoint shows the break when the platform checks a record.

@@ -158,7 +158,8 @@ pub async fn run(
     eprintln!("demo: hub up, data in {}", root.display());
 
     let mut agents = Vec::new();
-    let mut expected = 0;
+    // With a reused --data folder, earlier runs' records are already there.
+    let mut expected = hub.record_count().await? as usize;
     for n in 0..opts.agents {
         let unit = demo_unit(n);
         let device_id = format!("field-{}-{:02}", &unit.code[..6], n + 1);

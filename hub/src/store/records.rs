@@ -80,6 +80,27 @@ pub(crate) fn insert(
         )?;
         return Ok(Inserted::Conflict { stored });
     }
+    let id_holder: Option<(String, i64)> = tx
+        .prepare_cached("SELECT device_id, seq FROM records WHERE id = ?1")?
+        .query_row([b.id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((holder, holder_seq)) = id_holder {
+        raise(
+            tx,
+            AlertKind::SeqConflict,
+            device,
+            Some((b.seq, b.seq)),
+            &format!(
+                "record id {} is already held by seq {holder_seq} of {holder}; a second record (seq {}, hash {}) reuses it",
+                b.id,
+                b.seq,
+                rec.hash.to_hex()
+            ),
+            Duration::ZERO,
+        )?;
+        let stored = hash_at(tx, &holder, holder_seq as u64)?.unwrap_or(GENESIS);
+        return Ok(Inserted::Conflict { stored });
+    }
     let max: Option<i64> = tx
         .prepare_cached("SELECT MAX(seq) FROM records WHERE device_id = ?1")?
         .query_row([device], |r| r.get(0))?;
