@@ -1,7 +1,9 @@
 //! The hub's MQTT client: one task polls the event loop and hands incoming
 //! messages to ingest over a bounded channel (backpressure reaches the
-//! broker as TCP flow control); another publishes receipts and acknowledges
-//! messages only after ingest has dealt with them. Nothing publishes from
+//! broker as TCP flow control); another subscribes after every connection.
+//! rumqttc acknowledges a message when it arrives: the broker is not where
+//! evidence waits, and a record lost between PUBACK and commit is resent by
+//! its agent, which holds it until the hub's receipt. Nothing publishes from
 //! inside the event-loop task.
 
 use std::time::Duration;
