@@ -152,11 +152,6 @@ impl Agent {
         &self.stats
     }
 
-    /// This device's signing key.
-    pub fn key(&self) -> &SigningKey {
-        &self.key
-    }
-
     /// Waits until a task ends (a failure while running) and returns why.
     pub async fn failed(&mut self) -> anyhow::Error {
         match self.tasks.join_next().await {

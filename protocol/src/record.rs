@@ -137,25 +137,6 @@ pub enum Event {
     },
 }
 
-impl Event {
-    /// The event's `type` as written on the wire.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Event::RecordingStarted { .. } => "recording_started",
-            Event::RecordingStopped { .. } => "recording_stopped",
-            Event::MarkedImportant { .. } => "marked_important",
-            Event::ActionStarted { .. } => "action_started",
-            Event::ActionEnded { .. } => "action_ended",
-            Event::DutyStarted => "duty_started",
-            Event::DutyEnded => "duty_ended",
-            Event::GpsFix { .. } => "gps_fix",
-            Event::DeviceStatus { .. } => "device_status",
-            Event::TamperAlarm { .. } => "tamper_alarm",
-            Event::ConfigApplied { .. } => "config_applied",
-        }
-    }
-}
-
 /// The signed body of a record. Field order here is the order on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordBody {
