@@ -89,10 +89,15 @@ impl StopSignals {
 /// The whole program: parses the command line, runs it, and turns an error
 /// into a message on stderr and exit status 1.
 pub async fn entry() -> std::process::ExitCode {
-    match main(Cli::parse()).await {
+    exit_code("evsync-agent", main(Cli::parse()).await)
+}
+
+/// Exit status of a program's run: 0, or 1 with `program: error (causes)` on stderr.
+pub fn exit_code(program: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("evsync-agent: {e:#}");
+            eprintln!("{program}: {e:#}");
             std::process::ExitCode::FAILURE
         }
     }

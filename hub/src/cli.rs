@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use evsync_agent::cli::{init_logging, StopSignals};
+use evsync_agent::cli::{exit_code, init_logging, StopSignals};
 
 use crate::config::HubConfig;
 use crate::demo::{self, DemoOptions};
@@ -98,13 +98,7 @@ pub enum DevicesAction {
 /// The whole program: parses the command line, runs it, and turns an error
 /// into a message on stderr and exit status 1.
 pub async fn entry() -> std::process::ExitCode {
-    match main(Cli::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("evsync-hub: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    exit_code("evsync-hub", main(Cli::parse()).await)
 }
 
 /// Runs the command line.
