@@ -139,7 +139,15 @@ impl Agent {
         Ok(body)
     }
 
-    /// Records waiting for receipts.
+    /// Number of records waiting for receipts.
+    pub fn unreceipted(&self) -> anyhow::Result<u64> {
+        self.buffer
+            .lock()
+            .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?
+            .unreceipted()
+    }
+
+    /// Records and bytes waiting for receipts.
     pub fn backlog(&self) -> anyhow::Result<Backlog> {
         self.buffer
             .lock()

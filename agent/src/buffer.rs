@@ -339,6 +339,15 @@ impl Buffer {
         Ok(applied)
     }
 
+    /// Number of records waiting for receipts (cheaper than [`Buffer::backlog`],
+    /// which reads every body's length).
+    pub fn unreceipted(&self) -> anyhow::Result<u64> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT COUNT(*) FROM outbox", [], |r| r.get(0))?;
+        Ok(n as u64)
+    }
+
     /// Records and bytes waiting for receipts.
     pub fn backlog(&self) -> anyhow::Result<Backlog> {
         let (records, bytes): (i64, Option<i64>) =
