@@ -67,6 +67,19 @@ async fn demo_prints_one_ready_line_and_exits_0() -> anyhow::Result<()> {
     let (api, token, mqtt) = ready_fields(lines[0])?;
     assert!(api.starts_with("http://127.0.0.1:") && mqtt.starts_with("mqtt://127.0.0.1:"));
     assert!(token.len() >= 16);
+    // Secrets are generated at first run, readable by their owner only.
+    for secret in [
+        "hub/hub.key",
+        "hub/api-token",
+        "agents/field-500112-01/data/device.key",
+    ] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join("data").join(secret))?
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600, "{secret} has mode {mode:o}");
+    }
     assert!(
         dir.path().join("data/hub/hub.sqlite").exists(),
         "--data is where the hub keeps its store"
