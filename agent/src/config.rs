@@ -116,6 +116,25 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl AgentConfig {
+    /// A field-mode configuration with default uplink and spool settings,
+    /// keeping its data in `<folder>/data` and its spool in `<folder>/spool`.
+    pub fn field(device_id: &str, folder: &Path, mqtt_url: &str, hub_key: &PublicKey) -> Self {
+        Self {
+            device_id: device_id.to_owned(),
+            role: default_role(),
+            officer_id: None,
+            unit_code: None,
+            data_dir: folder.join("data"),
+            spool_dir: folder.join("spool"),
+            hub_public_key: hub_key.to_base64(),
+            mqtt: MqttSection {
+                url: mqtt_url.to_owned(),
+            },
+            uplink: UplinkSection::default(),
+            spool: SpoolSection::default(),
+        }
+    }
+
     /// Reads `path`, applies `EVSYNC_AGENT_*` overrides and validates.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text =

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
-use evsync_agent::config::{AgentConfig, MqttSection, SpoolSection, UplinkSection};
+use evsync_agent::config::{AgentConfig, SpoolSection, UplinkSection};
 use evsync_hub::config::{HttpConfig, HubConfig, MqttConfig};
 use evsync_protocol::chain::Hash;
 use evsync_protocol::signing::{Context, PublicKey};
@@ -63,29 +63,21 @@ pub fn agent_config(
     mqtt_url: &str,
     hub_key: &PublicKey,
 ) -> AgentConfig {
-    AgentConfig {
-        device_id: device_id.to_owned(),
-        role: "field".into(),
-        officer_id: Some("100001".into()),
-        unit_code: Some("500112010001".into()),
-        data_dir: dir.join(device_id).join("data"),
-        spool_dir: dir.join(device_id).join("spool"),
-        hub_public_key: hub_key.to_base64(),
-        mqtt: MqttSection {
-            url: mqtt_url.to_owned(),
-        },
-        uplink: UplinkSection {
-            batch_records: 100,
-            max_inflight_batches: 4,
-            receipt_timeout_secs: 3,
-            retry_secs: 1,
-            status_secs: 2,
-        },
-        spool: SpoolSection {
-            scan_interval_ms: 50,
-            settle_ms: 100,
-        },
-    }
+    let mut cfg = AgentConfig::field(device_id, &dir.join(device_id), mqtt_url, hub_key);
+    cfg.officer_id = Some("100001".into());
+    cfg.unit_code = Some("500112010001".into());
+    cfg.uplink = UplinkSection {
+        batch_records: 100,
+        max_inflight_batches: 4,
+        receipt_timeout_secs: 3,
+        retry_secs: 1,
+        status_secs: 2,
+    };
+    cfg.spool = SpoolSection {
+        scan_interval_ms: 50,
+        settle_ms: 100,
+    };
+    cfg
 }
 
 /// Writes the agent config as TOML.

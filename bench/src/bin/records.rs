@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use evsync_agent::agent::Agent;
 use evsync_agent::buffer::Buffer;
-use evsync_agent::config::{AgentConfig, MqttSection, SpoolSection, UplinkSection};
+use evsync_agent::config::AgentConfig;
 use evsync_agent::records;
 use evsync_protocol::record::{Event, Kind};
 use evsync_protocol::signing::{Context, PublicKey, SigningKey};
@@ -56,22 +56,12 @@ fn event(i: usize) -> Event {
 }
 
 fn agent_config(dir: &Path, id: &str, mqtt: &str, hub_key: &PublicKey, opts: &Opts) -> AgentConfig {
-    AgentConfig {
-        device_id: id.into(),
-        role: "field".into(),
-        officer_id: Some("100001".into()),
-        unit_code: Some("500112010001".into()),
-        data_dir: dir.join(id).join("data"),
-        spool_dir: dir.join(id).join("spool"),
-        hub_public_key: hub_key.to_base64(),
-        mqtt: MqttSection { url: mqtt.into() },
-        uplink: UplinkSection {
-            batch_records: opts.batch,
-            max_inflight_batches: opts.window,
-            ..UplinkSection::default()
-        },
-        spool: SpoolSection::default(),
-    }
+    let mut cfg = AgentConfig::field(id, &dir.join(id), mqtt, hub_key);
+    cfg.officer_id = Some("100001".into());
+    cfg.unit_code = Some("500112010001".into());
+    cfg.uplink.batch_records = opts.batch;
+    cfg.uplink.max_inflight_batches = opts.window;
+    cfg
 }
 
 /// utime + stime of a process, seconds.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use evsync_agent::agent::Agent;
-use evsync_agent::config::{AgentConfig, MqttSection, SpoolSection, UplinkSection};
+use evsync_agent::config::{AgentConfig, SpoolSection};
 
 use crate::config::{HttpConfig, HubConfig, MqttConfig};
 use crate::server::Hub;
@@ -166,22 +166,12 @@ pub async fn run(
         let dir = root.join("agents").join(&device_id);
         let spool = dir.join("spool");
         expected += fill_spool(&spool, &unit, opts.events, opts.recordings, n as u8)?;
-        let cfg = AgentConfig {
-            device_id: device_id.clone(),
-            role: "field".into(),
-            officer_id: Some(format!("{:06}", 100_001 + n)),
-            unit_code: Some(unit.code.clone()),
-            data_dir: dir.join("data"),
-            spool_dir: spool,
-            hub_public_key: hub.public_key.to_base64(),
-            mqtt: MqttSection {
-                url: hub.mqtt_url.clone(),
-            },
-            uplink: UplinkSection::default(),
-            spool: SpoolSection {
-                scan_interval_ms: 100,
-                settle_ms: 200,
-            },
+        let mut cfg = AgentConfig::field(&device_id, &dir, &hub.mqtt_url, &hub.public_key);
+        cfg.officer_id = Some(format!("{:06}", 100_001 + n));
+        cfg.unit_code = Some(unit.code.clone());
+        cfg.spool = SpoolSection {
+            scan_interval_ms: 100,
+            settle_ms: 200,
         };
         eprintln!("demo: agent {device_id} of {} ({})", unit.name, unit.code);
         agents.push((device_id, Agent::start(cfg).await?));
