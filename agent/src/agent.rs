@@ -15,11 +15,13 @@ use tokio::task::JoinSet;
 use chrono::{DateTime, Utc};
 use evsync_protocol::record::{Event, Kind, RecordBody};
 
-use crate::buffer::{Backlog, Buffer};
+use crate::buffer::{with_buffer, Backlog, Buffer};
 use crate::config::AgentConfig;
 use crate::records;
 use crate::spool::Spool;
-use crate::uplink::{self, Link, Sender, Stats};
+use crate::uplink::{self, Link, Routes, Sender, Stats};
+use crate::upload::progress::Progress;
+use crate::upload::{UploadStats, Uploader};
 
 /// A running agent.
 pub struct Agent {
@@ -27,6 +29,8 @@ pub struct Agent {
     new_records: Arc<Notify>,
     buffer: Arc<Mutex<Buffer>>,
     stats: Arc<Stats>,
+    upload_stats: Arc<UploadStats>,
+    progress: Arc<Progress>,
     key: Arc<SigningKey>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
@@ -44,6 +48,15 @@ pub fn device_key(cfg: &AgentConfig) -> anyhow::Result<SigningKey> {
 impl Agent {
     /// Starts every task of the agent.
     pub async fn start(cfg: AgentConfig) -> anyhow::Result<Agent> {
+        Self::start_with_bars(cfg, None).await
+    }
+
+    /// Starts every task of the agent, drawing upload progress bars on `bars`
+    /// (the terminal, when the agent runs on one).
+    pub async fn start_with_bars(
+        cfg: AgentConfig,
+        bars: Option<indicatif::MultiProgress>,
+    ) -> anyhow::Result<Agent> {
         cfg.validate()?;
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("data_dir = {}: cannot create it", cfg.data_dir.display()))?;
@@ -86,21 +99,39 @@ impl Agent {
 
         let (client, eventloop) = AsyncClient::new(uplink::options(&cfg)?, 64);
         let (receipts_tx, receipts_rx) = mpsc::channel(256);
+        let (media_tx, media_rx) = mpsc::channel(256);
         let (link_tx, link_rx) = watch::channel(Link::default());
+        let routes = Routes {
+            receipts_topic: topic(&cfg.device_id, Channel::Receipts),
+            grants_topic: topic(&cfg.device_id, Channel::Grants),
+            receipts: receipts_tx,
+            media: media_tx,
+        };
         tasks.spawn(uplink::poll(
             eventloop,
-            topic(&cfg.device_id, Channel::Receipts),
-            receipts_tx,
+            routes,
             link_tx,
             stats.clone(),
             shutdown_rx.clone(),
         ));
+        let progress = Arc::new(Progress::new(bars));
+        let upload_stats = Arc::new(UploadStats::default());
+        let uploader = Uploader::new(
+            cfg.clone(),
+            client.clone(),
+            buffer.clone(),
+            progress.clone(),
+            upload_stats.clone(),
+        )?;
+        tasks.spawn(uploader.run(media_rx, link_rx.clone(), shutdown_rx.clone()));
         let sender = Sender::new(
             cfg.clone(),
             client,
             buffer.clone(),
             key.clone(),
             stats.clone(),
+            progress.clone(),
+            upload_stats.clone(),
         )?;
         tasks.spawn(sender.run(receipts_rx, link_rx, new_records.clone(), shutdown_rx));
         Ok(Agent {
@@ -108,6 +139,8 @@ impl Agent {
             new_records,
             buffer,
             stats,
+            upload_stats,
+            progress,
             key,
             shutdown,
             tasks,
@@ -122,19 +155,15 @@ impl Agent {
         event: Event,
         device_time: DateTime<Utc>,
     ) -> anyhow::Result<RecordBody> {
-        let (cfg, key, buffer) = (self.cfg.clone(), self.key.clone(), self.buffer.clone());
-        let body = tokio::task::spawn_blocking(move || {
-            let mut b = buffer
-                .lock()
-                .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?;
+        let (cfg, key) = (self.cfg.clone(), self.key.clone());
+        let body = with_buffer(&self.buffer, move |b| {
             b.append(&key, &cfg.device_id, None, None, |seq, prev| {
                 let mut body = records::body(&cfg, Kind::Event, seq, prev, device_time);
                 body.event = Some(event);
                 body
             })
         })
-        .await
-        .context("buffer task")??;
+        .await?;
         self.new_records.notify_one();
         Ok(body)
     }
@@ -158,6 +187,24 @@ impl Agent {
     /// Uplink counters.
     pub fn stats(&self) -> &Stats {
         &self.stats
+    }
+
+    /// Upload counters.
+    pub fn upload_stats(&self) -> &UploadStats {
+        &self.upload_stats
+    }
+
+    /// Uploads under way.
+    pub fn transfers(&self) -> Vec<crate::upload::progress::Transfer> {
+        self.progress.snapshot()
+    }
+
+    /// Recordings held until the hub receipts them.
+    pub fn media_backlog(&self) -> anyhow::Result<crate::buffer::MediaBacklog> {
+        self.buffer
+            .lock()
+            .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?
+            .media_backlog()
     }
 
     /// Waits until a task ends (a failure while running) and returns why.

@@ -1,15 +1,19 @@
 //! The agent's durable buffer (SQLite, WAL, `synchronous=FULL`): the outbox
 //! of signed records, each source's chain head, the ledger of spool files
-//! already taken, held media copies, and the log of receipts.
+//! already taken, held media copies with their upload state, and the log of
+//! receipts.
 //!
 //! This is the only source of truth about what is safe at the hub. A record
 //! is appended (numbered, chained, signed) in one transaction, and removed
 //! only by [`Buffer::apply_receipt`], in the transaction that logs the receipt.
+//! A media copy is let go only by [`Buffer::media_receipted`], for a media
+//! receipt the hub signed.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
-use chrono::{SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use evsync_protocol::chain::{Hash, Head};
 use evsync_protocol::envelope::{Envelope, MAX_BODY_LEN};
 use evsync_protocol::receipt::ReceiptBody;
@@ -57,6 +61,18 @@ CREATE TABLE IF NOT EXISTS receipts (
 );
 ";
 
+/// Version 2: upload order, grants and failures of held media.
+const MEDIA_UPLOADS: &str = "
+ALTER TABLE media ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE media ADD COLUMN file_name TEXT NOT NULL DEFAULT '';
+ALTER TABLE media ADD COLUMN created_at TEXT NOT NULL DEFAULT '';
+ALTER TABLE media ADD COLUMN grant_token TEXT;
+ALTER TABLE media ADD COLUMN grant_url TEXT;
+ALTER TABLE media ADD COLUMN grant_expires TEXT;
+ALTER TABLE media ADD COLUMN failed TEXT;
+CREATE INDEX IF NOT EXISTS media_order ON media (priority DESC, created_at);
+";
+
 fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -92,6 +108,49 @@ pub struct HeldMedia {
     pub path: PathBuf,
     /// Size in bytes.
     pub size: u64,
+    /// The recording's file name (for progress displays).
+    pub file_name: String,
+    /// Upload priority: higher first (files marked important), then oldest first.
+    pub priority: i64,
+}
+
+/// A hub-signed upload grant the agent holds for a media copy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldGrant {
+    /// The HTTP credential.
+    pub token: String,
+    /// Where to upload.
+    pub url: String,
+    /// When the hub stops accepting it.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A media copy waiting to be uploaded and receipted.
+#[derive(Debug, Clone)]
+pub struct MediaUpload {
+    /// The media record.
+    pub record_id: uuid::Uuid,
+    /// SHA-256 (hex) of the copy.
+    pub sha256: String,
+    /// Where the copy is.
+    pub path: PathBuf,
+    /// Its size.
+    pub size: u64,
+    /// The recording's file name.
+    pub file_name: String,
+    /// The grant held for it, if any.
+    pub grant: Option<HeldGrant>,
+}
+
+/// Media figures for status messages.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct MediaBacklog {
+    /// Recordings not yet receipted by the hub.
+    pub files: u64,
+    /// Their bytes.
+    pub bytes: u64,
+    /// Of those, recordings the hub refused after repeated hash mismatches (kept here).
+    pub failed: u64,
 }
 
 /// Backlog figures for status messages.
@@ -172,6 +231,23 @@ fn append_in(
     Ok(body)
 }
 
+/// Runs `f` on the buffer shared by the agent's tasks, off the async runtime
+/// (SQLite calls block, and commits wait for the disk).
+pub async fn with_buffer<T: Send + 'static>(
+    buffer: &Arc<Mutex<Buffer>>,
+    f: impl FnOnce(&mut Buffer) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<T> {
+    let buffer = buffer.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut b = buffer
+            .lock()
+            .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?;
+        f(&mut b)
+    })
+    .await
+    .context("buffer task")?
+}
+
 /// The buffer.
 pub struct Buffer {
     conn: Connection,
@@ -180,13 +256,26 @@ pub struct Buffer {
 impl Buffer {
     /// Opens (creating if needed) the buffer at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let conn = Connection::open(path)
+        let mut conn = Connection::open(path)
             .with_context(|| format!("opening the buffer {}", path.display()))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.execute_batch(SCHEMA)
             .with_context(|| format!("creating the buffer schema in {}", path.display()))?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        anyhow::ensure!(
+            version <= 2,
+            "buffer {} has schema version {version}, newer than this agent understands (2): upgrade the agent",
+            path.display()
+        );
+        if version < 2 {
+            let tx = conn.transaction()?;
+            tx.execute_batch(MEDIA_UPLOADS)
+                .with_context(|| format!("migrating the buffer {} to version 2", path.display()))?;
+            tx.pragma_update(None, "user_version", 2)?;
+            tx.commit()?;
+        }
         Ok(Self { conn })
     }
 
@@ -226,15 +315,20 @@ impl Buffer {
             .execute(params![o.name, o.sha256, o.fingerprint, body.id.to_string(), now()])?;
         }
         if let Some(m) = media {
+            // The same content held twice is uploaded once: the hub stores it
+            // once and receipts every record that names it.
             tx.prepare_cached(
-                "INSERT INTO media (sha256, path, size, record_id) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (sha256) DO NOTHING",
+                "INSERT INTO media (sha256, path, size, record_id, file_name, priority, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (sha256) DO NOTHING",
             )?
             .execute(params![
                 m.sha256,
                 m.path.to_string_lossy(),
                 m.size as i64,
-                body.id.to_string()
+                body.id.to_string(),
+                m.file_name,
+                m.priority,
+                now()
             ])?;
         }
         tx.commit().context("committing a record to the buffer")?;
@@ -362,6 +456,154 @@ impl Buffer {
     }
 }
 
+/// Media queries and updates.
+impl Buffer {
+    /// Media copies to upload, in upload order (priority, then oldest),
+    /// leaving out failed ones and those whose record the hub has not
+    /// receipted yet (it grants uploads only for records it holds).
+    pub fn uploads_due(&self, limit: usize) -> anyhow::Result<Vec<MediaUpload>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT record_id, sha256, path, size, file_name, grant_token, grant_url, grant_expires FROM media
+             WHERE failed IS NULL AND record_id NOT IN (SELECT id FROM outbox)
+             ORDER BY priority DESC, created_at, rowid LIMIT ?1",
+        )?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, String>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<String>>(7)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        rows.into_iter()
+            .map(|(id, sha256, path, size, file_name, token, url, expires)| {
+                let grant = match (token, url, expires) {
+                    (Some(token), Some(url), Some(expires)) => Some(HeldGrant {
+                        token,
+                        url,
+                        expires_at: DateTime::parse_from_rfc3339(&expires)
+                            .with_context(|| {
+                                format!("media of {id}: bad grant expiry {expires:?}")
+                            })?
+                            .with_timezone(&Utc),
+                    }),
+                    _ => None,
+                };
+                Ok(MediaUpload {
+                    record_id: id
+                        .parse()
+                        .with_context(|| format!("media table: bad record id {id:?}"))?,
+                    sha256,
+                    path: PathBuf::from(path),
+                    size: size as u64,
+                    file_name,
+                    grant,
+                })
+            })
+            .collect()
+    }
+
+    /// Keeps a grant for the media of `record_id` (if the agent still holds
+    /// that content). Returns whether it matched.
+    pub fn set_grant(
+        &mut self,
+        record_id: &uuid::Uuid,
+        sha256: &str,
+        grant: &HeldGrant,
+    ) -> anyhow::Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached(
+                "UPDATE media SET grant_token = ?3, grant_url = ?4, grant_expires = ?5
+                 WHERE record_id = ?1 AND sha256 = ?2 AND failed IS NULL",
+            )?
+            .execute(params![
+                record_id.to_string(),
+                sha256,
+                grant.token,
+                grant.url,
+                grant
+                    .expires_at
+                    .to_rfc3339_opts(SecondsFormat::Millis, true)
+            ])?;
+        Ok(n > 0)
+    }
+
+    /// Forgets the grant of `record_id` (refused or used up): the next attempt asks for a new one.
+    pub fn clear_grant(&mut self, record_id: &uuid::Uuid) -> anyhow::Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE media SET grant_token = NULL, grant_url = NULL, grant_expires = NULL WHERE record_id = ?1",
+            )?
+            .execute([record_id.to_string()])?;
+        Ok(())
+    }
+
+    /// Applies a `stored` media receipt: forgets the media copy of
+    /// `record_id` if it has this SHA-256, returning the copy's path for the
+    /// caller to delete once this has committed.
+    pub fn media_receipted(
+        &mut self,
+        record_id: &uuid::Uuid,
+        sha256: &str,
+    ) -> anyhow::Result<Option<PathBuf>> {
+        let path: Option<String> = self
+            .conn
+            .prepare_cached(
+                "DELETE FROM media WHERE record_id = ?1 AND sha256 = ?2 RETURNING path",
+            )?
+            .query_row(params![record_id.to_string(), sha256], |r| r.get(0))
+            .optional()?;
+        Ok(path.map(PathBuf::from))
+    }
+
+    /// Whether a record still waiting for its media receipt uses the copy of
+    /// this content (copies are named by their SHA-256).
+    pub fn holds_copy(&self, sha256: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM media WHERE sha256 = ?1 LIMIT 1")?
+            .query_row(params![sha256], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    /// Applies a `failed` media receipt: the copy stays, marked so it is not
+    /// sent again until an operator acts. Returns whether it matched.
+    pub fn media_failed(
+        &mut self,
+        record_id: &uuid::Uuid,
+        sha256: &str,
+        reason: &str,
+    ) -> anyhow::Result<bool> {
+        let n = self
+            .conn
+            .prepare_cached("UPDATE media SET failed = ?3 WHERE record_id = ?1 AND sha256 = ?2")?
+            .execute(params![record_id.to_string(), sha256, reason])?;
+        Ok(n > 0)
+    }
+
+    /// Recordings held until the hub receipts them.
+    pub fn media_backlog(&self) -> anyhow::Result<MediaBacklog> {
+        let (files, bytes, failed): (i64, Option<i64>, i64) = self.conn.query_row(
+            "SELECT COUNT(*), SUM(size), COUNT(failed) FROM media",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )?;
+        Ok(MediaBacklog {
+            files: files as u64,
+            bytes: bytes.unwrap_or(0) as u64,
+            failed: failed as u64,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,5 +689,85 @@ mod tests {
             1
         );
         assert_eq!(b.backlog().unwrap().records, 0);
+    }
+
+    fn held(sha: &str, name: &str, priority: i64) -> HeldMedia {
+        HeldMedia {
+            sha256: sha.repeat(64),
+            path: PathBuf::from(format!("/data/media/{name}")),
+            size: 10,
+            file_name: name.into(),
+            priority,
+        }
+    }
+
+    #[test]
+    fn media_is_due_only_after_its_record_is_receipted_important_first_and_released_on_receipt() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::from_seed_for_tests(&[5; 32]).unwrap();
+        let mut b = Buffer::open(&dir.path().join("b.sqlite")).unwrap();
+        let old = b
+            .append(
+                &key,
+                "field-1",
+                None,
+                Some(&held("a", "old.mp4", 0)),
+                event_body,
+            )
+            .unwrap();
+        let imp = b
+            .append(
+                &key,
+                "field-1",
+                None,
+                Some(&held("b", "x_IMP.mp4", 1)),
+                event_body,
+            )
+            .unwrap();
+        assert!(
+            b.uploads_due(10).unwrap().is_empty(),
+            "no upload before the hub holds the record"
+        );
+        for p in b.pending_after(0, 10).unwrap() {
+            b.apply_receipt(&receipt_for(&p, Status::Stored), b"r")
+                .unwrap();
+        }
+        let due = b.uploads_due(10).unwrap();
+        let order: Vec<_> = due.iter().map(|u| u.record_id).collect();
+        assert_eq!(order, vec![imp.id, old.id], "important first, then oldest");
+        assert!(due.iter().all(|u| u.grant.is_none()));
+
+        let grant = HeldGrant {
+            token: "t".into(),
+            url: "http://hub/api/v1/uploads/x".into(),
+            expires_at: Utc::now(),
+        };
+        assert!(
+            !b.set_grant(&old.id, &"f".repeat(64), &grant).unwrap(),
+            "a grant for other content is not kept"
+        );
+        assert!(b.set_grant(&old.id, &"a".repeat(64), &grant).unwrap());
+        let due = b.uploads_due(10).unwrap();
+        assert_eq!(due[1].grant.as_ref().map(|g| g.token.as_str()), Some("t"));
+
+        assert!(b
+            .media_failed(&imp.id, &"b".repeat(64), "mismatch")
+            .unwrap());
+        assert_eq!(
+            b.uploads_due(10).unwrap().len(),
+            1,
+            "a failed recording is not sent again"
+        );
+        assert_eq!(
+            b.media_receipted(&old.id, &"b".repeat(64)).unwrap(),
+            None,
+            "hash must match"
+        );
+        assert_eq!(
+            b.media_receipted(&old.id, &"a".repeat(64)).unwrap(),
+            Some(PathBuf::from("/data/media/old.mp4"))
+        );
+        let left = b.media_backlog().unwrap();
+        assert_eq!((left.files, left.failed), (1, 1), "the failed copy is kept");
     }
 }

@@ -2,8 +2,11 @@
 
 use std::path::PathBuf;
 
+use std::io::IsTerminal as _;
+
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use indicatif::MultiProgress;
 
 use crate::agent::{device_key, Agent};
 use crate::config::AgentConfig;
@@ -36,7 +39,7 @@ pub enum Command {
         #[arg(long, short, env = "EVSYNC_AGENT_CONFIG")]
         config: PathBuf,
     },
-    /// Print what waits in the buffer.
+    /// Print what waits in the buffer: records, and recordings not yet receipted.
     Backlog {
         /// The agent's TOML configuration.
         #[arg(long, short, env = "EVSYNC_AGENT_CONFIG")]
@@ -44,15 +47,44 @@ pub enum Command {
     },
 }
 
-/// Sets up logging (text, or JSON lines), filtered by `RUST_LOG`. The default is
-/// `info` with the embedded broker's own logs off: rumqttd logs every ordinary
-/// disconnect as an error (`RUST_LOG=info,rumqttd=info` shows them).
-pub fn init_logging(json: bool) {
+/// Log lines to stderr; with progress bars on the terminal, the bars are
+/// lifted while a line is written so the two never garble each other.
+#[derive(Clone)]
+struct Stderr {
+    bars: Option<MultiProgress>,
+}
+
+impl std::io::Write for Stderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &self.bars {
+            Some(bars) => bars.suspend(|| std::io::stderr().write(buf)),
+            None => std::io::stderr().write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        std::io::stderr().flush()
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Stderr {
+    type Writer = Stderr;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// Sets up logging (text, or JSON lines), filtered by `RUST_LOG`, around
+/// `bars` if progress bars are drawn. The default is `info` with the embedded
+/// broker's own logs off: rumqttd logs every ordinary disconnect as an error
+/// (`RUST_LOG=info,rumqttd=info` shows them).
+pub fn init_logging(json: bool, bars: Option<MultiProgress>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rumqttd=off"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(Stderr { bars });
     if json {
         builder.json().init();
     } else {
@@ -105,12 +137,17 @@ pub fn exit_code(program: &str, result: anyhow::Result<()>) -> std::process::Exi
 
 /// Runs the command line.
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
-    init_logging(cli.log_json);
+    // Upload progress bars when a person watches a terminal (not with JSON logs).
+    let bars = (matches!(cli.command, Command::Run { .. })
+        && !cli.log_json
+        && std::io::stderr().is_terminal())
+    .then(MultiProgress::new);
+    init_logging(cli.log_json, bars.clone());
     match cli.command {
         Command::Run { config } => {
             let mut stop = StopSignals::install()?;
             let cfg = AgentConfig::load(&config)?;
-            let mut agent = Agent::start(cfg).await?;
+            let mut agent = Agent::start_with_bars(cfg, bars).await?;
             tokio::select! {
                 _ = stop.wait() => {}
                 e = agent.failed() => return Err(e),
@@ -125,8 +162,13 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Backlog { config } => {
             let cfg = AgentConfig::load(&config)?;
-            let b = crate::buffer::Buffer::open(&cfg.data_dir.join("buffer.sqlite"))?.backlog()?;
-            println!("{}", serde_json::to_string(&b)?);
+            let buffer = crate::buffer::Buffer::open(&cfg.data_dir.join("buffer.sqlite"))?;
+            let b = buffer.backlog()?;
+            let m = buffer.media_backlog()?;
+            println!(
+                "{}",
+                serde_json::json!({ "records": b.records, "bytes": b.bytes, "media": m })
+            );
             Ok(())
         }
     }

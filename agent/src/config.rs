@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use evsync_protocol::signing::PublicKey;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The agent's configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
     /// This device's id (also its MQTT client id and topic segment).
@@ -38,6 +38,48 @@ pub struct AgentConfig {
     /// Picking up spool files.
     #[serde(default)]
     pub spool: SpoolSection,
+    /// Uploading recordings to the hub.
+    #[serde(default)]
+    pub upload: UploadSection,
+}
+
+/// Uploading recordings (the media data plane).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UploadSection {
+    /// Recordings uploaded at once (1..=16).
+    pub parallel: usize,
+    /// Cap on upload bytes per second across all uploads (docks share a
+    /// station's uplink); 0 means no cap. Records over MQTT are never capped.
+    pub max_bytes_per_sec: u64,
+    /// A recording whose file name contains one of these (case-insensitive)
+    /// is marked important and uploaded before the others.
+    pub important_markers: Vec<String>,
+    /// Seconds between requests for grants the hub has not answered.
+    pub grant_retry_secs: u64,
+}
+
+impl Default for UploadSection {
+    fn default() -> Self {
+        Self {
+            parallel: 2,
+            max_bytes_per_sec: 0,
+            important_markers: vec!["_IMP".into(), "IMPORTANT".into()],
+            grant_retry_secs: 5,
+        }
+    }
+}
+
+impl UploadSection {
+    /// Upload priority of a recording by its file name: 1 if marked important, else 0.
+    pub fn priority_of(&self, file_name: &str) -> i64 {
+        let name = file_name.to_uppercase();
+        let important = self
+            .important_markers
+            .iter()
+            .any(|m| !m.is_empty() && name.contains(&m.to_uppercase()));
+        i64::from(important)
+    }
 }
 
 fn default_role() -> String {
@@ -45,7 +87,7 @@ fn default_role() -> String {
 }
 
 /// Broker connection.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSection {
     /// `mqtt://host:port`.
@@ -53,7 +95,7 @@ pub struct MqttSection {
 }
 
 /// Sending and resending.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct UplinkSection {
     /// Most records in one MQTT message (1..=1000).
@@ -81,7 +123,7 @@ impl Default for UplinkSection {
 }
 
 /// Picking up spool files.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SpoolSection {
     /// Milliseconds between scans of the spool folder.
@@ -132,6 +174,7 @@ impl AgentConfig {
             },
             uplink: UplinkSection::default(),
             spool: SpoolSection::default(),
+            upload: UploadSection::default(),
         }
     }
 
@@ -210,11 +253,18 @@ impl AgentConfig {
                 u.max_inflight_batches
             ));
         }
+        if !(1..=16).contains(&self.upload.parallel) {
+            p.push(format!(
+                "upload.parallel = {}: expected 1 to 16",
+                self.upload.parallel
+            ));
+        }
         for (name, v) in [
             ("uplink.receipt_timeout_secs", u.receipt_timeout_secs),
             ("uplink.retry_secs", u.retry_secs),
             ("uplink.status_secs", u.status_secs),
             ("spool.scan_interval_ms", self.spool.scan_interval_ms),
+            ("upload.grant_retry_secs", self.upload.grant_retry_secs),
         ] {
             if v == 0 {
                 p.push(format!("{name} = 0: expected a positive number"));
@@ -240,6 +290,20 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agent.example.toml");
         let cfg = AgentConfig::load(&path).unwrap();
         assert_eq!(cfg.uplink, UplinkSection::default());
+        assert_eq!(cfg.upload, UploadSection::default());
+    }
+
+    #[test]
+    fn recordings_marked_important_by_name_come_first() {
+        let u = UploadSection::default();
+        assert_eq!(u.priority_of("20261123_083000_0007_imp.mp4"), 1);
+        assert_eq!(u.priority_of("IMPORTANT-stop.mp4"), 1);
+        assert_eq!(u.priority_of("20261123_083000_0008.mp4"), 0);
+        let none = UploadSection {
+            important_markers: vec![String::new()],
+            ..UploadSection::default()
+        };
+        assert_eq!(none.priority_of("x_IMP.mp4"), 0);
     }
 
     #[test]

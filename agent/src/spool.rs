@@ -155,16 +155,23 @@ impl Spool {
         for dir in [&cfg.spool_dir, &media_dir] {
             fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        // Copies interrupted by a crash: their spool files are still in the spool.
+        // Copies interrupted by a crash (their spool files are still in the
+        // spool), and copies whose media receipt was applied just before a
+        // crash took the agent down before it removed them.
         for entry in fs::read_dir(&media_dir)? {
-            let entry = entry?;
-            if entry
-                .file_name()
-                .to_string_lossy()
-                .starts_with(".incoming-")
-            {
-                fs::remove_file(entry.path()).with_context(|| {
-                    format!("removing the partial copy {}", entry.path().display())
+            let path = entry?.path();
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            let orphan = name.starts_with(".incoming-")
+                || !buffer
+                    .lock()
+                    .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?
+                    .holds_copy(&name)?;
+            if orphan {
+                fs::remove_file(&path).with_context(|| {
+                    format!(
+                        "removing the copy {}, which no record holds",
+                        path.display()
+                    )
                 })?;
             }
         }
@@ -380,6 +387,8 @@ impl Spool {
             sha256: sha,
             path: held,
             size,
+            file_name: name.to_owned(),
+            priority: self.cfg.upload.priority_of(name),
         };
         let key = self.key.clone();
         let device_id = self.cfg.device_id.clone();
@@ -402,5 +411,77 @@ impl Spool {
         self.buffer
             .lock()
             .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evsync_protocol::record::RecordBody;
+
+    fn spool_with(cfg: &AgentConfig, buffer: &Arc<Mutex<Buffer>>) -> Spool {
+        let key = SigningKey::from_seed_for_tests(&[7; 32]).unwrap();
+        Spool::new(cfg.clone(), Arc::new(key), buffer.clone()).unwrap()
+    }
+
+    #[test]
+    fn at_start_copies_no_record_holds_are_removed_and_held_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let hub = SigningKey::from_seed_for_tests(&[1; 32]).unwrap().public();
+        let mut cfg = AgentConfig::field("field-1", dir.path(), "mqtt://127.0.0.1:1", &hub);
+        cfg.spool.settle_ms = 0;
+        fs::create_dir_all(&cfg.data_dir).unwrap();
+        let buffer = Arc::new(Mutex::new(
+            Buffer::open(&cfg.data_dir.join("buffer.sqlite")).unwrap(),
+        ));
+        let mut spool = spool_with(&cfg, &buffer);
+        for (name, fill) in [("VID_0001.mp4", 1u8), ("VID_0002.mp4", 2)] {
+            fs::write(cfg.spool_dir.join(name), vec![fill; 4096]).unwrap();
+        }
+        let mut taken = 0;
+        for _ in 0..3 {
+            taken += spool.scan().unwrap();
+        }
+        assert_eq!(taken, 2);
+        let media_dir = cfg.data_dir.join("media");
+        let copies = |dir: &Path| {
+            let mut names: Vec<String> = fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            names
+        };
+        assert_eq!(copies(&media_dir).len(), 2);
+
+        // The first recording's media receipt was applied, then the agent
+        // died before removing its copy; a copy was half made; and a stray
+        // file sits in the folder.
+        let first = buffer
+            .lock()
+            .unwrap()
+            .pending_after(0, 1)
+            .unwrap()
+            .remove(0);
+        let sha = RecordBody::parse(&first.envelope.body)
+            .unwrap()
+            .media
+            .unwrap()
+            .sha256;
+        let released = buffer
+            .lock()
+            .unwrap()
+            .media_receipted(&first.id, &sha)
+            .unwrap();
+        assert_eq!(released, Some(media_dir.join(&sha)));
+        fs::write(media_dir.join(".incoming-0190"), b"half").unwrap();
+        fs::write(media_dir.join("f".repeat(64)), b"stray").unwrap();
+
+        drop(spool);
+        let _restarted = spool_with(&cfg, &buffer);
+        let left = copies(&media_dir);
+        assert_eq!(left.len(), 1, "left: {left:?}");
+        assert_ne!(left[0], sha, "the receipted copy is released");
+        assert!(buffer.lock().unwrap().holds_copy(&left[0]).unwrap());
     }
 }

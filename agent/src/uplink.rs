@@ -17,14 +17,17 @@ use anyhow::Context as _;
 use evsync_protocol::announce::AnnounceBody;
 use evsync_protocol::batch;
 use evsync_protocol::envelope::Envelope;
+use evsync_protocol::media_receipt;
 use evsync_protocol::receipt::ReceiptBody;
 use evsync_protocol::signing::{PublicKey, SigningKey};
 use evsync_protocol::topic::{topic, Channel};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch, Notify};
 
-use crate::buffer::Buffer;
+use crate::buffer::{with_buffer, Buffer};
 use crate::config::AgentConfig;
+use crate::upload::progress::Progress;
+use crate::upload::{Inbound, UploadStats};
 
 /// Counters of the uplink, reported in status messages.
 #[derive(Debug, Default)]
@@ -35,7 +38,7 @@ pub struct Stats {
     pub resends: AtomicU64,
     /// Receipts that did not verify against the pinned hub key (nothing dropped for them).
     pub bad_receipts: AtomicU64,
-    /// Receipts dropped because the receipt channel was full (records resent later).
+    /// Receipts and grants dropped because their channel was full (the hub answers again).
     pub dropped_receipts: AtomicU64,
     /// Records the hub refused (kept in the buffer).
     pub refused_records: AtomicU64,
@@ -72,11 +75,43 @@ pub struct Link {
     pub up: bool,
 }
 
+/// Where the poll task forwards what the hub sends.
+pub struct Routes {
+    /// This agent's receipts topic (record receipts and media receipts).
+    pub receipts_topic: String,
+    /// This agent's grants topic.
+    pub grants_topic: String,
+    /// Record receipts, to the sender.
+    pub receipts: mpsc::Sender<Vec<u8>>,
+    /// Grants and media receipts, to the uploader.
+    pub media: mpsc::Sender<Inbound>,
+}
+
+impl Routes {
+    /// Forwards one message; a full channel drops it and counts it (the hub
+    /// answers again when the agent resends or asks again).
+    fn forward(&self, topic: &str, payload: Vec<u8>, stats: &Stats) {
+        let sent = if topic == self.receipts_topic {
+            if payload.starts_with(media_receipt::MAGIC) {
+                self.media.try_send(Inbound::MediaReceipt(payload)).is_ok()
+            } else {
+                self.receipts.try_send(payload).is_ok()
+            }
+        } else if topic == self.grants_topic {
+            self.media.try_send(Inbound::Grant(payload)).is_ok()
+        } else {
+            true
+        };
+        if !sent {
+            stats.dropped_receipts.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
 /// Polls the event loop until shutdown. Never publishes.
 pub async fn poll(
     mut eventloop: EventLoop,
-    receipts_topic: String,
-    receipts: mpsc::Sender<Vec<u8>>,
+    routes: Routes,
     link: watch::Sender<Link>,
     stats: Arc<Stats>,
     mut shutdown: watch::Receiver<bool>,
@@ -97,10 +132,8 @@ pub async fn poll(
                     l.up = true;
                 });
             }
-            Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipts_topic => {
-                if receipts.try_send(p.payload.to_vec()).is_err() {
-                    stats.dropped_receipts.fetch_add(1, Ordering::Relaxed);
-                }
+            Ok(Event::Incoming(Packet::Publish(p))) => {
+                routes.forward(&p.topic, p.payload.to_vec(), &stats);
             }
             Ok(_) => {}
             Err(e) => {
@@ -134,6 +167,8 @@ pub struct Sender {
     cursor: i64,
     inflight: VecDeque<InFlight>,
     last_rewind: Instant,
+    progress: Arc<Progress>,
+    upload_stats: Arc<UploadStats>,
 }
 
 impl Sender {
@@ -144,6 +179,8 @@ impl Sender {
         buffer: Arc<Mutex<Buffer>>,
         key: Arc<SigningKey>,
         stats: Arc<Stats>,
+        progress: Arc<Progress>,
+        upload_stats: Arc<UploadStats>,
     ) -> anyhow::Result<Self> {
         let hub_key = cfg.hub_key()?;
         let records_topic = topic(&cfg.device_id, Channel::Records);
@@ -158,22 +195,9 @@ impl Sender {
             cursor: 0,
             inflight: VecDeque::new(),
             last_rewind: Instant::now(),
+            progress,
+            upload_stats,
         })
-    }
-
-    async fn with_buffer<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut Buffer) -> anyhow::Result<T> + Send + 'static,
-    ) -> anyhow::Result<T> {
-        let buffer = self.buffer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut b = buffer
-                .lock()
-                .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?;
-            f(&mut b)
-        })
-        .await
-        .context("buffer task")?
     }
 
     /// Go back to the oldest unreceipted record.
@@ -188,13 +212,12 @@ impl Sender {
     }
 
     async fn on_connect(&mut self) -> anyhow::Result<()> {
-        self.client
-            .subscribe(
-                topic(&self.cfg.device_id, Channel::Receipts),
-                QoS::AtLeastOnce,
-            )
-            .await
-            .context("subscribing to receipts")?;
+        for channel in [Channel::Receipts, Channel::Grants] {
+            self.client
+                .subscribe(topic(&self.cfg.device_id, channel), QoS::AtLeastOnce)
+                .await
+                .with_context(|| format!("subscribing to {}", channel.as_str()))?;
+        }
         self.announce().await?;
         self.rewind("reconnected");
         self.publish_status().await
@@ -224,13 +247,24 @@ impl Sender {
     }
 
     async fn publish_status(&self) -> anyhow::Result<()> {
-        let backlog = self.with_buffer(|b| b.backlog()).await?;
+        let (backlog, media) =
+            with_buffer(&self.buffer, |b| Ok((b.backlog()?, b.media_backlog()?))).await?;
         let s = &self.stats;
+        let u = &self.upload_stats;
         let status = serde_json::json!({
             "online": true,
             "at": chrono::Utc::now(),
             "backlog_records": backlog.records,
             "backlog_bytes": backlog.bytes,
+            "media_backlog": media,
+            "transfers": self.progress.snapshot(),
+            "uploads": {
+                "attempts": u.attempts.load(Ordering::Relaxed),
+                "receipted": u.receipted.load(Ordering::Relaxed),
+                "mismatches": u.mismatches.load(Ordering::Relaxed),
+                "failed": u.failed.load(Ordering::Relaxed),
+                "refused_messages": u.refused_messages.load(Ordering::Relaxed),
+            },
             "batches_sent": s.batches_sent.load(Ordering::Relaxed),
             "resends": s.resends.load(Ordering::Relaxed),
             "bad_receipts": s.bad_receipts.load(Ordering::Relaxed),
@@ -268,8 +302,7 @@ impl Sender {
         let answered: Vec<uuid::Uuid> = receipt.entries.iter().map(|e| e.id).collect();
         let applied = {
             let r = receipt.clone();
-            self.with_buffer(move |b| b.apply_receipt(&r, &payload))
-                .await?
+            with_buffer(&self.buffer, move |b| b.apply_receipt(&r, &payload)).await?
         };
         self.stats
             .receipted_records
@@ -305,9 +338,7 @@ impl Sender {
     async fn fill(&mut self) -> anyhow::Result<()> {
         while self.inflight.len() < self.cfg.uplink.max_inflight_batches {
             let (after, limit) = (self.cursor, self.cfg.uplink.batch_records);
-            let rows = self
-                .with_buffer(move |b| b.pending_after(after, limit))
-                .await?;
+            let rows = with_buffer(&self.buffer, move |b| b.pending_after(after, limit)).await?;
             if rows.is_empty() {
                 return Ok(());
             }
@@ -342,7 +373,7 @@ impl Sender {
         let retry = Duration::from_secs(self.cfg.uplink.retry_secs);
         if self.inflight.is_empty() && self.last_rewind.elapsed() > retry {
             let cursor = self.cursor;
-            let behind = self.with_buffer(|b| b.oldest_pending()).await?;
+            let behind = with_buffer(&self.buffer, |b| b.oldest_pending()).await?;
             if behind.is_some_and(|oldest| oldest <= cursor) {
                 self.rewind("records still unreceipted");
             }

@@ -103,7 +103,7 @@ pub async fn entry() -> std::process::ExitCode {
 
 /// Runs the command line.
 pub async fn main(cli: Cli) -> anyhow::Result<()> {
-    init_logging(cli.log_json);
+    init_logging(cli.log_json, None);
     match cli.command {
         Command::Serve { config } => {
             let mut stop = StopSignals::install()?;

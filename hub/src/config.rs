@@ -6,10 +6,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The hub's configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HubConfig {
     /// Name of this hub instance, written into receipts.
@@ -25,10 +25,45 @@ pub struct HubConfig {
     pub mqtt: MqttConfig,
     /// The HTTP side.
     pub http: HttpConfig,
+    /// The media data plane: upload grants, uploads, the blob store.
+    pub media: MediaConfig,
+}
+
+/// Media data plane settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// Base URL agents upload to, as they reach the hub (behind a proxy or
+    /// load balancer, its address). Default: `http://<http.listen>`.
+    pub public_url: Option<String>,
+    /// Seconds an upload grant stays valid (an upload under way finishes; a
+    /// new request after expiry needs a new grant).
+    pub grant_ttl_secs: u64,
+    /// Uploads the hub receives at once; more are answered 503 with Retry-After.
+    pub max_concurrent_uploads: usize,
+    /// Hash mismatches after which a record's media is failed and alerted.
+    pub max_mismatches: u32,
+    /// Seconds an upload may stay silent before the hub gives up on it.
+    pub idle_timeout_secs: u64,
+    /// Seconds after its last write a partial upload is abandoned and deleted.
+    pub partial_ttl_secs: u64,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            grant_ttl_secs: 900,
+            max_concurrent_uploads: 8,
+            max_mismatches: 3,
+            idle_timeout_secs: 60,
+            partial_ttl_secs: 24 * 3600,
+        }
+    }
 }
 
 /// Broker settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MqttConfig {
     /// Run the embedded broker (default) or use the external one at `url`.
@@ -40,7 +75,7 @@ pub struct MqttConfig {
 }
 
 /// HTTP settings.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
     /// Address of the API.
@@ -58,6 +93,7 @@ impl Default for HubConfig {
             gap_grace_secs: 60,
             mqtt: MqttConfig::default(),
             http: HttpConfig::default(),
+            media: MediaConfig::default(),
         }
     }
 }
@@ -139,6 +175,9 @@ impl HubConfig {
             self.mqtt.url = Some(v);
             self.mqtt.embedded = false;
         }
+        if let Some(v) = env("EVSYNC_HUB_PUBLIC_URL") {
+            self.media.public_url = Some(v);
+        }
         if let Some(v) = env("EVSYNC_HUB_AUTO_APPROVE") {
             match v.as_str() {
                 "1" | "true" => self.auto_approve = true,
@@ -168,6 +207,28 @@ impl HubConfig {
                 p.push(format!("mqtt.url = {u:?}: expected mqtt://host:port"))
             }
             _ => {}
+        }
+        let m = &self.media;
+        if let Some(u) = &m.public_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) || u.ends_with('/') {
+                p.push(format!(
+                    "media.public_url = {u:?}: expected http(s)://host:port with no trailing slash"
+                ));
+            }
+        }
+        for (name, v) in [
+            ("media.grant_ttl_secs", m.grant_ttl_secs),
+            (
+                "media.max_concurrent_uploads",
+                m.max_concurrent_uploads as u64,
+            ),
+            ("media.max_mismatches", u64::from(m.max_mismatches)),
+            ("media.idle_timeout_secs", m.idle_timeout_secs),
+            ("media.partial_ttl_secs", m.partial_ttl_secs),
+        ] {
+            if v == 0 {
+                p.push(format!("{name} = 0: expected a positive number"));
+            }
         }
         if let Some(t) = &self.http.token {
             if t.len() < 16 {

@@ -12,24 +12,39 @@ use evsync_protocol::announce::AnnounceBody;
 use evsync_protocol::batch;
 use evsync_protocol::chain::Hash;
 use evsync_protocol::envelope::Envelope;
+use evsync_protocol::grant::GrantRequest;
 use evsync_protocol::receipt::{self, Entry, ReceiptBody, Status};
-use evsync_protocol::record::RecordBody;
+use evsync_protocol::record::{Kind, RecordBody};
 use evsync_protocol::signing::{Context, PublicKey, SigningKey};
 use evsync_protocol::topic::{self, Channel};
 
+use crate::media::Issuer;
 use crate::metrics::Metrics;
 use crate::store::{self, AlertKind, Announced, DeviceState, Inserted, Store, VerifiedRecord};
 
 /// Largest status message accepted.
 pub const MAX_STATUS_LEN: usize = 16 * 1024;
 
-/// A receipt to publish to an agent.
+/// What an outgoing message is, for counting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sent {
+    /// A record receipt.
+    Receipt,
+    /// An upload grant.
+    Grant,
+    /// A media receipt.
+    MediaReceipt,
+}
+
+/// A signed message to publish to an agent.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     /// Topic to publish on.
     pub topic: String,
-    /// The sealed receipt.
+    /// The sealed message.
     pub payload: Vec<u8>,
+    /// What it is.
+    pub kind: Sent,
 }
 
 /// The ingest stage: owns the writer connection to the store.
@@ -40,6 +55,7 @@ pub struct Ingest {
     auto_approve: bool,
     gap_grace: Duration,
     metrics: Arc<Metrics>,
+    issuer: Arc<Issuer>,
 }
 
 /// A batch whose records are being answered.
@@ -180,7 +196,8 @@ fn entry_for(env: &Envelope, status: Status, reason: Option<String>) -> Option<E
 }
 
 impl Ingest {
-    /// Creates the stage. Sequence gaps become visible alerts after `gap_grace`.
+    /// Creates the stage. Sequence gaps become visible alerts after
+    /// `gap_grace`; `issuer` grants uploads for the media records stored.
     pub fn new(
         store: Store,
         hub_id: String,
@@ -188,6 +205,7 @@ impl Ingest {
         auto_approve: bool,
         gap_grace: Duration,
         metrics: Arc<Metrics>,
+        issuer: Arc<Issuer>,
     ) -> Self {
         Self {
             store,
@@ -196,6 +214,7 @@ impl Ingest {
             auto_approve,
             gap_grace,
             metrics,
+            issuer,
         }
     }
 
@@ -212,11 +231,13 @@ impl Ingest {
         }
     }
 
-    /// Processes messages taken together and returns the receipts to publish.
-    /// An error means nothing of this call was stored and nothing is receipted.
+    /// Processes messages taken together and returns the receipts (and
+    /// upload grants) to publish. An error means nothing of this call was
+    /// stored and nothing is receipted.
     pub fn process(&mut self, messages: &[(&str, &[u8])]) -> anyhow::Result<Vec<Outgoing>> {
         let mut answers = Vec::new();
         let mut admitted = Vec::new();
+        let mut out = Vec::new();
         for &(topic_name, payload) in messages {
             let (device, channel) = match topic::parse(topic_name) {
                 Ok(t) => t,
@@ -233,6 +254,7 @@ impl Ingest {
                 },
                 Channel::Announce => self.announce(topic_name, device, payload)?,
                 Channel::Status => self.status(topic_name, device, payload)?,
+                Channel::Uploads => out.extend(self.grant_requests(topic_name, device, payload)?),
                 _ => self.reject(
                     topic_name,
                     "unexpected_topic",
@@ -247,16 +269,23 @@ impl Ingest {
             answers.push(answer);
         }
         if answers.is_empty() {
-            return Ok(Vec::new());
+            return Ok(out);
         }
         let grace = self.gap_grace;
-        let outcomes = self.store.in_transaction(|tx| {
-            verified
+        let (outcomes, media) = self.store.in_transaction(|tx| {
+            let mut media = Vec::new();
+            let outcomes = verified
                 .iter()
-                .map(|r| store::insert_record(tx, r, grace))
-                .collect::<anyhow::Result<Vec<_>>>()
+                .map(|r| {
+                    let inserted = store::insert_record(tx, r, grace)?;
+                    if inserted == Inserted::New && r.body.kind == Kind::Media {
+                        media.push(store::expect_media(tx, &r.body)?);
+                    }
+                    Ok(inserted)
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok((outcomes, media))
         })?;
-        let mut out = Vec::with_capacity(answers.len());
         // A batch none of whose records could even be parsed has nobody to answer.
         for mut a in answers.into_iter().filter(|a| !a.entries.is_empty()) {
             for &(entry_ix, rec_ix) in &a.pending {
@@ -297,7 +326,50 @@ impl Ingest {
                 out.push(Outgoing {
                     topic: topic::topic(&a.agent_id, Channel::Receipts),
                     payload: receipt.seal(&self.key),
+                    kind: Sent::Receipt,
                 });
+            }
+        }
+        // After the receipts: the agent learns the record is safe before it is granted the upload.
+        for m in &media {
+            out.push(self.issuer.answer(m)?);
+        }
+        Ok(out)
+    }
+
+    /// Answers an agent's request for upload grants: a grant for each of its
+    /// media records whose bytes the hub awaits, the media receipt again for
+    /// those already stored or failed. Records of other agents are refused.
+    fn grant_requests(
+        &mut self,
+        topic_name: &str,
+        device: &str,
+        payload: &[u8],
+    ) -> anyhow::Result<Vec<Outgoing>> {
+        let request = match GrantRequest::parse(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                self.reject(topic_name, e.reason(), &e.to_string());
+                return Ok(Vec::new());
+            }
+        };
+        let mut out = Vec::new();
+        for id in request.records {
+            match self.store.media(&id.to_string())? {
+                Some(m) if m.agent_id == device => out.push(self.issuer.answer(&m)?),
+                Some(m) => self.reject(
+                    topic_name,
+                    "not_your_record",
+                    &format!(
+                        "{device} asked to upload the media of record {id}, which {} signed",
+                        m.agent_id
+                    ),
+                ),
+                None => self.reject(
+                    topic_name,
+                    "unknown_record",
+                    &format!("{device} asked to upload the media of record {id}, which this hub does not hold as a media record"),
+                ),
             }
         }
         Ok(out)

@@ -26,11 +26,12 @@ pub fn options(url: &str, client_id: &str, max_packet: usize) -> anyhow::Result<
 }
 
 /// The topics the hub consumes.
-pub fn subscriptions() -> [String; 3] {
+pub fn subscriptions() -> [String; 4] {
     [
         all_devices(Channel::Records),
         all_devices(Channel::Announce),
         all_devices(Channel::Status),
+        all_devices(Channel::Uploads),
     ]
 }
 

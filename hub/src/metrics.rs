@@ -4,6 +4,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 /// Label of the rejects counter.
@@ -26,6 +27,18 @@ pub struct Metrics {
     pub receipts: Counter,
     /// Record batches (MQTT messages) processed.
     pub batches: Counter,
+    /// Upload grants published.
+    pub grants: Counter,
+    /// Media receipts published.
+    pub media_receipts: Counter,
+    /// Recording bytes received by uploads (written to partials).
+    pub media_bytes_received: Counter,
+    /// Recordings verified and moved into the blob store.
+    pub media_stored: Counter,
+    /// Complete uploads whose SHA-256 did not match the signed record (discarded).
+    pub media_mismatches: Counter,
+    /// Uploads being received now.
+    pub uploads_active: Gauge,
 }
 
 impl Metrics {
@@ -62,6 +75,32 @@ impl Metrics {
             self.receipts.clone(),
         );
         registry.register("batches", "Record batches processed", self.batches.clone());
+        registry.register("grants", "Upload grants published", self.grants.clone());
+        registry.register(
+            "media_receipts",
+            "Signed media receipts published",
+            self.media_receipts.clone(),
+        );
+        registry.register(
+            "media_bytes_received",
+            "Recording bytes received by uploads",
+            self.media_bytes_received.clone(),
+        );
+        registry.register(
+            "media_stored",
+            "Recordings verified against their signed SHA-256 and stored",
+            self.media_stored.clone(),
+        );
+        registry.register(
+            "media_mismatches",
+            "Complete uploads whose SHA-256 did not match the signed record (discarded)",
+            self.media_mismatches.clone(),
+        );
+        registry.register(
+            "uploads_active",
+            "Uploads being received now",
+            self.uploads_active.clone(),
+        );
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &registry);

@@ -14,7 +14,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::config::HubConfig;
-use crate::ingest::{Ingest, Outgoing};
+use crate::ingest::{Ingest, Outgoing, Sent};
+use crate::media::{Blobs, Issuer};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::{api, broker, link};
@@ -130,6 +131,28 @@ impl Hub {
             shutdown_rx.clone(),
         ));
 
+        // The API listener is bound first: grants carry its address.
+        let listener = tokio::net::TcpListener::bind(cfg.http.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "http.listen = {}: cannot bind (port in use?)",
+                    cfg.http.listen
+                )
+            })?;
+        let http_addr = listener.local_addr()?;
+        let public_url = cfg
+            .media
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{http_addr}"));
+        let issuer = Arc::new(Issuer::new(
+            cfg.hub_id.clone(),
+            key.clone(),
+            public_url,
+            std::time::Duration::from_secs(cfg.media.grant_ttl_secs),
+        ));
+
         let (to_publisher, from_ingest) = mpsc::unbounded_channel();
         let ingest = Ingest::new(
             store,
@@ -138,7 +161,14 @@ impl Hub {
             cfg.auto_approve,
             std::time::Duration::from_secs(cfg.gap_grace_secs),
             metrics.clone(),
+            issuer.clone(),
         );
+        let media = api::MediaParts {
+            blobs: Blobs::open(&cfg.data_dir)?,
+            issuer,
+            publisher: to_publisher.clone(),
+            cfg: cfg.media.clone(),
+        };
         let ingest = std::thread::Builder::new()
             .name("ingest".into())
             .spawn(move || ingest_worker(ingest, from_link, to_publisher))
@@ -150,16 +180,8 @@ impl Hub {
             shutdown_rx.clone(),
         ));
 
-        let state = api::AppState::new(&db, &token, metrics)?;
-        let listener = tokio::net::TcpListener::bind(cfg.http.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "http.listen = {}: cannot bind (port in use?)",
-                    cfg.http.listen
-                )
-            })?;
-        let http_addr = listener.local_addr()?;
+        let state = api::AppState::new(&db, &token, metrics, media)?;
+        tasks.spawn(state.uploads().clone().janitor(shutdown_rx.clone()));
         let mut http_shutdown = shutdown_rx.clone();
         tasks.spawn(async move {
             axum::serve(listener, api::router(state))
@@ -253,14 +275,23 @@ fn ingest_worker(
     }
 }
 
-/// Publishes receipts. Never called from the event-loop task.
+/// Publishes receipts, grants and media receipts. Never called from the event-loop task.
 async fn publish_receipts(
     client: AsyncClient,
     mut from_ingest: mpsc::UnboundedReceiver<Vec<Outgoing>>,
     metrics: Arc<Metrics>,
-    shutdown: watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    while let Some(receipts) = from_ingest.recv().await {
+    loop {
+        // The API holds a sender too (media receipts), so the channel stays
+        // open until the hub stops: stop on the signal instead.
+        let receipts = tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            r = from_ingest.recv() => match r {
+                Some(r) => r,
+                None => return Ok(()),
+            },
+        };
         for r in receipts {
             if let Err(e) = client
                 .publish(r.topic, QoS::AtLeastOnce, false, r.payload)
@@ -271,8 +302,11 @@ async fn publish_receipts(
                 }
                 return Err(e).context("publishing a receipt");
             }
-            metrics.receipts.inc();
+            match r.kind {
+                Sent::Receipt => metrics.receipts.inc(),
+                Sent::Grant => metrics.grants.inc(),
+                Sent::MediaReceipt => metrics.media_receipts.inc(),
+            };
         }
     }
-    Ok(())
 }

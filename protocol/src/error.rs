@@ -32,6 +32,14 @@ pub enum ProtocolError {
     /// A public key is not a 32-byte Ed25519 key.
     #[error("invalid public key: {0}")]
     BadKey(String),
+    /// A time-limited credential (an upload grant) is past its expiry.
+    #[error("{what} expired at {at}: ask for a new one")]
+    Expired {
+        /// Which credential.
+        what: &'static str,
+        /// When it expired (RFC 3339).
+        at: String,
+    },
     /// A device id that cannot be used in a topic.
     #[error("invalid device id {id:?}: expected 1 to 64 characters from A-Z a-z 0-9 . _ -")]
     BadDeviceId {
@@ -56,6 +64,7 @@ impl ProtocolError {
             Self::Malformed { .. } => "malformed",
             Self::BadSignature { .. } => "bad_signature",
             Self::BadKey(_) => "bad_key",
+            Self::Expired { .. } => "expired",
             Self::BadDeviceId { .. } => "bad_device_id",
         }
     }

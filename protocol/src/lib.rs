@@ -14,7 +14,10 @@
 //! - records of one source form a hash chain with a gap-free sequence
 //!   ([`chain`]), so deletion and alteration are detectable;
 //! - receipts are signed by the hub's key, and the agent can verify that a
-//!   receipt names exactly the records it holds ([`receipt`]).
+//!   receipt names exactly the records it holds ([`receipt`]);
+//! - the bytes of a recording are uploaded only under a hub-signed grant for
+//!   a record the hub holds ([`grant`]), and the agent lets go of its copy
+//!   only on a hub-signed media receipt ([`media_receipt`]).
 //!
 //! The format is specified for third parties in `docs/wire-protocol.md`,
 //! whose test vectors are checked by `tests/vectors.rs`.
@@ -24,7 +27,9 @@ pub mod batch;
 pub mod chain;
 pub mod envelope;
 pub mod error;
+pub mod grant;
 pub mod keyfile;
+pub mod media_receipt;
 pub mod receipt;
 pub mod record;
 pub mod signing;

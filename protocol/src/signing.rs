@@ -19,6 +19,10 @@ pub enum Context {
     Receipt,
     /// A device announcement, signed by the announcing device.
     Announce,
+    /// An upload grant, signed by the hub.
+    Grant,
+    /// A media receipt, signed by the hub.
+    MediaReceipt,
 }
 
 impl Context {
@@ -28,6 +32,8 @@ impl Context {
             Context::Record => b"evsync/v1 record\0",
             Context::Receipt => b"evsync/v1 receipt\0",
             Context::Announce => b"evsync/v1 announce\0",
+            Context::Grant => b"evsync/v1 grant\0",
+            Context::MediaReceipt => b"evsync/v1 media-receipt\0",
         }
     }
 }

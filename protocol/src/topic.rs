@@ -21,17 +21,23 @@ pub enum Channel {
     Config,
     /// Hub → agent: commands.
     Commands,
+    /// Hub → agent: signed upload grants for media records.
+    Grants,
+    /// Agent → hub: requests for upload grants.
+    Uploads,
 }
 
 impl Channel {
     /// All channels, for parsing.
-    pub const ALL: [Channel; 6] = [
+    pub const ALL: [Channel; 8] = [
         Channel::Records,
         Channel::Receipts,
         Channel::Announce,
         Channel::Status,
         Channel::Config,
         Channel::Commands,
+        Channel::Grants,
+        Channel::Uploads,
     ];
 
     /// The topic suffix.
@@ -43,6 +49,8 @@ impl Channel {
             Channel::Status => "status",
             Channel::Config => "config",
             Channel::Commands => "commands",
+            Channel::Grants => "grants",
+            Channel::Uploads => "uploads",
         }
     }
 }

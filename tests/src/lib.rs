@@ -11,12 +11,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use evsync_agent::config::{AgentConfig, SpoolSection, UplinkSection};
-use evsync_hub::config::{HttpConfig, HubConfig, MqttConfig};
+use evsync_hub::config::{HttpConfig, HubConfig, MediaConfig, MqttConfig};
 use evsync_protocol::chain::Hash;
 use evsync_protocol::signing::{Context, PublicKey};
 use serde_json::Value;
 
 pub use evsync_hub::broker::free_loopback_addr;
+
+pub mod media;
 
 /// Environment variable `.ci/run` sets to the Mosquitto address on machines that run one.
 pub const MOSQUITTO_ENV: &str = "EVSYNC_TEST_MOSQUITTO";
@@ -53,6 +55,7 @@ pub fn hub_config(dir: &Path, external_broker: Option<String>) -> anyhow::Result
             listen: free_loopback_addr()?,
             token: Some("test-token-0123456789".into()),
         },
+        media: MediaConfig::default(),
     })
 }
 
@@ -82,43 +85,13 @@ pub fn agent_config(
 
 /// Writes the agent config as TOML.
 pub fn write_agent_toml(cfg: &AgentConfig, path: &Path) -> anyhow::Result<()> {
-    let text = format!(
-        "device_id = {:?}\nofficer_id = \"100001\"\nunit_code = \"500112010001\"\ndata_dir = {:?}\nspool_dir = {:?}\nhub_public_key = {:?}\n\
-         [mqtt]\nurl = {:?}\n[uplink]\nbatch_records = {}\nmax_inflight_batches = {}\nreceipt_timeout_secs = {}\nretry_secs = {}\nstatus_secs = {}\n\
-         [spool]\nscan_interval_ms = {}\nsettle_ms = {}\n",
-        cfg.device_id,
-        cfg.data_dir,
-        cfg.spool_dir,
-        cfg.hub_public_key,
-        cfg.mqtt.url,
-        cfg.uplink.batch_records,
-        cfg.uplink.max_inflight_batches,
-        cfg.uplink.receipt_timeout_secs,
-        cfg.uplink.retry_secs,
-        cfg.uplink.status_secs,
-        cfg.spool.scan_interval_ms,
-        cfg.spool.settle_ms
-    );
-    std::fs::write(path, text)?;
+    std::fs::write(path, toml::to_string(cfg)?)?;
     Ok(())
 }
 
 /// Writes the hub config as TOML.
 pub fn write_hub_toml(cfg: &HubConfig, path: &Path) -> anyhow::Result<()> {
-    let mqtt = match &cfg.mqtt.url {
-        Some(u) => format!("embedded = false\nurl = {u:?}\n"),
-        None => format!("embedded = true\nlisten = \"{}\"\n", cfg.mqtt.listen),
-    };
-    let text = format!(
-        "hub_id = {:?}\ndata_dir = {:?}\nauto_approve = {}\ngap_grace_secs = {}\n[mqtt]\n{mqtt}[http]\nlisten = \"{}\"\ntoken = {:?}\n",
-        cfg.hub_id,
-        cfg.data_dir,
-        cfg.auto_approve,
-        cfg.gap_grace_secs,
-        cfg.http.listen,
-        cfg.http.token.as_deref().unwrap_or_default()
-    );
-    std::fs::write(path, text)?;
+    std::fs::write(path, toml::to_string(cfg)?)?;
     Ok(())
 }
 
@@ -224,6 +197,22 @@ impl Proc {
         self.child
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Peak resident memory of the running process so far, in bytes (`VmHWM`).
+    pub fn peak_rss(&self) -> anyhow::Result<u64> {
+        let pid = self
+            .child
+            .as_ref()
+            .map(Child::id)
+            .with_context(|| format!("{} is not running", self.name))?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+        let kib: u64 = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmHWM in /proc/<pid>/status")?;
+        Ok(kib * 1024)
     }
 }
 
@@ -477,11 +466,13 @@ pub struct RawDevice {
     pub key: evsync_protocol::signing::SigningKey,
     client: rumqttc::AsyncClient,
     receipts: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    grants: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    media_receipts: tokio::sync::mpsc::Receiver<Vec<u8>>,
     poller: tokio::task::JoinHandle<()>,
 }
 
 impl RawDevice {
-    /// Connects to `url` as `id` with a fresh key and subscribes to its receipts.
+    /// Connects to `url` as `id` with a fresh key and subscribes to its receipts and grants.
     pub async fn connect(url: &str, id: &str) -> anyhow::Result<Self> {
         use evsync_protocol::signing::SigningKey;
         use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
@@ -490,22 +481,40 @@ impl RawDevice {
         opts.set_max_packet_size(4 << 20, 4 << 20);
         let (client, mut eventloop) = AsyncClient::new(opts, 64);
         let (tx, receipts) = tokio::sync::mpsc::channel(64);
+        let (grants_tx, grants) = tokio::sync::mpsc::channel(64);
+        let (media_tx, media_receipts) = tokio::sync::mpsc::channel(64);
         let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
         let receipts_topic = format!("evsync/v1/{id}/receipts");
+        let grants_topic = format!("evsync/v1/{id}/grants");
         client
             .subscribe(receipts_topic.clone(), QoS::AtLeastOnce)
             .await?;
+        client
+            .subscribe(grants_topic.clone(), QoS::AtLeastOnce)
+            .await?;
         let poller = tokio::spawn(async move {
             let mut ready = Some(ready_tx);
+            let mut acks = 0;
             loop {
                 match eventloop.poll().await {
                     Ok(Event::Incoming(Packet::SubAck(_))) => {
-                        if let Some(r) = ready.take() {
-                            let _ = r.send(());
+                        acks += 1;
+                        if acks == 2 {
+                            if let Some(r) = ready.take() {
+                                let _ = r.send(());
+                            }
                         }
                     }
                     Ok(Event::Incoming(Packet::Publish(p))) if p.topic == receipts_topic => {
-                        let _ = tx.send(p.payload.to_vec()).await;
+                        let to = if p.payload.starts_with(evsync_protocol::media_receipt::MAGIC) {
+                            &media_tx
+                        } else {
+                            &tx
+                        };
+                        let _ = to.send(p.payload.to_vec()).await;
+                    }
+                    Ok(Event::Incoming(Packet::Publish(p))) if p.topic == grants_topic => {
+                        let _ = grants_tx.send(p.payload.to_vec()).await;
                     }
                     Ok(_) => {}
                     Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
@@ -518,6 +527,8 @@ impl RawDevice {
             key,
             client,
             receipts,
+            grants,
+            media_receipts,
             poller,
         })
     }
@@ -600,6 +611,65 @@ impl RawDevice {
             .context("no receipt within 10 s")?
             .context("receipt channel closed")?;
         Ok(evsync_protocol::receipt::ReceiptBody::open(
+            &payload, hub_key,
+        )?)
+    }
+}
+
+impl RawDevice {
+    /// A media record body of this device at `seq` after `prev`, for content `sha256` of `size` bytes.
+    pub fn media_body(
+        &self,
+        seq: u64,
+        prev: Hash,
+        sha256: &str,
+        size: u64,
+    ) -> evsync_protocol::record::RecordBody {
+        let mut b = self.body(seq, prev, "media");
+        b.kind = evsync_protocol::record::Kind::Media;
+        b.event = None;
+        b.media = Some(evsync_protocol::record::Media {
+            sha256: sha256.to_owned(),
+            size,
+            mime: "video/mp4".into(),
+            file_name: format!("VID_{seq:04}.mp4"),
+            file_index: Some(seq),
+            started_at: None,
+            duration_ms: None,
+        });
+        b
+    }
+
+    /// The next upload grant, verified against `hub_key`, with its HTTP token.
+    pub async fn grant(
+        &mut self,
+        hub_key: &PublicKey,
+    ) -> anyhow::Result<(evsync_protocol::grant::GrantBody, String)> {
+        let payload = tokio::time::timeout(Duration::from_secs(10), self.grants.recv())
+            .await
+            .context("no grant within 10 s")?
+            .context("grant channel closed")?;
+        let (grant, env) = evsync_protocol::grant::GrantBody::open(&payload, hub_key)?;
+        Ok((grant, evsync_protocol::grant::GrantBody::token(&env)))
+    }
+
+    /// Whether a grant arrives within `within` (for checking that none does).
+    pub async fn grant_within(&mut self, within: Duration) -> bool {
+        tokio::time::timeout(within, self.grants.recv())
+            .await
+            .is_ok_and(|g| g.is_some())
+    }
+
+    /// The next media receipt, verified against `hub_key`.
+    pub async fn media_receipt(
+        &mut self,
+        hub_key: &PublicKey,
+    ) -> anyhow::Result<evsync_protocol::media_receipt::MediaReceiptBody> {
+        let payload = tokio::time::timeout(Duration::from_secs(10), self.media_receipts.recv())
+            .await
+            .context("no media receipt within 10 s")?
+            .context("media receipt channel closed")?;
+        Ok(evsync_protocol::media_receipt::MediaReceiptBody::open(
             &payload, hub_key,
         )?)
     }

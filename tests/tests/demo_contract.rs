@@ -134,26 +134,25 @@ async fn demo_with_serve_keeps_serving_the_feed_until_sigterm() -> anyhow::Resul
         );
         assert!(m["duration_ms"].as_u64() > Some(0), "{m}");
     }
-    let (status, why) = api
-        .get(
-            &format!(
-                "/api/v1/records/{}/media",
-                media[0]["id"].as_str().unwrap_or_default()
-            ),
-            true,
-        )
-        .await?;
-    assert_eq!(
-        status, 404,
-        "no media bytes are held before the media data plane"
-    );
-    assert!(
-        why["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("has not been uploaded"),
-        "{why}"
-    );
+    // Ready means the recordings' bytes are there too, verified: each plays back whole.
+    for m in &media {
+        assert_eq!(m["media_state"], "stored", "{m}");
+        let url = format!(
+            "http://{http}/api/v1/records/{}/media",
+            m["id"].as_str().unwrap_or_default()
+        );
+        let auth = ("authorization", format!("Bearer {token}"));
+        let whole = tokio::task::spawn_blocking(move || {
+            evsync_e2e::media::request("GET", &url, &[auth], None)
+        })
+        .await??;
+        assert_eq!(whole.status, 200);
+        assert_eq!(whole.header("content-type"), Some("video/mp4"));
+        assert_eq!(
+            evsync_e2e::media::sha256(&whole.body),
+            m["sha256"].as_str().unwrap_or_default()
+        );
+    }
     assert_eq!(api.get("/api/v1/records", false).await?.0, 401);
     for path in ["/api/v1/openapi.json", "/api/v1/devices", "/api/v1/alerts"] {
         assert_eq!(api.get(path, true).await?.0, 200, "{path}");

@@ -131,9 +131,37 @@ async fn files_are_taken_whole_recordings_carry_hash_and_metadata_and_bad_events
         reason.contains("teleported"),
         "the reason names the bad value: {reason}"
     );
-    // The agent's held copy of each recording is the file, byte for byte.
+    // The recording reaches the hub byte for byte; only then does the agent
+    // let go of the copy it held.
+    let rec = by_name("VID_0001.mp4").ok_or_else(|| anyhow::anyhow!("VID_0001.mp4 missing"))?;
+    let path = format!(
+        "/api/v1/records/{}/media",
+        rec["id"].as_str().unwrap_or_default()
+    );
+    eventually(
+        Duration::from_secs(20),
+        "the recording stored at the hub",
+        || async {
+            let feed = api.feed().await?;
+            Ok(feed
+                .iter()
+                .any(|r| r["id"] == rec["id"] && r["media_state"] == "stored"))
+        },
+    )
+    .await?;
+    let url = format!("http://{}{path}", hub.http_addr);
+    let auth = ("authorization", format!("Bearer {}", hub.token));
+    let played =
+        tokio::task::spawn_blocking(move || evsync_e2e::media::request("GET", &url, &[auth], None))
+            .await??;
+    assert_eq!(Hash::of(&played.body).to_hex(), mp4_hash);
     let held = dir.path().join(&id).join("data/media").join(&mp4_hash);
-    assert_eq!(Hash::of(&std::fs::read(held)?).to_hex(), mp4_hash);
+    eventually(
+        Duration::from_secs(20),
+        "the agent releasing its copy",
+        || async { Ok(!held.exists()) },
+    )
+    .await?;
     agent.shutdown().await?;
     hub.shutdown().await
 }

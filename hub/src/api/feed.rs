@@ -73,6 +73,7 @@ pub fn record_json(r: &StoredRecord) -> Value {
         v["file_index"] = json!(m.file_index);
         v["started_at"] = json!(m.started_at);
         v["duration_ms"] = json!(m.duration_ms);
+        v["media_state"] = json!(r.media_state);
     }
     if let Some(e) = &b.event {
         v["event"] = json!(e);
@@ -164,28 +165,6 @@ pub async fn one(
         "checked_at": crate::store::now(),
     });
     Ok(Json(v))
-}
-
-/// `GET /api/v1/records/{id}/media`. The hub holds no media bytes until the
-/// media data plane delivers them, so this answers 404 naming why: the record
-/// is unknown, is an event, or its recording has not been uploaded.
-pub async fn media(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let lookup = id.clone();
-    let record = state.read(move |s| s.record(&lookup)).await?;
-    let message = match record {
-        None => format!("no record with id {id:?}"),
-        Some(r) if r.body.kind == Kind::Event => {
-            format!("record {id} is an event; only media records have media")
-        }
-        Some(r) => format!(
-            "the recording of record {id} (sha256 {}) has not been uploaded to this hub yet",
-            r.body.media.map(|m| m.sha256).unwrap_or_default()
-        ),
-    };
-    Err(ApiError::new(StatusCode::NOT_FOUND, message))
 }
 
 /// Query of the alerts list.

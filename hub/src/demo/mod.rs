@@ -15,7 +15,7 @@ use anyhow::Context as _;
 use evsync_agent::agent::Agent;
 use evsync_agent::config::{AgentConfig, SpoolSection};
 
-use crate::config::{HttpConfig, HubConfig, MqttConfig};
+use crate::config::{HttpConfig, HubConfig, MediaConfig, MqttConfig};
 use crate::server::Hub;
 
 const DISTRICTS: &str = include_str!("../../../data/chongqing-districts.csv");
@@ -153,6 +153,7 @@ pub async fn run(
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
             token: None,
         },
+        media: MediaConfig::default(),
     };
     let mut hub = Hub::start(hub_cfg).await?;
     eprintln!("demo: hub up, data in {}", root.display());
@@ -180,21 +181,23 @@ pub async fn run(
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let stored = hub.record_count().await?;
-        let mut backlog = 0;
+        let (mut backlog, mut recordings) = (0, 0);
         for (_, a) in &agents {
             backlog += a.backlog()?.records;
+            recordings += a.media_backlog()?.files;
         }
-        if stored as usize >= expected && backlog == 0 {
+        // Ready once every record is receipted and every recording's bytes too.
+        if stored as usize >= expected && backlog == 0 && recordings == 0 {
             break;
         }
         if Instant::now() > deadline {
-            anyhow::bail!("demo: only {stored} of {expected} records receipted after 300 s (backlog {backlog})");
+            anyhow::bail!("demo: only {stored} of {expected} records receipted after 300 s (backlog {backlog}, recordings not yet uploaded {recordings})");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let api = format!("http://{}", hub.http_addr);
     eprintln!(
-        "demo: all {expected} records verified, stored and receipted from {} agents\n\
+        "demo: all {expected} records verified, stored and receipted from {} agents, recordings uploaded and verified\n\
          demo: feed    curl -H 'Authorization: Bearer {}' '{api}/api/v1/records?limit=5'\n\
          demo: alerts  {api}/api/v1/alerts   metrics {api}/metrics\n\
          demo: hub key {} (also in {})",

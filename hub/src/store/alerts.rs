@@ -22,6 +22,8 @@ pub enum AlertKind {
     SeqConflict,
     /// An enrolled device announced a different key.
     KeyMismatch,
+    /// Uploaded media failed verification against its record too often.
+    MediaFailed,
 }
 
 impl AlertKind {
@@ -32,6 +34,7 @@ impl AlertKind {
             Self::ChainBreak => "chain_break",
             Self::SeqConflict => "seq_conflict",
             Self::KeyMismatch => "key_mismatch",
+            Self::MediaFailed => "media_failed",
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The hub's metadata store (SQLite, WAL, `synchronous=FULL`): devices,
-//! verified records with their exact signed bytes, alerts and rejects.
+//! verified records with their exact signed bytes, media bookkeeping,
+//! alerts and rejects. Versioned migrations: `schema.sql` (1), `media.sql` (2).
 //!
 //! One writer (the ingest worker) and any number of readers (API, CLI), each
 //! with its own connection. A record is durable once the transaction that
@@ -7,10 +8,13 @@
 
 mod alerts;
 mod devices;
+mod media;
 mod records;
 
 pub use alerts::{Alert, AlertKind};
 pub use devices::{Announced, DeviceRow, DeviceState};
+pub(crate) use media::expect as expect_media;
+pub use media::{MediaRow, MediaState};
 pub(crate) use records::insert as insert_record;
 pub use records::{Inserted, StoredRecord, VerifiedRecord};
 
@@ -20,7 +24,7 @@ use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 /// A connection to the hub store.
 pub struct Store {
@@ -66,10 +70,15 @@ impl Store {
                 "store schema version {version} is newer than this hub understands ({SCHEMA_VERSION}): upgrade the hub"
             );
         }
-        if version < 1 {
+        let steps: [(i64, &str); 2] = [
+            (1, include_str!("schema.sql")),
+            (2, include_str!("media.sql")),
+        ];
+        for (to, sql) in steps.into_iter().filter(|(to, _)| *to > version) {
             let tx = self.conn.transaction()?;
-            tx.execute_batch(include_str!("schema.sql"))?;
-            tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+            tx.execute_batch(sql)
+                .with_context(|| format!("migrating to schema version {to}"))?;
+            tx.pragma_update(None, "user_version", to)?;
             tx.commit()?;
         }
         Ok(())

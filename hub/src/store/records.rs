@@ -12,6 +12,7 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use std::time::Duration;
 
 use super::alerts::{raise, AlertKind};
+use super::media::MediaState;
 use super::{now, Store};
 
 /// A record whose signature has been verified, ready to store.
@@ -244,6 +245,8 @@ pub struct StoredRecord {
     pub hash: String,
     /// When the hub stored it.
     pub received_at: String,
+    /// For media records: whether the recording's bytes are stored yet.
+    pub media_state: Option<MediaState>,
 }
 
 impl StoredRecord {
@@ -253,7 +256,9 @@ impl StoredRecord {
     }
 }
 
-const COLUMNS: &str = "hub_seq, body, signature, signer_key, hash, received_at";
+const COLUMNS: &str =
+    "r.hub_seq, r.body, r.signature, r.signer_key, r.hash, r.received_at, m.state";
+const FROM: &str = "records r LEFT JOIN media m ON m.record_id = r.id";
 
 /// A row as read, before its body is parsed.
 struct Raw {
@@ -263,6 +268,7 @@ struct Raw {
     signer_key: String,
     hash: String,
     received_at: String,
+    media_state: Option<String>,
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
@@ -273,6 +279,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
         signer_key: r.get(3)?,
         hash: r.get(4)?,
         received_at: r.get(5)?,
+        media_state: r.get(6)?,
     })
 }
 
@@ -283,7 +290,17 @@ fn parse(raw: Raw) -> anyhow::Result<StoredRecord> {
             raw.hub_seq
         )
     })?;
+    let media_state = match raw.media_state.as_deref() {
+        None => None,
+        Some(name) => Some(MediaState::from_name(name).ok_or_else(|| {
+            anyhow::anyhow!(
+                "record at hub_seq {} has unknown media state {name:?}",
+                raw.hub_seq
+            )
+        })?),
+    };
     Ok(StoredRecord {
+        media_state,
         hub_seq: raw.hub_seq,
         body,
         bytes: raw.bytes,
@@ -298,7 +315,7 @@ impl Store {
     /// Records after `after` in hub order, at most `limit`.
     pub fn records_after(&self, after: i64, limit: u32) -> anyhow::Result<Vec<StoredRecord>> {
         let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM records WHERE hub_seq > ?1 ORDER BY hub_seq LIMIT ?2"
+            "SELECT {COLUMNS} FROM {FROM} WHERE r.hub_seq > ?1 ORDER BY r.hub_seq LIMIT ?2"
         ))?;
         let raws = stmt
             .query_map(params![after, limit], row)?
@@ -310,7 +327,7 @@ impl Store {
     pub fn record(&self, id: &str) -> anyhow::Result<Option<StoredRecord>> {
         let mut stmt = self
             .conn()
-            .prepare_cached(&format!("SELECT {COLUMNS} FROM records WHERE id = ?1"))?;
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM {FROM} WHERE r.id = ?1"))?;
         stmt.query_row([id], row).optional()?.map(parse).transpose()
     }
 

@@ -1,0 +1,110 @@
+//! `GET /api/v1/records/{id}/media`: plays a stored recording back with its
+//! `Content-Type`, `Content-Length`, `ETag` (the SHA-256) and HTTP Range
+//! support (single ranges, `If-Range`, `If-None-Match`), so a supervision
+//! platform can seek in a video without downloading it whole.
+
+use axum::body::Body;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use evsync_protocol::record::Kind;
+use tower::ServiceExt as _;
+use tower_http::services::ServeFile;
+
+use crate::api::{ApiError, AppState};
+use crate::store::MediaState;
+
+/// The handler.
+pub async fn media(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    mut req: Request,
+) -> Result<Response, ApiError> {
+    let lookup = id.clone();
+    let (row, kind) = state
+        .read(move |s| {
+            let row = s.media(&lookup)?;
+            let kind = s.record(&lookup)?.map(|r| r.body.kind);
+            Ok((row, kind))
+        })
+        .await?;
+    let row = match (row, kind) {
+        (Some(row), _) => row,
+        (None, Some(Kind::Event)) => {
+            return Err(ApiError::not_found(format!(
+                "record {id} is an event; only media records have media"
+            )))
+        }
+        (None, _) => return Err(ApiError::not_found(format!("no record with id {id:?}"))),
+    };
+    match row.state {
+        MediaState::Stored => {}
+        MediaState::Awaiting => {
+            return Err(ApiError::not_found(format!(
+                "the recording of record {id} (sha256 {}, {} bytes) has not been uploaded completely to this hub yet",
+                row.sha256, row.size
+            )))
+        }
+        MediaState::Failed => {
+            return Err(ApiError::not_found(format!(
+                "the recording of record {id} failed verification and is not stored: {}",
+                row.detail.as_deref().unwrap_or("no detail")
+            )))
+        }
+    }
+    let path = state
+        .uploads()
+        .blobs()
+        .path(&row.sha256)
+        .map_err(ApiError::internal)?;
+    let etag = format!("\"{}\"", row.sha256);
+    let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::internal(e.into()))?;
+    let headers = req.headers();
+    let matches = |v: &HeaderValue| {
+        v.to_str().is_ok_and(|s| {
+            s.split(',')
+                .map(|t| t.trim().trim_start_matches("W/"))
+                .any(|t| t == etag || t == "*")
+        })
+    };
+    if headers.get(header::IF_NONE_MATCH).is_some_and(matches) {
+        let mut r = StatusCode::NOT_MODIFIED.into_response();
+        r.headers_mut().insert(header::ETAG, etag_value);
+        return Ok(r);
+    }
+    if headers
+        .get(header::IF_RANGE)
+        .is_some_and(|v| v.as_bytes() != etag.as_bytes())
+    {
+        // The client's copy is of other content: send the whole file.
+        req.headers_mut().remove(header::RANGE);
+    }
+    let served = ServeFile::new(&path)
+        .oneshot(req)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("serving {}: {e}", path.display())))?;
+    if served.status() == StatusCode::NOT_FOUND {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "the recording of record {id} is marked stored but its blob {} is missing",
+            path.display()
+        )));
+    }
+    let mut r = served.map(Body::new);
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_str(&row.mime)
+            .unwrap_or(HeaderValue::from_static("application/octet-stream")),
+    );
+    h.insert(header::ETAG, etag_value);
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-transform"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Ok(r)
+}

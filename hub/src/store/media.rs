@@ -1,0 +1,222 @@
+//! Media of media records: what the hub expects, what it holds, and what
+//! failed verification. The bytes themselves live in the blob folder
+//! ([`crate::media::blobs`]); this is the bookkeeping that says a record's
+//! media is complete, which is never claimed before the blob is durable.
+
+use rusqlite::{params, OptionalExtension, Transaction};
+use serde::Serialize;
+
+use evsync_protocol::record::RecordBody;
+
+use super::alerts::{raise, AlertKind};
+use super::{now, Store};
+
+/// Where a record's media stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaState {
+    /// The record is stored; its bytes have not arrived complete and verified.
+    Awaiting,
+    /// The bytes verified against the record's SHA-256 and are durably stored.
+    Stored,
+    /// Uploads failed verification too often; kept out of the store, alerted.
+    Failed,
+}
+
+impl MediaState {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Awaiting => "awaiting",
+            Self::Stored => "stored",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// The state with this stored name.
+    pub(crate) fn from_name(s: &str) -> Option<Self> {
+        [Self::Awaiting, Self::Stored, Self::Failed]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+
+    fn parse(s: &str) -> rusqlite::Result<Self> {
+        Self::from_name(s).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(
+                0,
+                rusqlite::types::Type::Text,
+                format!("unknown media state {s:?}").into(),
+            )
+        })
+    }
+}
+
+/// One media record's bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MediaRow {
+    /// The media record.
+    pub record_id: String,
+    /// The agent that signed it (the only one granted its upload).
+    pub agent_id: String,
+    /// The recorder or device it came from.
+    pub device_id: String,
+    /// SHA-256 (hex) the bytes must have.
+    pub sha256: String,
+    /// Their size.
+    pub size: u64,
+    /// MIME type from the record.
+    pub mime: String,
+    /// Where it stands.
+    pub state: MediaState,
+    /// Uploads whose hash did not match.
+    pub mismatches: u32,
+    /// When the bytes were stored.
+    pub stored_at: Option<String>,
+    /// Why it failed, for `failed`.
+    pub detail: Option<String>,
+}
+
+const COLUMNS: &str =
+    "record_id, agent_id, device_id, sha256, size, mime, state, mismatches, stored_at, detail";
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MediaRow> {
+    Ok(MediaRow {
+        record_id: r.get(0)?,
+        agent_id: r.get(1)?,
+        device_id: r.get(2)?,
+        sha256: r.get(3)?,
+        size: r.get::<_, i64>(4)? as u64,
+        mime: r.get(5)?,
+        state: MediaState::parse(&r.get::<_, String>(6)?)?,
+        mismatches: r.get(7)?,
+        stored_at: r.get(8)?,
+        detail: r.get(9)?,
+    })
+}
+
+/// Notes, inside the transaction that stores a media record, that the hub
+/// now expects its bytes. Content already held (another record with the same
+/// bytes) makes it `stored` at once: the same content is stored once.
+pub(crate) fn expect(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::Result<MediaRow> {
+    let Some(m) = &body.media else {
+        anyhow::bail!("record {} is a media record without media", body.id);
+    };
+    let held: bool = tx
+        .prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1 AND size = ?2")?
+        .query_row(params![m.sha256, m.size as i64], |_| Ok(()))
+        .optional()?
+        .is_some();
+    let (state, stored_at) = if held {
+        (MediaState::Stored, Some(now()))
+    } else {
+        (MediaState::Awaiting, None)
+    };
+    tx.prepare_cached(
+        "INSERT INTO media (record_id, agent_id, device_id, sha256, size, mime, state, created_at, stored_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (record_id) DO NOTHING",
+    )?
+    .execute(params![
+        body.id.to_string(),
+        body.agent_id,
+        body.device_id,
+        m.sha256,
+        m.size as i64,
+        m.mime,
+        state.as_str(),
+        now(),
+        stored_at
+    ])?;
+    Ok(MediaRow {
+        record_id: body.id.to_string(),
+        agent_id: body.agent_id.clone(),
+        device_id: body.device_id.clone(),
+        sha256: m.sha256.clone(),
+        size: m.size,
+        mime: m.mime.clone(),
+        state,
+        mismatches: 0,
+        stored_at,
+        detail: None,
+    })
+}
+
+impl Store {
+    /// The media bookkeeping of one record.
+    pub fn media(&self, record_id: &str) -> anyhow::Result<Option<MediaRow>> {
+        Ok(self
+            .conn()
+            .prepare_cached(&format!("SELECT {COLUMNS} FROM media WHERE record_id = ?1"))?
+            .query_row([record_id], row)
+            .optional()?)
+    }
+
+    /// Hashes that some record still awaits (partials of others are abandoned).
+    pub fn awaited_hashes(&self) -> anyhow::Result<Vec<String>> {
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT DISTINCT sha256 FROM media WHERE state = 'awaiting'")?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Records that verified content `sha256` of `size` bytes is now durably
+    /// in the blob folder, and marks every record awaiting it stored. Returns
+    /// those records (each is owed a media receipt).
+    pub fn blob_stored(&mut self, sha256: &str, size: u64) -> anyhow::Result<Vec<MediaRow>> {
+        self.in_transaction(|tx| {
+            let t = now();
+            tx.prepare_cached(
+                "INSERT INTO blobs (sha256, size, stored_at) VALUES (?1, ?2, ?3) ON CONFLICT (sha256) DO NOTHING",
+            )?
+            .execute(params![sha256, size as i64, t])?;
+            let rows = tx
+                .prepare_cached(&format!(
+                    "UPDATE media SET state = 'stored', stored_at = ?3, detail = NULL
+                     WHERE sha256 = ?1 AND size = ?2 AND state = 'awaiting' RETURNING {COLUMNS}"
+                ))?
+                .query_map(params![sha256, size as i64, t], row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    /// Counts a hash mismatch against every record awaiting `sha256`; those
+    /// reaching `max` mismatches fail, with an alert. Returns the records that
+    /// failed now (each is owed a `failed` media receipt).
+    pub fn media_mismatch(
+        &mut self,
+        sha256: &str,
+        got: &str,
+        max: u32,
+    ) -> anyhow::Result<Vec<MediaRow>> {
+        self.in_transaction(|tx| {
+            let detail = format!(
+                "uploaded bytes hashed to {got}, not the signed {sha256}, {max} times: kept out of the store"
+            );
+            tx.prepare_cached(
+                "UPDATE media SET mismatches = mismatches + 1 WHERE sha256 = ?1 AND state = 'awaiting'",
+            )?
+            .execute([sha256])?;
+            let failed = tx
+                .prepare_cached(&format!(
+                    "UPDATE media SET state = 'failed', detail = ?3
+                     WHERE sha256 = ?1 AND state = 'awaiting' AND mismatches >= ?2 RETURNING {COLUMNS}"
+                ))?
+                .query_map(params![sha256, max, detail], row)?
+                .collect::<Result<Vec<_>, _>>()?;
+            for m in &failed {
+                raise(
+                    tx,
+                    AlertKind::MediaFailed,
+                    &m.device_id,
+                    None,
+                    &format!("media of record {}: {detail}", m.record_id),
+                    std::time::Duration::ZERO,
+                )?;
+            }
+            Ok(failed)
+        })
+    }
+}
