@@ -97,6 +97,23 @@ impl Agent {
             }
         });
 
+        if cfg.role == "dock" {
+            let shared = Arc::new(crate::dock::docking::Shared {
+                cfg: cfg.clone(),
+                key: key.clone(),
+                buffer: buffer.clone(),
+                copies: Arc::new(tokio::sync::Semaphore::new(cfg.dock.parallel_copies)),
+                new_records: new_records.clone(),
+            });
+            for slot in &cfg.dock.slots {
+                tasks.spawn(crate::dock::run_slot(
+                    shared.clone(),
+                    slot.clone(),
+                    shutdown_rx.clone(),
+                ));
+            }
+        }
+
         let (client, eventloop) = AsyncClient::new(uplink::options(&cfg)?, 64);
         let (receipts_tx, receipts_rx) = mpsc::channel(256);
         let (media_tx, media_rx) = mpsc::channel(256);

@@ -21,6 +21,9 @@ use evsync_protocol::record::RecordBody;
 use evsync_protocol::signing::{Context, SigningKey};
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod dock_ledger;
+pub use dock_ledger::{DockedFile, LedgerRow};
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS chain (
     device_id TEXT PRIMARY KEY,
@@ -71,6 +74,34 @@ ALTER TABLE media ADD COLUMN grant_url TEXT;
 ALTER TABLE media ADD COLUMN grant_expires TEXT;
 ALTER TABLE media ADD COLUMN failed TEXT;
 CREATE INDEX IF NOT EXISTS media_order ON media (priority DESC, created_at);
+";
+
+/// Version 3: what the dock took off each recorder.
+const DOCK_LEDGER: &str = "
+CREATE TABLE IF NOT EXISTS recorder_files (
+    recorder_id TEXT NOT NULL,
+    file_index  INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    size        INTEGER NOT NULL,
+    sha256      TEXT NOT NULL,
+    record_id   TEXT NOT NULL,
+    copied_at   TEXT NOT NULL,
+    deleted_at  TEXT,
+    PRIMARY KEY (recorder_id, file_index)
+);
+CREATE TABLE IF NOT EXISTS recorders (
+    recorder_id  TEXT PRIMARY KEY,
+    -- Indexes up to here predate the first docking: nothing is expected of them.
+    baseline     INTEGER NOT NULL,
+    last_docked  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS recorder_missing (
+    recorder_id TEXT NOT NULL,
+    from_index  INTEGER NOT NULL,
+    to_index    INTEGER NOT NULL,
+    record_id   TEXT NOT NULL,
+    PRIMARY KEY (recorder_id, from_index)
+);
 ";
 
 fn now() -> String {
@@ -231,6 +262,30 @@ fn append_in(
     Ok(body)
 }
 
+/// Keeps a media copy until the hub receipts it. The same content held
+/// twice is uploaded once: the hub stores it once and receipts every record
+/// that names it.
+fn hold_media_in(
+    tx: &rusqlite::Transaction<'_>,
+    m: &HeldMedia,
+    body: &RecordBody,
+) -> anyhow::Result<()> {
+    tx.prepare_cached(
+        "INSERT INTO media (sha256, path, size, record_id, file_name, priority, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (sha256) DO NOTHING",
+    )?
+    .execute(params![
+        m.sha256,
+        m.path.to_string_lossy(),
+        m.size as i64,
+        body.id.to_string(),
+        m.file_name,
+        m.priority,
+        now()
+    ])?;
+    Ok(())
+}
+
 /// Runs `f` on the buffer shared by the agent's tasks, off the async runtime
 /// (SQLite calls block, and commits wait for the disk).
 pub async fn with_buffer<T: Send + 'static>(
@@ -265,16 +320,19 @@ impl Buffer {
             .with_context(|| format!("creating the buffer schema in {}", path.display()))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         anyhow::ensure!(
-            version <= 2,
-            "buffer {} has schema version {version}, newer than this agent understands (2): upgrade the agent",
+            version <= 3,
+            "buffer {} has schema version {version}, newer than this agent understands (3): upgrade the agent",
             path.display()
         );
-        if version < 2 {
-            let tx = conn.transaction()?;
-            tx.execute_batch(MEDIA_UPLOADS)
-                .with_context(|| format!("migrating the buffer {} to version 2", path.display()))?;
-            tx.pragma_update(None, "user_version", 2)?;
-            tx.commit()?;
+        for (to, step) in [(2, MEDIA_UPLOADS), (3, DOCK_LEDGER)] {
+            if version < to {
+                let tx = conn.transaction()?;
+                tx.execute_batch(step).with_context(|| {
+                    format!("migrating the buffer {} to version {to}", path.display())
+                })?;
+                tx.pragma_update(None, "user_version", to)?;
+                tx.commit()?;
+            }
         }
         Ok(Self { conn })
     }
@@ -315,21 +373,7 @@ impl Buffer {
             .execute(params![o.name, o.sha256, o.fingerprint, body.id.to_string(), now()])?;
         }
         if let Some(m) = media {
-            // The same content held twice is uploaded once: the hub stores it
-            // once and receipts every record that names it.
-            tx.prepare_cached(
-                "INSERT INTO media (sha256, path, size, record_id, file_name, priority, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT (sha256) DO NOTHING",
-            )?
-            .execute(params![
-                m.sha256,
-                m.path.to_string_lossy(),
-                m.size as i64,
-                body.id.to_string(),
-                m.file_name,
-                m.priority,
-                now()
-            ])?;
+            hold_media_in(&tx, m, &body)?;
         }
         tx.commit().context("committing a record to the buffer")?;
         Ok(body)

@@ -41,6 +41,109 @@ pub struct AgentConfig {
     /// Uploading recordings to the hub.
     #[serde(default)]
     pub upload: UploadSection,
+    /// Docked recorders (role `dock`).
+    #[serde(default)]
+    pub dock: DockSection,
+}
+
+/// A dock's slots and how it treats the recorders docked in them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DockSection {
+    /// Serial ports to watch, one per slot.
+    pub slots: Vec<SlotSection>,
+    /// The recorders' 6-character admin password (GA/T 947 `Init_Device`).
+    pub password: String,
+    /// Files copied off recorders at once, across all slots (1..=16).
+    pub parallel_copies: usize,
+    /// A recorder clock off by more than this is set to the dock's time, milliseconds.
+    pub clock_set_threshold_ms: u64,
+    /// A recorder clock off by more than this is flagged as drift, seconds.
+    pub clock_drift_alert_secs: u64,
+    /// When a copied file is deleted from the recorder: `after_media_receipt`
+    /// (once the hub holds it verified), `after_copy` or `never`.
+    pub delete: String,
+    /// Wait for one answer from a recorder, milliseconds.
+    pub request_timeout_ms: u64,
+    /// Attempts per request before the line is given up.
+    pub attempts: u32,
+    /// How often slots are checked for a recorder, and docked ones for work, milliseconds.
+    pub poll_ms: u64,
+}
+
+/// One slot of the dock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotSection {
+    /// Serial port of the slot (e.g. `/dev/ttyACM0`, or a pseudo-terminal's path).
+    pub port: PathBuf,
+    /// Baud rate.
+    #[serde(default = "default_baud")]
+    pub baud: u32,
+}
+
+fn default_baud() -> u32 {
+    115_200
+}
+
+impl Default for DockSection {
+    fn default() -> Self {
+        Self {
+            slots: Vec::new(),
+            password: "000000".into(),
+            parallel_copies: 2,
+            clock_set_threshold_ms: 1000,
+            clock_drift_alert_secs: 60,
+            delete: "after_media_receipt".into(),
+            request_timeout_ms: 1000,
+            attempts: 5,
+            poll_ms: 500,
+        }
+    }
+}
+
+impl DockSection {
+    fn problems(&self, role: &str, p: &mut Vec<String>) {
+        if role == "dock" && self.slots.is_empty() {
+            p.push("dock.slots: a dock needs at least one slot ([[dock.slots]] port = ...)".into());
+        }
+        if self.password.len() != 6 || !self.password.is_ascii() {
+            p.push("dock.password: expected 6 ASCII characters".into());
+        }
+        if !(1..=16).contains(&self.parallel_copies) {
+            p.push(format!(
+                "dock.parallel_copies = {}: expected 1 to 16",
+                self.parallel_copies
+            ));
+        }
+        if !matches!(
+            self.delete.as_str(),
+            "after_media_receipt" | "after_copy" | "never"
+        ) {
+            p.push(format!(
+                "dock.delete = {:?}: expected \"after_media_receipt\", \"after_copy\" or \"never\"",
+                self.delete
+            ));
+        }
+        if !(50..=60_000).contains(&self.request_timeout_ms) {
+            p.push(format!(
+                "dock.request_timeout_ms = {}: expected 50 to 60000",
+                self.request_timeout_ms
+            ));
+        }
+        if !(1..=20).contains(&self.attempts) {
+            p.push(format!(
+                "dock.attempts = {}: expected 1 to 20",
+                self.attempts
+            ));
+        }
+        if !(10..=60_000).contains(&self.poll_ms) {
+            p.push(format!(
+                "dock.poll_ms = {}: expected 10 to 60000",
+                self.poll_ms
+            ));
+        }
+    }
 }
 
 /// Uploading recordings (the media data plane).
@@ -175,6 +278,7 @@ impl AgentConfig {
             uplink: UplinkSection::default(),
             spool: SpoolSection::default(),
             upload: UploadSection::default(),
+            dock: DockSection::default(),
         }
     }
 
@@ -253,6 +357,7 @@ impl AgentConfig {
                 u.max_inflight_batches
             ));
         }
+        self.dock.problems(&self.role, &mut p);
         if !(1..=16).contains(&self.upload.parallel) {
             p.push(format!(
                 "upload.parallel = {}: expected 1 to 16",

@@ -21,6 +21,8 @@ pub mod agent;
 pub mod buffer;
 pub mod cli;
 pub mod config;
+pub mod dock;
+pub mod gps;
 pub mod probe;
 pub mod records;
 pub mod spool;

@@ -161,11 +161,13 @@ impl Spool {
         for entry in fs::read_dir(&media_dir)? {
             let path = entry?.path();
             let name = path.file_name().unwrap_or_default().to_string_lossy();
+            // Other hidden files are partial copies off recorders, resumed at the next docking.
             let orphan = name.starts_with(".incoming-")
-                || !buffer
-                    .lock()
-                    .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?
-                    .holds_copy(&name)?;
+                || !name.starts_with('.')
+                    && !buffer
+                        .lock()
+                        .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?
+                        .holds_copy(&name)?;
             if orphan {
                 fs::remove_file(&path).with_context(|| {
                     format!(

@@ -128,6 +128,23 @@ pub enum Event {
         /// What the device said.
         detail: String,
     },
+    /// A dock measured the recorder's clock (and set it, if it was off).
+    ClockChecked {
+        /// Recorder clock minus dock clock before any correction, milliseconds.
+        offset_ms: i64,
+        /// Whether the dock set the recorder's clock.
+        corrected: bool,
+        /// Whether the offset was over the dock's drift threshold.
+        drift: bool,
+    },
+    /// Files the recorder numbered are gone from it without having been
+    /// synced: indexes `from_index..=to_index`.
+    FilesMissing {
+        /// First missing index.
+        from_index: u64,
+        /// Last missing index.
+        to_index: u64,
+    },
     /// A configuration was applied to the device.
     ConfigApplied {
         /// Content hash of the applied configuration.

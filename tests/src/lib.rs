@@ -19,6 +19,7 @@ use serde_json::Value;
 pub use evsync_hub::broker::free_loopback_addr;
 
 pub mod media;
+pub mod recorders;
 
 /// Environment variable `.ci/run` sets to the Mosquitto address on machines that run one.
 pub const MOSQUITTO_ENV: &str = "EVSYNC_TEST_MOSQUITTO";

@@ -24,6 +24,10 @@ pub enum AlertKind {
     KeyMismatch,
     /// Uploaded media failed verification against its record too often.
     MediaFailed,
+    /// A dock found files gone from a recorder without having been synced.
+    RecorderFilesMissing,
+    /// A dock found a recorder's clock off by more than its drift threshold.
+    ClockDrift,
 }
 
 impl AlertKind {
@@ -35,6 +39,8 @@ impl AlertKind {
             Self::SeqConflict => "seq_conflict",
             Self::KeyMismatch => "key_mismatch",
             Self::MediaFailed => "media_failed",
+            Self::RecorderFilesMissing => "recorder_files_missing",
+            Self::ClockDrift => "clock_drift",
         }
     }
 }

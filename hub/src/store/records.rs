@@ -7,7 +7,7 @@
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use evsync_protocol::chain::{self, Hash, Link, GENESIS};
-use evsync_protocol::record::RecordBody;
+use evsync_protocol::record::{Event, RecordBody};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::time::Duration;
 
@@ -142,6 +142,39 @@ pub(crate) fn insert(
             ),
             Duration::ZERO,
         )?,
+    }
+    match &b.event {
+        Some(Event::FilesMissing {
+            from_index,
+            to_index,
+        }) => raise(
+            tx,
+            AlertKind::RecorderFilesMissing,
+            device,
+            Some((b.seq, b.seq)),
+            &format!(
+                "files {from_index}..={to_index} of recorder {device} are gone from it without having been synced (reported by {})",
+                b.agent_id
+            ),
+            Duration::ZERO,
+        )?,
+        Some(Event::ClockChecked {
+            offset_ms,
+            drift: true,
+            ..
+        }) => raise(
+            tx,
+            AlertKind::ClockDrift,
+            device,
+            Some((b.seq, b.seq)),
+            &format!(
+                "clock of {device} was {:.1} s off (measured by {})",
+                *offset_ms as f64 / 1000.0,
+                b.agent_id
+            ),
+            Duration::ZERO,
+        )?,
+        _ => {}
     }
     if b.seq < max {
         // Arrived out of order: check the successor's link and whether a gap is now filled.

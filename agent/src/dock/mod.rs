@@ -1,0 +1,63 @@
+//! Dock mode: recorders docked in the slots' serial ports are identified,
+//! their clocks corrected, their recordings copied, recorded and, once
+//! their evidence is safe, deleted from them. One task per slot; copies
+//! across slots are bounded by `dock.parallel_copies`.
+//!
+//! [`link`] is the serial line (the protocol lives in
+//! `evsync-recorder-protocol`); [`docking`] is what happens on docking;
+//! [`copy`] takes one file off; [`gaps`] finds files that vanished.
+
+pub mod copy;
+pub mod docking;
+pub mod gaps;
+pub mod link;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use crate::config::SlotSection;
+use docking::Shared;
+use link::RecorderLink;
+
+/// Watches one slot until the agent stops: waits for a recorder, serves
+/// it, and after it is taken out (or the line fails) waits for the next.
+pub async fn run_slot(
+    shared: Arc<Shared>,
+    slot: SlotSection,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let dock = &shared.cfg.dock;
+    let poll = Duration::from_millis(dock.poll_ms);
+    let timeout = Duration::from_millis(dock.request_timeout_ms);
+    let mut last_error = String::new();
+    loop {
+        if *shutdown.borrow() {
+            return Ok(());
+        }
+        if slot.port.exists() {
+            match RecorderLink::open(&slot.port, slot.baud, timeout, dock.attempts) {
+                Ok(mut link) => match docking::serve(&shared, &mut link, &mut shutdown).await {
+                    Ok(()) => return Ok(()),
+                    Err(e) => {
+                        let e = format!("{e:#}");
+                        tracing::warn!(port = %slot.port.display(), error = e, "recorder link ended; waiting for a recorder");
+                        last_error = e;
+                    }
+                },
+                Err(e) => {
+                    let e = format!("{e:#}");
+                    if e != last_error {
+                        tracing::debug!(port = %slot.port.display(), error = e, "slot not ready");
+                        last_error = e;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            _ = tokio::time::sleep(poll) => {}
+        }
+    }
+}

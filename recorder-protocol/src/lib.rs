@@ -1,0 +1,22 @@
+//! # evsync-recorder-protocol: the serial link between a dock and a recorder
+//!
+//! In: bytes from a serial line that may drop, add or flip some of them.
+//! Out: requests and answers, each matched to its request id.
+//!
+//! The commands stand one to one for the functions collection stations call
+//! on body-worn recorders under GA/T 947 (`Init_Device`, `GetIDCode`,
+//! `GetZFYInfo`, `WriteZFYInfo`, `SyncDevTime`, `SetMSDC`,
+//! `ReadDeviceResolution`, `ReadDeviceBatteryDumpEnergy`), plus what a dock
+//! needs to take recordings off safely: identify, list, read a range,
+//! digest, guarded delete, configuration and the recorder's log.
+//!
+//! Layers, all without I/O so tests and the fuzzer drive them directly:
+//! [`frame`] (start bytes, header CRC, frame CRC, resynchronisation) →
+//! [`message`] (each command's fields, over [`wire`] field encodings) →
+//! [`session`] (request ids, timeouts, retries, idempotent repeats).
+//! The specification for recorder vendors is `docs/recorder-protocol.md`.
+
+pub mod frame;
+pub mod message;
+pub mod session;
+pub mod wire;

@@ -1,0 +1,136 @@
+//! The recorder's main loop: read the line, answer requests, inject faults,
+//! and pull (and put back) the plug when told to.
+
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use evsync_recorder_protocol::frame::Decoder;
+use evsync_recorder_protocol::message::{Answer, Response};
+use evsync_recorder_protocol::session::{Incoming, Responder};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+
+use crate::device::Device;
+use crate::faults::{Faults, Line};
+use crate::port::Port;
+use crate::storage::Storage;
+
+/// Where and how the recorder runs.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Storage folder.
+    pub storage: PathBuf,
+    /// Product serial for a new storage folder.
+    pub serial: String,
+    /// Serve on this existing serial device instead of a new pty.
+    pub device: Option<PathBuf>,
+    /// Symlink kept pointing at the current pty.
+    pub link: Option<PathBuf>,
+    /// Largest chunk served.
+    pub max_chunk: u32,
+    /// Faults to inject.
+    pub faults: Faults,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// `stop` was set.
+    Stopped,
+    /// The unplug fault fired and no replug was asked for.
+    Unplugged,
+}
+
+/// Runs the recorder until `stop` is set (or it is unplugged for good).
+/// `on_line` is told the device path each time a line comes up.
+pub fn run(
+    opts: &Options,
+    stop: &AtomicBool,
+    mut on_line: impl FnMut(&std::path::Path),
+) -> anyhow::Result<Ended> {
+    let storage = Storage::open(&opts.storage, &opts.serial)?;
+    let mut device = Device::new(storage, opts.faults.clone(), opts.max_chunk);
+    let mut line = Line::new(&opts.faults);
+    let mut unplug_at = opts.faults.unplug_after_bytes;
+    let mut sent_file_bytes = 0u64;
+    let mut requests = 0u64;
+    loop {
+        let mut port = match &opts.device {
+            Some(path) => Port::device(path)?,
+            None => Port::pty(opts.link.as_deref())?,
+        };
+        on_line(&port.path);
+        let mut decoder = Decoder::new();
+        let mut responder = Responder::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        'line: loop {
+            if stop.load(Ordering::Relaxed) {
+                port.unplug();
+                return Ok(Ended::Stopped);
+            }
+            let mut fds = [PollFd::new(port.io.as_fd(), PollFlags::POLLIN)];
+            let ready =
+                nix::poll::poll(&mut fds, PollTimeout::from(100u16)).context("polling the line")?;
+            if ready == 0 {
+                continue;
+            }
+            let n = match port.io.read(&mut buf) {
+                Ok(0) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                Ok(n) => n,
+                // EIO on a pty master: nobody holds the other end right now.
+                Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => {
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+                Err(e) => return Err(e).context("reading the line"),
+            };
+            decoder.push(&buf[..n]);
+            while let Some(decoded) = decoder.decode() {
+                let reply = match responder.on_decoded(decoded) {
+                    Incoming::Ignore => continue,
+                    Incoming::Reply(bytes) => bytes,
+                    Incoming::Request { id, request } => {
+                        requests += 1;
+                        if let Some(pause) = opts.faults.stall_before(requests) {
+                            tracing::warn!(?pause, "fault: stalling");
+                            std::thread::sleep(pause);
+                        }
+                        if matches!(
+                            request,
+                            evsync_recorder_protocol::message::Request::Hello { .. }
+                        ) {
+                            device.reset_session();
+                        }
+                        let answer = device.handle(&request);
+                        if let Answer::Ok(Response::Chunk { data, .. }) = &answer {
+                            sent_file_bytes += data.len() as u64;
+                        }
+                        match responder.answer(request.code(), id, &answer) {
+                            Some(bytes) => bytes,
+                            None => continue,
+                        }
+                    }
+                };
+                if unplug_at.is_some_and(|at| sent_file_bytes >= at) {
+                    tracing::warn!(sent_file_bytes, "fault: unplugged mid-transfer");
+                    unplug_at = None;
+                    break 'line;
+                }
+                port.io
+                    .write_all(&line.transmit(reply))
+                    .context("writing the line")?;
+            }
+        }
+        port.unplug();
+        match opts.faults.replug_after_ms {
+            Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
+            None => return Ok(Ended::Unplugged),
+        }
+    }
+}

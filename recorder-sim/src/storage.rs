@@ -1,0 +1,278 @@
+//! The recorder's storage: recordings with sequential indexes, and the
+//! recorder's own settings, kept in a folder that survives restarts.
+//!
+//! `recorder.json` is the recorder's memory (identity, password, clock
+//! offset, next file index, configuration, log); each recording is stored
+//! as `files/<index>.bin`, so the name the recorder *reports* can be
+//! anything, hostile names included, without touching the host's paths.
+
+use std::fs::{self, File};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use chrono::NaiveDateTime;
+use evsync_recorder_protocol::message::{FileEntry, ZfyInfo};
+use serde::{Deserialize, Serialize};
+
+/// A recording on the recorder.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredFile {
+    /// Sequential index.
+    pub index: u32,
+    /// Name the recorder reports.
+    pub name: String,
+    /// When recording started (recorder local time).
+    pub recorded: NaiveDateTime,
+    /// Marked important by the officer.
+    #[serde(default)]
+    pub important: bool,
+}
+
+/// What the recorder remembers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Identity and assignment (GA/T 947 `ZFY_INFO`).
+    pub zfy: ZfyInfoRecord,
+    /// Admin password for `Init_Device`.
+    pub password: String,
+    /// Firmware version.
+    pub firmware: String,
+    /// Recorder clock minus true time, milliseconds.
+    pub clock_offset_ms: i64,
+    /// Recorder clock's offset from UTC, minutes.
+    pub utc_offset_min: i16,
+    /// Battery charge, percent.
+    pub battery_pct: u8,
+    /// Storage size reported, bytes.
+    pub total_bytes: u64,
+    /// Index the next recording gets.
+    pub next_index: u32,
+    /// Recordings, by index.
+    pub files: Vec<StoredFile>,
+    /// Configuration as last set (TOML text).
+    #[serde(default)]
+    pub config: String,
+    /// The recorder's own log.
+    #[serde(default)]
+    pub log: Vec<String>,
+}
+
+/// [`ZfyInfo`] in the manifest.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ZfyInfoRecord {
+    /// Product serial (device id).
+    pub serial: String,
+    /// Officer number.
+    pub officer_no: String,
+    /// Unit number.
+    pub unit_no: String,
+    /// Officer name.
+    pub officer_name: String,
+    /// Unit name.
+    pub unit_name: String,
+}
+
+impl From<&ZfyInfoRecord> for ZfyInfo {
+    fn from(z: &ZfyInfoRecord) -> Self {
+        ZfyInfo {
+            serial: z.serial.clone(),
+            officer_no: z.officer_no.clone(),
+            unit_no: z.unit_no.clone(),
+            officer_name: z.officer_name.clone(),
+            unit_name: z.unit_name.clone(),
+        }
+    }
+}
+
+impl From<&ZfyInfo> for ZfyInfoRecord {
+    fn from(z: &ZfyInfo) -> Self {
+        ZfyInfoRecord {
+            serial: z.serial.clone(),
+            officer_no: z.officer_no.clone(),
+            unit_no: z.unit_no.clone(),
+            officer_name: z.officer_name.clone(),
+            unit_name: z.unit_name.clone(),
+        }
+    }
+}
+
+impl Manifest {
+    /// A fresh recorder with this serial, assigned to nobody.
+    pub fn new(serial: &str) -> Self {
+        Self {
+            zfy: ZfyInfoRecord {
+                serial: serial.to_owned(),
+                officer_no: "000000".into(),
+                unit_no: "000000000000".into(),
+                officer_name: String::new(),
+                unit_name: String::new(),
+            },
+            password: "000000".into(),
+            firmware: "SIM-2.4.1".into(),
+            clock_offset_ms: 0,
+            utc_offset_min: 480,
+            battery_pct: 87,
+            total_bytes: 64 * 1024 * 1024 * 1024,
+            next_index: 1,
+            files: Vec::new(),
+            config: String::new(),
+            log: vec!["power on".into()],
+        }
+    }
+}
+
+/// The storage folder.
+#[derive(Debug)]
+pub struct Storage {
+    dir: PathBuf,
+    /// What the recorder remembers.
+    pub manifest: Manifest,
+}
+
+impl Storage {
+    /// Opens the folder, creating a recorder with `serial` if it holds none.
+    pub fn open(dir: &Path, serial: &str) -> anyhow::Result<Self> {
+        fs::create_dir_all(dir.join("files"))
+            .with_context(|| format!("creating the storage folder {}", dir.display()))?;
+        let path = dir.join("recorder.json");
+        let manifest = if path.exists() {
+            let text =
+                fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?
+        } else {
+            Manifest::new(serial)
+        };
+        let s = Self {
+            dir: dir.to_owned(),
+            manifest,
+        };
+        s.save()?;
+        Ok(s)
+    }
+
+    /// Reads what a recorder's storage folder remembers, without opening it
+    /// (another process or thread may be serving it).
+    pub fn peek(dir: &Path) -> anyhow::Result<Manifest> {
+        let path = dir.join("recorder.json");
+        let text =
+            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    /// Writes the manifest (write, fsync, rename).
+    pub fn save(&self) -> anyhow::Result<()> {
+        let path = self.dir.join("recorder.json");
+        let tmp = self.dir.join("recorder.json.tmp");
+        let mut f = File::create(&tmp).with_context(|| format!("writing {}", tmp.display()))?;
+        f.write_all(&serde_json::to_vec_pretty(&self.manifest)?)?;
+        f.sync_all()?;
+        fs::rename(&tmp, &path).with_context(|| format!("replacing {}", path.display()))?;
+        Ok(())
+    }
+
+    fn blob(&self, index: u32) -> PathBuf {
+        self.dir.join("files").join(format!("{index}.bin"))
+    }
+
+    /// Adds a recording (copied from `src`), with the next index. Returns the index.
+    pub fn add(
+        &mut self,
+        src: &Path,
+        name: &str,
+        recorded: NaiveDateTime,
+        important: bool,
+    ) -> anyhow::Result<u32> {
+        let index = self.manifest.next_index;
+        fs::copy(src, self.blob(index))
+            .with_context(|| format!("copying {} into the recorder", src.display()))?;
+        self.manifest.next_index += 1;
+        self.manifest.files.push(StoredFile {
+            index,
+            name: name.to_owned(),
+            recorded,
+            important,
+        });
+        self.manifest
+            .log
+            .push(format!("{} recorded #{index} {name:?}", recorded));
+        self.save()?;
+        Ok(index)
+    }
+
+    /// The recording with this index.
+    pub fn file(&self, index: u32) -> Option<&StoredFile> {
+        self.manifest.files.iter().find(|f| f.index == index)
+    }
+
+    /// Actual size of a recording.
+    pub fn size(&self, index: u32) -> anyhow::Result<u64> {
+        Ok(fs::metadata(self.blob(index))
+            .with_context(|| format!("file #{index}"))?
+            .len())
+    }
+
+    /// List entries from index `from`, with sizes as stored.
+    pub fn entries(&self, from: u32) -> anyhow::Result<Vec<FileEntry>> {
+        let mut out = Vec::new();
+        for f in self.manifest.files.iter().filter(|f| f.index >= from) {
+            out.push(FileEntry {
+                index: f.index,
+                size: self.size(f.index)?,
+                recorded: f.recorded,
+                flags: u8::from(f.important),
+                name: f.name.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Up to `len` bytes of recording `index` from `offset`; the flag says
+    /// whether they reach its end.
+    pub fn read(&self, index: u32, offset: u64, len: u32) -> anyhow::Result<(Vec<u8>, bool)> {
+        let mut f = File::open(self.blob(index)).with_context(|| format!("file #{index}"))?;
+        let size = f.metadata()?.len();
+        let start = offset.min(size);
+        f.seek(SeekFrom::Start(start))?;
+        let mut buf = vec![0; (size - start).min(u64::from(len)) as usize];
+        f.read_exact(&mut buf)?;
+        let eof = start + buf.len() as u64 >= size;
+        Ok((buf, eof))
+    }
+
+    /// SHA-256 and size of recording `index`.
+    pub fn digest(&self, index: u32) -> anyhow::Result<([u8; 32], u64)> {
+        let mut f = File::open(self.blob(index)).with_context(|| format!("file #{index}"))?;
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut buf = vec![0; 256 * 1024];
+        let mut size = 0;
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            ctx.update(&buf[..n]);
+            size += n as u64;
+        }
+        let mut out = [0; 32];
+        out.copy_from_slice(ctx.finish().as_ref());
+        Ok((out, size))
+    }
+
+    /// Deletes recording `index`.
+    pub fn delete(&mut self, index: u32) -> anyhow::Result<()> {
+        fs::remove_file(self.blob(index)).with_context(|| format!("deleting file #{index}"))?;
+        self.manifest.files.retain(|f| f.index != index);
+        self.manifest.log.push(format!("deleted #{index}"));
+        self.save()
+    }
+
+    /// Bytes used by recordings.
+    pub fn used(&self) -> u64 {
+        self.manifest
+            .files
+            .iter()
+            .filter_map(|f| self.size(f.index).ok())
+            .sum()
+    }
+}
