@@ -144,11 +144,6 @@ impl Decoder {
         self.buf.len()
     }
 
-    /// Forgets buffered bytes (after a reconnect).
-    pub fn clear(&mut self) {
-        self.buf.clear();
-    }
-
     fn skip(&mut self, n: usize) {
         self.buf.drain(..n);
         self.stats.skipped += n as u64;

@@ -301,7 +301,7 @@ pub const FLAG_IMPORTANT: u8 = 0x01;
 /// A request from the host (dock) to the recorder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
-    /// Versions the host speaks and the largest payload it accepts.
+    /// The range of versions the host speaks.
     Hello {
         /// Lowest version.
         min: u8,

@@ -83,11 +83,6 @@ impl Requester {
         }
     }
 
-    /// Sets the wait per attempt for the requests that follow (long reads may need more).
-    pub fn set_timeout(&mut self, timeout: Duration) {
-        self.timeout = timeout;
-    }
-
     /// Requests sent again so far.
     pub fn retries(&self) -> u64 {
         self.retries

@@ -36,15 +36,13 @@ pub fn partial_path(media_dir: &Path, recorder: &str, entry: &FileEntry) -> Path
 }
 
 /// Copies `entry` into `media_dir`, resuming a partial copy if one is there.
-/// `chunk` is the largest read the recorder serves; `on_bytes` is told the
-/// bytes held so far.
+/// `chunk` is the largest read the recorder serves.
 pub async fn copy(
     link: &mut RecorderLink,
     recorder: &str,
     entry: &FileEntry,
     media_dir: &Path,
     chunk: u32,
-    mut on_bytes: impl FnMut(u64),
 ) -> anyhow::Result<Copied> {
     let partial = partial_path(media_dir, recorder, entry);
     let mut ctx = digest::Context::new(&digest::SHA256);
@@ -73,7 +71,6 @@ pub async fn copy(
         .open(&partial)
         .await
         .with_context(|| format!("opening the partial copy {}", partial.display()))?;
-    on_bytes(offset);
     loop {
         let resp = link
             .call(Request::ReadFile {
@@ -101,7 +98,6 @@ pub async fn copy(
             .with_context(|| format!("writing {}", partial.display()))?;
         ctx.update(&data);
         offset += data.len() as u64;
-        on_bytes(offset);
         if eof || data.is_empty() {
             break;
         }

@@ -14,7 +14,7 @@ use evsync_protocol::chain::{Hash, GENESIS};
 use evsync_protocol::record::{Event, Kind, Media, RecordBody, VERSION};
 use evsync_protocol::signing::SigningKey;
 use evsync_recorder_protocol::message::{
-    FileEntry, Identity, Request, Response, ZfyInfo, FLAG_IMPORTANT, MAX_LIST_PAGE, VERSIONS,
+    FileEntry, Identity, Request, Response, FLAG_IMPORTANT, MAX_LIST_PAGE, VERSIONS,
 };
 use tokio::sync::{watch, Notify, Semaphore};
 
@@ -126,7 +126,7 @@ async fn open(shared: &Shared, link: &mut RecorderLink) -> anyhow::Result<Docked
         drift,
         "recorder docked"
     );
-    record_docking(shared, &docked, &identity, &zfy, corrected, drift).await?;
+    record_docking(shared, &docked, &identity, corrected, drift).await?;
     Ok(docked)
 }
 
@@ -197,7 +197,6 @@ async fn record_docking(
     shared: &Shared,
     docked: &Docked,
     identity: &Identity,
-    zfy: &ZfyInfo,
     corrected: bool,
     drift: bool,
 ) -> anyhow::Result<()> {
@@ -221,11 +220,6 @@ async fn record_docking(
         b
     };
     let (a, b) = (mk(checked), mk(status));
-    tracing::debug!(
-        recorder = id,
-        officer = zfy.officer_no,
-        "recording the docking"
-    );
     with_buffer(&shared.buffer, move |buf| {
         for template in [a, b] {
             buf.append_recorder_event(&key, &id, None, chained(template))?;
@@ -340,15 +334,7 @@ async fn take(
         .await
         .context("copy limiter closed")?;
     let media_dir = shared.cfg.data_dir.join("media");
-    let copied = copy::copy(
-        link,
-        &docked.id,
-        entry,
-        &media_dir,
-        docked.max_chunk,
-        |_| {},
-    )
-    .await?;
+    let copied = copy::copy(link, &docked.id, entry, &media_dir, docked.max_chunk).await?;
     let path = copied.path.clone();
     let name = entry.name.clone();
     let info = tokio::task::spawn_blocking(move || probe::probe(&path, &name))

@@ -38,14 +38,25 @@ pub async fn run_slot(
         }
         if slot.port.exists() {
             match RecorderLink::open(&slot.port, slot.baud, timeout, dock.attempts) {
-                Ok(mut link) => match docking::serve(&shared, &mut link, &mut shutdown).await {
-                    Ok(()) => return Ok(()),
-                    Err(e) => {
-                        let e = format!("{e:#}");
-                        tracing::warn!(port = %slot.port.display(), error = e, "recorder link ended; waiting for a recorder");
-                        last_error = e;
+                Ok(mut link) => {
+                    let served = docking::serve(&shared, &mut link, &mut shutdown).await;
+                    let (skipped_bytes, damaged_frames) = link.damage();
+                    match served {
+                        Ok(()) => return Ok(()),
+                        Err(e) => {
+                            let e = format!("{e:#}");
+                            tracing::warn!(
+                                port = %slot.port.display(),
+                                error = e,
+                                retries = link.retries(),
+                                skipped_bytes,
+                                damaged_frames,
+                                "recorder link ended; waiting for a recorder"
+                            );
+                            last_error = e;
+                        }
                     }
-                },
+                }
                 Err(e) => {
                     let e = format!("{e:#}");
                     if e != last_error {
