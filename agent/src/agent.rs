@@ -17,9 +17,10 @@ use evsync_protocol::record::{Event, Kind, RecordBody};
 
 use crate::buffer::{with_buffer, Backlog, Buffer};
 use crate::config::AgentConfig;
+use crate::dock::board::{Board, SlotHandle, SlotStatus};
 use crate::records;
 use crate::spool::Spool;
-use crate::uplink::{self, Link, Routes, Sender, Stats};
+use crate::uplink::{self, Link, Reporting, Routes, Sender, Stats};
 use crate::upload::progress::Progress;
 use crate::upload::{UploadStats, Uploader};
 
@@ -31,6 +32,7 @@ pub struct Agent {
     stats: Arc<Stats>,
     upload_stats: Arc<UploadStats>,
     progress: Arc<Progress>,
+    board: Arc<Board>,
     key: Arc<SigningKey>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
@@ -97,6 +99,16 @@ impl Agent {
             }
         });
 
+        let ports: Vec<String> = if cfg.role == "dock" {
+            cfg.dock
+                .slots
+                .iter()
+                .map(|s| s.port.display().to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let board = Arc::new(Board::new(&ports, bars.as_ref()));
         if cfg.role == "dock" {
             let shared = Arc::new(crate::dock::docking::Shared {
                 cfg: cfg.clone(),
@@ -105,10 +117,11 @@ impl Agent {
                 copies: Arc::new(tokio::sync::Semaphore::new(cfg.dock.parallel_copies)),
                 new_records: new_records.clone(),
             });
-            for slot in &cfg.dock.slots {
+            for (i, slot) in cfg.dock.slots.iter().enumerate() {
                 tasks.spawn(crate::dock::run_slot(
                     shared.clone(),
                     slot.clone(),
+                    SlotHandle::new(board.clone(), i + 1),
                     shutdown_rx.clone(),
                 ));
             }
@@ -147,8 +160,11 @@ impl Agent {
             buffer.clone(),
             key.clone(),
             stats.clone(),
-            progress.clone(),
-            upload_stats.clone(),
+            Reporting {
+                progress: progress.clone(),
+                upload_stats: upload_stats.clone(),
+                board: board.clone(),
+            },
         )?;
         tasks.spawn(sender.run(receipts_rx, link_rx, new_records.clone(), shutdown_rx));
         Ok(Agent {
@@ -158,6 +174,7 @@ impl Agent {
             stats,
             upload_stats,
             progress,
+            board,
             key,
             shutdown,
             tasks,
@@ -214,6 +231,11 @@ impl Agent {
     /// Uploads under way.
     pub fn transfers(&self) -> Vec<crate::upload::progress::Transfer> {
         self.progress.snapshot()
+    }
+
+    /// What each dock slot is doing (empty for a field device).
+    pub fn slots(&self) -> Vec<SlotStatus> {
+        self.board.snapshot()
     }
 
     /// Recordings held until the hub receipts them.

@@ -21,7 +21,9 @@ use evsync_protocol::record::RecordBody;
 use evsync_protocol::signing::{Context, SigningKey};
 use rusqlite::{params, Connection, OptionalExtension};
 
+mod checkouts;
 mod dock_ledger;
+pub use checkouts::{Checkout, Holder};
 pub use dock_ledger::{DockedFile, LedgerRow};
 
 const SCHEMA: &str = "
@@ -102,6 +104,26 @@ CREATE TABLE IF NOT EXISTS recorder_missing (
     record_id   TEXT NOT NULL,
     PRIMARY KEY (recorder_id, from_index)
 );
+";
+
+/// Version 4: check-out requests (pooled recorders handed to officers).
+const CHECKOUTS: &str = "
+CREATE TABLE IF NOT EXISTS checkouts (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    officer_no   TEXT NOT NULL,
+    unit_no      TEXT NOT NULL,
+    officer_name TEXT NOT NULL,
+    unit_name    TEXT NOT NULL,
+    -- Asked for, or once claimed the one being handed out.
+    recorder_id  TEXT,
+    -- pending | claimed | done | refused
+    state        TEXT NOT NULL,
+    result       TEXT,
+    requested_at TEXT NOT NULL,
+    expires_at   TEXT NOT NULL,
+    done_at      TEXT
+);
+CREATE INDEX IF NOT EXISTS checkouts_pending ON checkouts (state, id);
 ";
 
 fn now() -> String {
@@ -320,11 +342,11 @@ impl Buffer {
             .with_context(|| format!("creating the buffer schema in {}", path.display()))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         anyhow::ensure!(
-            version <= 3,
-            "buffer {} has schema version {version}, newer than this agent understands (3): upgrade the agent",
+            version <= 4,
+            "buffer {} has schema version {version}, newer than this agent understands (4): upgrade the agent",
             path.display()
         );
-        for (to, step) in [(2, MEDIA_UPLOADS), (3, DOCK_LEDGER)] {
+        for (to, step) in [(2, MEDIA_UPLOADS), (3, DOCK_LEDGER), (4, CHECKOUTS)] {
             if version < to {
                 let tx = conn.transaction()?;
                 tx.execute_batch(step).with_context(|| {

@@ -45,6 +45,32 @@ pub enum Command {
         #[arg(long, short, env = "EVSYNC_AGENT_CONFIG")]
         config: PathBuf,
     },
+    /// Check a pooled recorder out of the running dock to an officer: the
+    /// dock writes the officer and unit into a cleared recorder (every
+    /// recording on it safe at the hub) and records the handover.
+    Checkout {
+        /// The dock's TOML configuration.
+        #[arg(long, short, env = "EVSYNC_AGENT_CONFIG")]
+        config: PathBuf,
+        /// Officer number (警号), 6 digits.
+        #[arg(long)]
+        officer: String,
+        /// Unit number (单位编号), 12 digits.
+        #[arg(long)]
+        unit: String,
+        /// Officer name, at most 32 characters.
+        #[arg(long, default_value = "")]
+        officer_name: String,
+        /// Unit name, at most 32 characters.
+        #[arg(long, default_value = "")]
+        unit_name: String,
+        /// This recorder (device id); otherwise the cleared one with the fullest battery.
+        #[arg(long)]
+        recorder: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        wait_secs: u64,
+    },
 }
 
 /// Log lines to stderr; with progress bars on the terminal, the bars are
@@ -169,6 +195,38 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                 "{}",
                 serde_json::json!({ "records": b.records, "bytes": b.bytes, "media": m })
             );
+            Ok(())
+        }
+        Command::Checkout {
+            config,
+            officer,
+            unit,
+            officer_name,
+            unit_name,
+            recorder,
+            wait_secs,
+        } => {
+            let cfg = AgentConfig::load(&config)?;
+            anyhow::ensure!(
+                cfg.role == "dock",
+                "{}: role = {:?}: check-out needs a dock (role = \"dock\")",
+                config.display(),
+                cfg.role
+            );
+            let holder = crate::buffer::Holder {
+                officer_no: officer,
+                unit_no: unit,
+                officer_name,
+                unit_name,
+            };
+            let said = crate::checkout::checkout(
+                &cfg.data_dir.join("buffer.sqlite"),
+                holder,
+                recorder,
+                std::time::Duration::from_secs(wait_secs),
+            )
+            .await?;
+            println!("{said}");
             Ok(())
         }
     }

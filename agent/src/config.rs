@@ -69,6 +69,11 @@ pub struct DockSection {
     pub attempts: u32,
     /// How often slots are checked for a recorder, and docked ones for work, milliseconds.
     pub poll_ms: u64,
+    /// Recorders are pooled: docking checks a recorder in (its recordings
+    /// are attributed to the officer it was checked out to, then that
+    /// officer is cleared from it) and `evsync-agent checkout` hands cleared
+    /// recorders out. Otherwise assignments written into recorders stay.
+    pub pooled: bool,
 }
 
 /// One slot of the dock.
@@ -98,6 +103,7 @@ impl Default for DockSection {
             request_timeout_ms: 1000,
             attempts: 5,
             poll_ms: 500,
+            pooled: false,
         }
     }
 }

@@ -19,6 +19,7 @@
 
 pub mod agent;
 pub mod buffer;
+pub mod checkout;
 pub mod cli;
 pub mod config;
 pub mod dock;

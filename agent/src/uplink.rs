@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use crate::buffer::{with_buffer, Buffer};
 use crate::config::AgentConfig;
+use crate::dock::board::Board;
 use crate::upload::progress::Progress;
 use crate::upload::{Inbound, UploadStats};
 
@@ -167,8 +168,18 @@ pub struct Sender {
     cursor: i64,
     inflight: VecDeque<InFlight>,
     last_rewind: Instant,
-    progress: Arc<Progress>,
-    upload_stats: Arc<UploadStats>,
+    reporting: Reporting,
+}
+
+/// What the status message reports beside the uplink's own counters.
+#[derive(Clone)]
+pub struct Reporting {
+    /// Uploads under way.
+    pub progress: Arc<Progress>,
+    /// Upload counters.
+    pub upload_stats: Arc<UploadStats>,
+    /// What each dock slot is doing.
+    pub board: Arc<Board>,
 }
 
 impl Sender {
@@ -179,8 +190,7 @@ impl Sender {
         buffer: Arc<Mutex<Buffer>>,
         key: Arc<SigningKey>,
         stats: Arc<Stats>,
-        progress: Arc<Progress>,
-        upload_stats: Arc<UploadStats>,
+        reporting: Reporting,
     ) -> anyhow::Result<Self> {
         let hub_key = cfg.hub_key()?;
         let records_topic = topic(&cfg.device_id, Channel::Records);
@@ -195,8 +205,7 @@ impl Sender {
             cursor: 0,
             inflight: VecDeque::new(),
             last_rewind: Instant::now(),
-            progress,
-            upload_stats,
+            reporting,
         })
     }
 
@@ -250,14 +259,15 @@ impl Sender {
         let (backlog, media) =
             with_buffer(&self.buffer, |b| Ok((b.backlog()?, b.media_backlog()?))).await?;
         let s = &self.stats;
-        let u = &self.upload_stats;
+        let u = &self.reporting.upload_stats;
         let status = serde_json::json!({
             "online": true,
             "at": chrono::Utc::now(),
             "backlog_records": backlog.records,
             "backlog_bytes": backlog.bytes,
             "media_backlog": media,
-            "transfers": self.progress.snapshot(),
+            "transfers": self.reporting.progress.snapshot(),
+            "slots": self.reporting.board.snapshot(),
             "uploads": {
                 "attempts": u.attempts.load(Ordering::Relaxed),
                 "receipted": u.receipted.load(Ordering::Relaxed),

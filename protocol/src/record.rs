@@ -145,6 +145,26 @@ pub enum Event {
         /// Last missing index.
         to_index: u64,
     },
+    /// A dock handed a pooled recorder to an officer (check-out): it wrote
+    /// the officer and unit into the recorder, so what the recorder records
+    /// until its next docking is theirs. The record's `officer_id` and
+    /// `unit_code` are the new holder's.
+    RecorderCheckedOut {
+        /// Officer number written into the recorder (6 digits).
+        officer_id: String,
+        /// Unit number written into the recorder (12 digits).
+        unit_code: String,
+        /// Officer name written into the recorder.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        officer_name: Option<String>,
+    },
+    /// A pooled recorder came back to a dock (check-in): its recordings
+    /// were taken off and it was cleared of its holder. The record's
+    /// `officer_id` and `unit_code` are the returning holder's.
+    RecorderCheckedIn {
+        /// Recordings the dock took off it at this docking.
+        files: u64,
+    },
     /// A configuration was applied to the device.
     ConfigApplied {
         /// Content hash of the applied configuration.

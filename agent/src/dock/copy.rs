@@ -10,6 +10,7 @@ use evsync_recorder_protocol::message::{FileEntry, Request, Response, Status};
 use ring::digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::board::SlotHandle;
 use super::link::RecorderLink;
 
 /// A verified copy.
@@ -36,13 +37,14 @@ pub fn partial_path(media_dir: &Path, recorder: &str, entry: &FileEntry) -> Path
 }
 
 /// Copies `entry` into `media_dir`, resuming a partial copy if one is there.
-/// `chunk` is the largest read the recorder serves.
+/// `chunk` is the largest read the recorder serves; bytes are counted on `slot`.
 pub async fn copy(
     link: &mut RecorderLink,
     recorder: &str,
     entry: &FileEntry,
     media_dir: &Path,
     chunk: u32,
+    slot: &SlotHandle,
 ) -> anyhow::Result<Copied> {
     let partial = partial_path(media_dir, recorder, entry);
     let mut ctx = digest::Context::new(&digest::SHA256);
@@ -64,6 +66,8 @@ pub async fn copy(
             offset,
             "resuming a partial copy"
         );
+        slot.copied(offset);
+        slot.update(|s| s.resumed_copies += 1);
     }
     let mut out = tokio::fs::OpenOptions::new()
         .create(true)
@@ -98,6 +102,7 @@ pub async fn copy(
             .with_context(|| format!("writing {}", partial.display()))?;
         ctx.update(&data);
         offset += data.len() as u64;
+        slot.copied(data.len() as u64);
         if eof || data.is_empty() {
             break;
         }

@@ -1,8 +1,9 @@
 //! What the dock does with a docked recorder, in order: open it, identify
 //! it, measure and correct its clock, then until it is taken out: list its
 //! files, report numbered files that vanished, copy and record new ones,
-//! and delete the ones whose evidence is safe (per policy), checking that
-//! each deletion happened.
+//! delete the ones whose evidence is safe (per policy), checking that each
+//! deletion happened; check a pooled recorder in once its recordings are
+//! taken, and hand it out (check-out) once it is cleared.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -14,14 +15,15 @@ use evsync_protocol::chain::{Hash, GENESIS};
 use evsync_protocol::record::{Event, Kind, Media, RecordBody, VERSION};
 use evsync_protocol::signing::SigningKey;
 use evsync_recorder_protocol::message::{
-    FileEntry, Identity, Request, Response, FLAG_IMPORTANT, MAX_LIST_PAGE, VERSIONS,
+    FileEntry, Identity, Request, Response, ZfyInfo, FLAG_IMPORTANT, MAX_LIST_PAGE, VERSIONS,
 };
 use tokio::sync::{watch, Notify, Semaphore};
 
+use super::board::{Copying, SlotHandle, SlotState};
 use super::copy;
 use super::gaps;
 use super::link::RecorderLink;
-use crate::buffer::{with_buffer, Buffer, DockedFile, HeldMedia, LedgerRow};
+use crate::buffer::{with_buffer, Buffer, Checkout, DockedFile, HeldMedia, LedgerRow};
 use crate::config::AgentConfig;
 use crate::probe;
 use crate::records::now_millis;
@@ -44,24 +46,77 @@ pub struct Shared {
 #[derive(Debug)]
 struct Docked {
     id: String,
+    /// Its GA/T 947 identity and assignment as last read or written.
+    zfy: ZfyInfo,
     officer: Option<String>,
     unit: Option<String>,
     utc_offset_min: i16,
     clock_offset_ms: i64,
     max_chunk: u32,
+    /// Files taken off it at this docking.
+    taken: u64,
+    /// A pooled recorder was checked in at this docking.
+    checked_in: bool,
+}
+
+/// Where a recorder stands after a pass over its files.
+#[derive(Debug, Clone, Copy)]
+struct Standing {
+    /// Files on it.
+    on_recorder: usize,
+    /// Files on it not yet copied.
+    uncopied: usize,
+    /// Files still on it whose evidence the hub does not yet hold.
+    unsafe_left: usize,
+}
+
+impl Standing {
+    /// Every recording is copied and every one still on it is safe at the
+    /// hub: it can go out for the next shift.
+    fn cleared(&self) -> bool {
+        self.uncopied == 0 && self.unsafe_left == 0
+    }
 }
 
 /// Serves one docked recorder until it is taken out (an error from the
-/// line) or the agent stops (`Ok`).
+/// line) or the agent stops (`Ok`), keeping `slot`'s figures on the board.
 pub async fn serve(
     shared: &Shared,
     link: &mut RecorderLink,
     shutdown: &mut watch::Receiver<bool>,
+    slot: &SlotHandle,
 ) -> anyhow::Result<()> {
-    let docked = open(shared, link).await?;
+    slot.update(|s| {
+        s.state = SlotState::Identifying;
+        s.error = None;
+        s.files_copied = 0;
+    });
+    let mut docked = open(shared, link, slot).await?;
     let poll = Duration::from_millis(shared.cfg.dock.poll_ms);
     loop {
-        sync_files(shared, link, &docked).await?;
+        let standing = sync_files(shared, link, &mut docked, slot).await?;
+        if shared.cfg.dock.pooled && standing.uncopied == 0 {
+            check_in(shared, link, &mut docked).await?;
+        }
+        let (_, damaged) = link.damage();
+        let retries = link.retries();
+        slot.update(|s| {
+            s.state = if standing.cleared() {
+                SlotState::Cleared
+            } else if standing.uncopied > 0 {
+                SlotState::Copying
+            } else {
+                SlotState::Waiting
+            };
+            s.files_on_recorder = standing.on_recorder;
+            s.officer = docked.officer.clone();
+            s.unit = docked.unit.clone();
+            s.retries = retries;
+            s.damaged_frames = damaged;
+        });
+        if standing.cleared() {
+            hand_out(shared, link, &mut docked, slot).await?;
+        }
         tokio::select! {
             _ = shutdown.changed() => return Ok(()),
             _ = tokio::time::sleep(poll) => {}
@@ -69,7 +124,11 @@ pub async fn serve(
     }
 }
 
-async fn open(shared: &Shared, link: &mut RecorderLink) -> anyhow::Result<Docked> {
+async fn open(
+    shared: &Shared,
+    link: &mut RecorderLink,
+    slot: &SlotHandle,
+) -> anyhow::Result<Docked> {
     let dock = &shared.cfg.dock;
     let max_chunk = match link
         .call(Request::Hello {
@@ -112,10 +171,24 @@ async fn open(shared: &Shared, link: &mut RecorderLink) -> anyhow::Result<Docked
         id: identity.device_id.clone(),
         officer: assigned(&zfy.officer_no),
         unit: assigned(&zfy.unit_no),
+        zfy,
         utc_offset_min: identity.utc_offset_min,
         clock_offset_ms: offset,
         max_chunk: max_chunk.clamp(512, evsync_recorder_protocol::message::MAX_CHUNK),
+        taken: 0,
+        checked_in: false,
     };
+    slot.update(|s| {
+        s.recorder = Some(docked.id.clone());
+        s.officer = docked.officer.clone();
+        s.unit = docked.unit.clone();
+        s.battery_pct = Some(identity.battery_pct);
+        s.files_on_recorder = identity.files as usize;
+    });
+    // A check-out this recorder was being given when the agent stopped or
+    // the recorder was pulled is answered again.
+    let id = docked.id.clone();
+    with_buffer(&shared.buffer, move |b| b.release_claims(&id)).await?;
     tracing::info!(
         recorder = docked.id,
         firmware = identity.firmware,
@@ -263,8 +336,9 @@ async fn list_all(link: &mut RecorderLink) -> anyhow::Result<Vec<FileEntry>> {
 async fn sync_files(
     shared: &Shared,
     link: &mut RecorderLink,
-    docked: &Docked,
-) -> anyhow::Result<()> {
+    docked: &mut Docked,
+    slot: &SlotHandle,
+) -> anyhow::Result<Standing> {
     let entries = list_all(link).await?;
     let id = docked.id.clone();
     let baseline = entries.first().map_or(0, |e| e.index.saturating_sub(1));
@@ -287,11 +361,160 @@ async fn sync_files(
     for (from, to) in gaps::missing(baseline, &known, &reported) {
         report_missing(shared, docked, from, to).await?;
     }
-    for entry in entries.iter().filter(|e| !copied.contains_key(&e.index)) {
-        take(shared, link, docked, entry).await?;
+    let new: Vec<&FileEntry> = entries
+        .iter()
+        .filter(|e| !copied.contains_key(&e.index))
+        .collect();
+    if !new.is_empty() {
+        slot.update(|s| s.state = SlotState::Copying);
+    }
+    for entry in &new {
+        take(shared, link, docked, entry, slot).await?;
     }
     let listed: HashSet<u32> = entries.iter().map(|e| e.index).collect();
-    delete_safe(shared, link, docked, &ledger, &entries, &listed).await
+    let (deleted, unsafe_left) =
+        delete_safe(shared, link, docked, &ledger, &entries, &listed).await?;
+    Ok(Standing {
+        on_recorder: entries.len() - deleted,
+        uncopied: 0,
+        // Just copied: the hub has none of them yet.
+        unsafe_left: unsafe_left + new.len(),
+    })
+}
+
+/// Checks a pooled recorder in once every recording on it is copied (and
+/// so attributed to the officer who carried it): a `recorder_checked_in`
+/// record in their name, then the officer is cleared from the recorder.
+async fn check_in(
+    shared: &Shared,
+    link: &mut RecorderLink,
+    docked: &mut Docked,
+) -> anyhow::Result<()> {
+    if docked.checked_in {
+        return Ok(());
+    }
+    docked.checked_in = true;
+    let Some(officer) = docked.officer.clone() else {
+        return Ok(());
+    };
+    let mut template = body(shared, docked, Kind::Event, Utc::now());
+    template.event = Some(Event::RecorderCheckedIn {
+        files: docked.taken,
+    });
+    let (key, id) = (shared.key.clone(), docked.id.clone());
+    with_buffer(&shared.buffer, move |b| {
+        b.append_recorder_event(&key, &id, None, chained(template))
+    })
+    .await?;
+    shared.new_records.notify_one();
+    let cleared = ZfyInfo {
+        officer_no: "000000".into(),
+        officer_name: String::new(),
+        ..docked.zfy.clone()
+    };
+    write_zfy(link, docked, cleared).await?;
+    tracing::info!(
+        recorder = docked.id,
+        officer,
+        files = docked.taken,
+        "recorder checked in; its officer cleared"
+    );
+    Ok(())
+}
+
+/// Writes `info` into the recorder and reads it back.
+async fn write_zfy(
+    link: &mut RecorderLink,
+    docked: &mut Docked,
+    info: ZfyInfo,
+) -> anyhow::Result<()> {
+    link.call(Request::WriteZfyInfo(info.clone()))
+        .await
+        .with_context(|| format!("writing the assignment into {}", docked.id))?;
+    let Response::ZfyInfo(now) = link.call(Request::GetZfyInfo).await? else {
+        anyhow::bail!("recorder answered GetZFYInfo with something else");
+    };
+    anyhow::ensure!(
+        now == info,
+        "recorder {} reads back {now:?} after {info:?} was written",
+        docked.id
+    );
+    docked.officer = assigned(&now.officer_no);
+    docked.unit = assigned(&now.unit_no);
+    docked.zfy = now;
+    Ok(())
+}
+
+/// Answers a check-out request this cleared recorder can take: writes the
+/// officer and unit into it, reads them back, and commits the handover
+/// record in the new holder's name together with the request's answer.
+async fn hand_out(
+    shared: &Shared,
+    link: &mut RecorderLink,
+    docked: &mut Docked,
+    slot: &SlotHandle,
+) -> anyhow::Result<()> {
+    let (id, any) = (docked.id.clone(), slot.best_cleared());
+    let Some(req): Option<Checkout> =
+        with_buffer(&shared.buffer, move |b| b.claim_checkout(&id, any)).await?
+    else {
+        return Ok(());
+    };
+    let h = &req.holder;
+    let info = ZfyInfo {
+        officer_no: h.officer_no.clone(),
+        unit_no: h.unit_no.clone(),
+        officer_name: h.officer_name.clone(),
+        unit_name: h.unit_name.clone(),
+        ..docked.zfy.clone()
+    };
+    if let Err(e) = write_zfy(link, docked, info).await {
+        let why = format!("{e:#}");
+        let (id, rid) = (req.id, docked.id.clone());
+        // A refusal settles the request; a failed line leaves it to be
+        // answered again (the claim is released at the next docking).
+        if e.downcast_ref::<super::link::LinkError>()
+            .is_some_and(|l| l.status().is_some())
+        {
+            with_buffer(&shared.buffer, move |b| b.refuse_checkout(id, &why)).await?;
+            return Ok(());
+        }
+        with_buffer(&shared.buffer, move |b| b.release_claims(&rid)).await?;
+        return Err(e);
+    }
+    let mut template = body(shared, docked, Kind::Event, Utc::now());
+    template.event = Some(Event::RecorderCheckedOut {
+        officer_id: h.officer_no.clone(),
+        unit_code: h.unit_no.clone(),
+        officer_name: (!h.officer_name.is_empty()).then(|| h.officer_name.clone()),
+    });
+    let result = format!(
+        "recorder {} in slot {} is checked out to officer {} of unit {}",
+        docked.id,
+        slot.slot(),
+        h.officer_no,
+        h.unit_no
+    );
+    let (key, rid, req_id, said) = (
+        shared.key.clone(),
+        docked.id.clone(),
+        req.id,
+        result.clone(),
+    );
+    with_buffer(&shared.buffer, move |b| {
+        b.checkout_done(&key, &rid, req_id, &said, chained(template))
+    })
+    .await?;
+    shared.new_records.notify_one();
+    // Checked out at this docking: coming back is a new check-in.
+    docked.checked_in = false;
+    docked.taken = 0;
+    slot.update(|s| {
+        s.officer = docked.officer.clone();
+        s.unit = docked.unit.clone();
+    });
+    tracing::info!(recorder = docked.id, result, "recorder checked out");
+    Ok(())
 }
 
 async fn report_missing(
@@ -324,8 +547,9 @@ async fn report_missing(
 async fn take(
     shared: &Shared,
     link: &mut RecorderLink,
-    docked: &Docked,
+    docked: &mut Docked,
     entry: &FileEntry,
+    slot: &SlotHandle,
 ) -> anyhow::Result<()> {
     let _permit = shared
         .copies
@@ -333,8 +557,18 @@ async fn take(
         .acquire_owned()
         .await
         .context("copy limiter closed")?;
+    slot.update(|s| {
+        s.copying = Some(Copying {
+            index: entry.index,
+            name: entry.name.clone(),
+            bytes_done: 0,
+            bytes_total: entry.size,
+        })
+    });
     let media_dir = shared.cfg.data_dir.join("media");
-    let copied = copy::copy(link, &docked.id, entry, &media_dir, docked.max_chunk).await?;
+    let copied = copy::copy(link, &docked.id, entry, &media_dir, docked.max_chunk, slot).await;
+    slot.update(|s| s.copying = None);
+    let copied = copied?;
     let path = copied.path.clone();
     let name = entry.name.clone();
     let info = tokio::task::spawn_blocking(move || probe::probe(&path, &name))
@@ -380,6 +614,8 @@ async fn take(
     })
     .await?;
     shared.new_records.notify_one();
+    docked.taken += 1;
+    slot.update(|s| s.files_copied += 1);
     tracing::info!(
         recorder = docked.id,
         index = entry.index,
@@ -398,8 +634,9 @@ async fn delete_safe(
     ledger: &[LedgerRow],
     entries: &[FileEntry],
     listed: &HashSet<u32>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(usize, usize)> {
     let policy = shared.cfg.dock.delete.as_str();
+    let (mut deleted, mut unsafe_left) = (0, 0);
     for row in ledger.iter().filter(|r| !r.deleted) {
         let index = row.file.index;
         if listed.contains(&index) {
@@ -409,6 +646,7 @@ async fn delete_safe(
                 _ => false,
             };
             if !due {
+                unsafe_left += usize::from(!row.safe);
                 continue;
             }
             let on_recorder = entries.iter().find(|e| e.index == index);
@@ -418,6 +656,7 @@ async fn delete_safe(
                     index,
                     "file index now names another file; not deleting"
                 );
+                unsafe_left += usize::from(!row.safe);
                 continue;
             }
             link.call(Request::DeleteFile {
@@ -445,11 +684,13 @@ async fn delete_safe(
             tracing::info!(
                 recorder = docked.id,
                 index,
-                "file deleted from the recorder; its evidence is safe at the hub"
+                policy,
+                "file deleted from the recorder"
             );
+            deleted += 1;
         }
         let id = docked.id.clone();
         with_buffer(&shared.buffer, move |b| b.mark_deleted(&id, index)).await?;
     }
-    Ok(())
+    Ok((deleted, unsafe_left))
 }

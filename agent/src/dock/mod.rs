@@ -5,8 +5,10 @@
 //!
 //! [`link`] is the serial line (the protocol lives in
 //! `evsync-recorder-protocol`); [`docking`] is what happens on docking;
-//! [`copy`] takes one file off; [`gaps`] finds files that vanished.
+//! [`copy`] takes one file off; [`gaps`] finds files that vanished;
+//! [`board`] is what every slot is doing, for status and progress bars.
 
+pub mod board;
 pub mod copy;
 pub mod docking;
 pub mod gaps;
@@ -18,6 +20,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::config::SlotSection;
+use board::{SlotHandle, SlotState};
 use docking::Shared;
 use link::RecorderLink;
 
@@ -26,6 +29,7 @@ use link::RecorderLink;
 pub async fn run_slot(
     shared: Arc<Shared>,
     slot: SlotSection,
+    handle: SlotHandle,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let dock = &shared.cfg.dock;
@@ -39,12 +43,32 @@ pub async fn run_slot(
         if slot.port.exists() {
             match RecorderLink::open(&slot.port, slot.baud, timeout, dock.attempts) {
                 Ok(mut link) => {
-                    let served = docking::serve(&shared, &mut link, &mut shutdown).await;
+                    let served = docking::serve(&shared, &mut link, &mut shutdown, &handle).await;
                     let (skipped_bytes, damaged_frames) = link.damage();
                     match served {
                         Ok(()) => return Ok(()),
                         Err(e) => {
                             let e = format!("{e:#}");
+                            // Taken out (the line went away) or refused.
+                            let gone = !slot.port.exists();
+                            handle.update(|s| {
+                                s.state = if gone {
+                                    SlotState::Empty
+                                } else {
+                                    SlotState::Failed
+                                };
+                                s.error = Some(e.clone());
+                                s.copying = None;
+                                s.retries = link.retries();
+                                s.damaged_frames = damaged_frames;
+                                if gone {
+                                    s.recorder = None;
+                                    s.officer = None;
+                                    s.unit = None;
+                                    s.battery_pct = None;
+                                    s.files_on_recorder = 0;
+                                }
+                            });
                             tracing::warn!(
                                 port = %slot.port.display(),
                                 error = e,
