@@ -233,6 +233,11 @@ impl Agent {
         self.progress.snapshot()
     }
 
+    /// Where the agent keeps its buffer, keys and held recordings.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.cfg.data_dir
+    }
+
     /// What each dock slot is doing (empty for a field device).
     pub fn slots(&self) -> Vec<SlotStatus> {
         self.board.snapshot()

@@ -10,6 +10,8 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use evsync_agent::config::{AgentConfig, SlotSection};
+use evsync_protocol::signing::PublicKey;
 use evsync_recorder_sim::device::Device;
 use evsync_recorder_sim::faults::Faults;
 use evsync_recorder_sim::generate::{self, Plan};
@@ -50,6 +52,46 @@ pub fn make_recorder(
     };
     generate::fill(&mut storage, &plan, now)?;
     Ok(storage_dir)
+}
+
+/// Records `count` more recordings onto the (not served) recorder in `storage_dir`.
+pub fn record_more(storage_dir: &Path, count: u32) -> anyhow::Result<Vec<u32>> {
+    let manifest = Storage::peek(storage_dir)?;
+    let storage = Storage::open(storage_dir, &manifest.zfy.serial)?;
+    let device = Device::new(storage, Faults::default(), 512);
+    let now = device.clock();
+    let mut storage = device.storage;
+    let plan = Plan {
+        count,
+        seconds: 1,
+        size: "160x120".into(),
+        hostile_names: false,
+        important_every: 0,
+    };
+    generate::fill(&mut storage, &plan, now)
+}
+
+/// A dock agent's configuration for `slots`, quick to notice and to give up
+/// on a silent recorder (300 ms per attempt, 3 attempts, polling every 100 ms).
+pub fn dock_config(
+    dir: &Path,
+    mqtt_url: &str,
+    hub_key: &PublicKey,
+    slots: &[&Served],
+) -> AgentConfig {
+    let mut cfg = crate::agent_config(dir, &crate::unique("dock"), mqtt_url, hub_key);
+    cfg.role = "dock".into();
+    cfg.dock.slots = slots
+        .iter()
+        .map(|s| SlotSection {
+            port: s.link.clone(),
+            baud: 115_200,
+        })
+        .collect();
+    cfg.dock.poll_ms = 100;
+    cfg.dock.request_timeout_ms = 300;
+    cfg.dock.attempts = 3;
+    cfg
 }
 
 /// Duration of a media file as ffprobe reads its container, milliseconds.

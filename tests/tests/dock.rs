@@ -8,8 +8,9 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use evsync_agent::agent::Agent;
-use evsync_agent::config::SlotSection;
-use evsync_e2e::recorders::{ffprobe_duration_ms, make_recorder, require_ffmpeg, Served};
+use evsync_e2e::recorders::{
+    dock_config, ffprobe_duration_ms, make_recorder, require_ffmpeg, Served,
+};
 use evsync_e2e::*;
 use evsync_hub::server::Hub;
 use evsync_recorder_sim::faults::Faults;
@@ -42,16 +43,7 @@ async fn two_docked_recorders_are_emptied_into_the_hub_with_corrected_clocks() -
     let api = Api::new(hub.http_addr, &hub.token);
     let s1 = Served::start(&r1, &dir.path().join("slot1"), Faults::default())?;
     let s2 = Served::start(&r2, &dir.path().join("slot2"), Faults::default())?;
-    let mut cfg = agent_config(dir.path(), &unique("dock"), &hub.mqtt_url, &hub.public_key);
-    cfg.role = "dock".into();
-    cfg.dock.slots = [&s1, &s2]
-        .iter()
-        .map(|s| SlotSection {
-            port: s.link.clone(),
-            baud: 115_200,
-        })
-        .collect();
-    cfg.dock.poll_ms = 100;
+    let cfg = dock_config(dir.path(), &hub.mqtt_url, &hub.public_key, &[&s1, &s2]);
     let agent = Agent::start(cfg).await?;
 
     eventually(

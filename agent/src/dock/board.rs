@@ -65,10 +65,12 @@ pub struct SlotStatus {
     pub resumed_copies: u64,
     /// The copy under way.
     pub copying: Option<Copying>,
-    /// Requests sent again over the line at the current (or last) docking.
+    /// Requests sent again over this slot's line since the agent started.
     pub retries: u64,
-    /// Damaged frames seen on the line at the current (or last) docking.
+    /// Damaged frames seen on this slot's line since the agent started.
     pub damaged_frames: u64,
+    /// Bytes of line noise skipped on this slot's line since the agent started.
+    pub skipped_bytes: u64,
     /// Why the last docking failed, if it did.
     pub error: Option<String>,
 }
@@ -89,6 +91,7 @@ impl SlotStatus {
             copying: None,
             retries: 0,
             damaged_frames: 0,
+            skipped_bytes: 0,
             error: None,
         }
     }
@@ -220,6 +223,14 @@ impl SlotHandle {
     /// Changes this slot's figures.
     pub fn update(&self, f: impl FnOnce(&mut SlotStatus)) {
         self.board.update(self.slot, f);
+    }
+
+    /// This slot's figures now.
+    pub fn status(&self) -> Option<SlotStatus> {
+        self.board
+            .snapshot()
+            .into_iter()
+            .nth(self.slot.wrapping_sub(1))
     }
 
     /// Whether this slot holds the best cleared recorder to hand out.

@@ -60,14 +60,16 @@ pub async fn copy(
             ctx.update(&buf[..n]);
             offset += n as u64;
         }
-        tracing::info!(
-            recorder,
-            index = entry.index,
-            offset,
-            "resuming a partial copy"
-        );
-        slot.copied(offset);
-        slot.update(|s| s.resumed_copies += 1);
+        if offset > 0 {
+            tracing::info!(
+                recorder,
+                index = entry.index,
+                offset,
+                "resuming a partial copy"
+            );
+            slot.copied(offset);
+            slot.update(|s| s.resumed_copies += 1);
+        }
     }
     let mut out = tokio::fs::OpenOptions::new()
         .create(true)

@@ -91,15 +91,27 @@ pub async fn serve(
         s.error = None;
         s.files_copied = 0;
     });
-    let mut docked = open(shared, link, slot).await?;
+    // Line figures count from the agent's start: this link's come on top.
+    let before = slot.status().map_or((0, 0, 0), |s| {
+        (s.retries, s.damaged_frames, s.skipped_bytes)
+    });
+    let line = |s: &mut super::board::SlotStatus, link: &RecorderLink| {
+        let (skipped, damaged) = link.damage();
+        s.retries = before.0 + link.retries();
+        s.damaged_frames = before.1 + damaged;
+        s.skipped_bytes = before.2 + skipped;
+    };
+    let opened = open(shared, link, slot).await;
+    slot.update(|s| line(s, link));
+    let mut docked = opened?;
     let poll = Duration::from_millis(shared.cfg.dock.poll_ms);
     loop {
-        let standing = sync_files(shared, link, &mut docked, slot).await?;
+        let synced = sync_files(shared, link, &mut docked, slot).await;
+        slot.update(|s| line(s, link));
+        let standing = synced?;
         if shared.cfg.dock.pooled && standing.uncopied == 0 {
             check_in(shared, link, &mut docked).await?;
         }
-        let (_, damaged) = link.damage();
-        let retries = link.retries();
         slot.update(|s| {
             s.state = if standing.cleared() {
                 SlotState::Cleared
@@ -111,8 +123,6 @@ pub async fn serve(
             s.files_on_recorder = standing.on_recorder;
             s.officer = docked.officer.clone();
             s.unit = docked.unit.clone();
-            s.retries = retries;
-            s.damaged_frames = damaged;
         });
         if standing.cleared() {
             hand_out(shared, link, &mut docked, slot).await?;
@@ -201,6 +211,24 @@ async fn open(
     );
     record_docking(shared, &docked, &identity, corrected, drift).await?;
     Ok(docked)
+}
+
+/// A recorder's file name as a record can carry it (1 to 255 bytes, no
+/// NUL): NUL shown as `␀`, an empty name as `#<index>`. Anything else the
+/// recorder reports is kept as it is.
+fn record_file_name(name: &str, index: u32) -> String {
+    if name.is_empty() {
+        return format!("#{index}");
+    }
+    let mut out = name.replace('\0', "\u{2400}");
+    if out.len() > 255 {
+        let mut end = 255;
+        while !out.is_char_boundary(end) {
+            end -= 1;
+        }
+        out.truncate(end);
+    }
+    out
 }
 
 /// The value of an assignment field, or `None` for the all-zero "nobody".
@@ -368,17 +396,37 @@ async fn sync_files(
     if !new.is_empty() {
         slot.update(|s| s.state = SlotState::Copying);
     }
+    let mut failed = 0;
     for entry in &new {
-        take(shared, link, docked, entry, slot).await?;
+        if let Err(e) = take(shared, link, docked, entry, slot).await {
+            // The line failing ends this docking; anything else (a file the
+            // disk cannot take, a copy that does not match the recorder's
+            // digest) is this file's problem: it stays on the recorder, is
+            // tried again at the next pass, and the others go on.
+            if e.downcast_ref::<super::link::LinkError>().is_some() {
+                return Err(e);
+            }
+            let e = format!("file #{} ({:?}): {e:#}", entry.index, entry.name);
+            tracing::error!(
+                recorder = docked.id,
+                error = e,
+                "recording not taken; tried again at the next pass"
+            );
+            slot.update(|s| s.error = Some(e));
+            failed += 1;
+        }
+    }
+    if failed == 0 {
+        slot.update(|s| s.error = None);
     }
     let listed: HashSet<u32> = entries.iter().map(|e| e.index).collect();
     let (deleted, unsafe_left) =
         delete_safe(shared, link, docked, &ledger, &entries, &listed).await?;
     Ok(Standing {
         on_recorder: entries.len() - deleted,
-        uncopied: 0,
+        uncopied: failed,
         // Just copied: the hub has none of them yet.
-        unsafe_left: unsafe_left + new.len(),
+        unsafe_left: unsafe_left + new.len() - failed,
     })
 }
 
@@ -603,7 +651,7 @@ async fn take(
         sha256: copied.sha256.clone(),
         size: copied.size,
         mime: info.mime.to_owned(),
-        file_name: entry.name.clone(),
+        file_name: record_file_name(&entry.name, entry.index),
         file_index: Some(u64::from(entry.index)),
         started_at: info.started_at,
         duration_ms: info.duration_ms,
@@ -693,4 +741,19 @@ async fn delete_safe(
         with_buffer(&shared.buffer, move |b| b.mark_deleted(&id, index)).await?;
     }
     Ok((deleted, unsafe_left))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::record_file_name;
+
+    #[test]
+    fn names_a_record_cannot_carry_are_made_carriable_and_others_kept_as_reported() {
+        assert_eq!(record_file_name("", 12), "#12");
+        assert_eq!(record_file_name("a\0b.MP4", 1), "a\u{2400}b.MP4");
+        assert_eq!(record_file_name("../../etc/x.MP4", 1), "../../etc/x.MP4");
+        let long = "录".repeat(100);
+        let kept = record_file_name(&long, 1);
+        assert!(kept.len() <= 255 && long.starts_with(&kept) && !kept.is_empty());
+    }
 }

@@ -59,8 +59,6 @@ pub async fn run_slot(
                                 };
                                 s.error = Some(e.clone());
                                 s.copying = None;
-                                s.retries = link.retries();
-                                s.damaged_frames = damaged_frames;
                                 if gone {
                                     s.recorder = None;
                                     s.officer = None;
