@@ -23,6 +23,8 @@ pub enum SlotState {
     Waiting,
     /// Its evidence is safe and it is cleared for the next shift.
     Cleared,
+    /// Checked out to an officer at this docking; waiting to be taken.
+    CheckedOut,
     /// The recorder refused the dock or the line failed; see `error`.
     Failed,
 }

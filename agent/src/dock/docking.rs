@@ -57,6 +57,9 @@ struct Docked {
     taken: u64,
     /// A pooled recorder was checked in at this docking.
     checked_in: bool,
+    /// It was checked out at this docking: not handed out again until it
+    /// has been taken and docked again.
+    checked_out: bool,
 }
 
 /// Where a recorder stands after a pass over its files.
@@ -113,7 +116,9 @@ pub async fn serve(
             check_in(shared, link, &mut docked).await?;
         }
         slot.update(|s| {
-            s.state = if standing.cleared() {
+            s.state = if standing.cleared() && docked.checked_out {
+                SlotState::CheckedOut
+            } else if standing.cleared() {
                 SlotState::Cleared
             } else if standing.uncopied > 0 {
                 SlotState::Copying
@@ -124,7 +129,7 @@ pub async fn serve(
             s.officer = docked.officer.clone();
             s.unit = docked.unit.clone();
         });
-        if standing.cleared() {
+        if standing.cleared() && !docked.checked_out {
             hand_out(shared, link, &mut docked, slot).await?;
         }
         tokio::select! {
@@ -187,6 +192,7 @@ async fn open(
         max_chunk: max_chunk.clamp(512, evsync_recorder_protocol::message::MAX_CHUNK),
         taken: 0,
         checked_in: false,
+        checked_out: false,
     };
     slot.update(|s| {
         s.recorder = Some(docked.id.clone());
@@ -554,10 +560,9 @@ async fn hand_out(
     })
     .await?;
     shared.new_records.notify_one();
-    // Checked out at this docking: coming back is a new check-in.
-    docked.checked_in = false;
-    docked.taken = 0;
+    docked.checked_out = true;
     slot.update(|s| {
+        s.state = SlotState::CheckedOut;
         s.officer = docked.officer.clone();
         s.unit = docked.unit.clone();
     });
