@@ -52,6 +52,35 @@ pub fn make_recorder(
     Ok(storage_dir)
 }
 
+/// Records `count` more recordings on the (not served) recorder in
+/// `storage_dir`, numbered on from its last index. Returns their indexes.
+pub fn record_more(storage_dir: &Path, count: u32) -> anyhow::Result<Vec<u32>> {
+    let manifest = Storage::peek(storage_dir)?;
+    let storage = Storage::open(storage_dir, &manifest.zfy.serial)?;
+    let device = Device::new(storage, Faults::default(), 512);
+    let now = device.clock();
+    let mut storage = device.storage;
+    let plan = Plan {
+        count,
+        seconds: 1,
+        size: "160x120".into(),
+        hostile_names: false,
+        important_every: 0,
+    };
+    generate::fill(&mut storage, &plan, now)
+}
+
+/// Deletes recordings from the (not served) recorder in `storage_dir`
+/// without any dock seeing them: evidence lost between dockings.
+pub fn lose_files(storage_dir: &Path, indexes: &[u32]) -> anyhow::Result<()> {
+    let manifest = Storage::peek(storage_dir)?;
+    let mut storage = Storage::open(storage_dir, &manifest.zfy.serial)?;
+    for &i in indexes {
+        storage.delete(i)?;
+    }
+    Ok(())
+}
+
 /// Duration of a media file as ffprobe reads its container, milliseconds.
 pub fn ffprobe_duration_ms(path: &Path) -> anyhow::Result<u64> {
     let out = Command::new("ffprobe")
