@@ -130,11 +130,11 @@ fn put(store: &mut Store, grace: Duration, recs: &[VerifiedRecord]) -> Vec<Inser
         .unwrap()
 }
 
+/// An alert as compared here: (kind, device, agent, file indexes).
+type Seen = (String, String, Option<String>, Option<(i64, i64)>);
+
 /// (kind, device, agent, files) of every visible alert, oldest first.
-fn alerts(
-    store: &Store,
-    open_only: bool,
-) -> Vec<(String, String, Option<String>, Option<(i64, i64)>)> {
+fn alerts(store: &Store, open_only: bool) -> Vec<Seen> {
     let mut out: Vec<_> = store
         .alerts(open_only, 100)
         .unwrap()
@@ -221,18 +221,17 @@ fn a_field_device_chain_still_alerts_gaps_and_breaks_naming_itself_as_agent() {
     let broken = field.seal(field.body(4, r1.hash));
     put(&mut s, Duration::ZERO, &[broken]);
     let got = alerts(&s, true);
-    let want: Vec<(String, String, Option<String>, Option<(i64, i64)>)> =
-        ["sequence_gap", "chain_break"]
-            .iter()
-            .map(|k| {
-                (
-                    k.to_string(),
-                    "field-1".into(),
-                    Some("field-1".into()),
-                    None,
-                )
-            })
-            .collect();
+    let want: Vec<Seen> = ["sequence_gap", "chain_break"]
+        .iter()
+        .map(|k| {
+            (
+                k.to_string(),
+                "field-1".into(),
+                Some("field-1".into()),
+                None,
+            )
+        })
+        .collect();
     assert_eq!(got, want);
 }
 
@@ -355,7 +354,7 @@ fn a_recording_copied_again_by_a_second_dock_is_marked_a_recopy_and_stored_once(
     let first = at_a.media(3, "a");
     let again = at_b.media(3, "a");
     let other = at_b.media(4, "b");
-    put(&mut s, Duration::ZERO, &[first.clone()]);
+    put(&mut s, Duration::ZERO, std::slice::from_ref(&first));
     put(&mut s, Duration::ZERO, &[again.clone(), other.clone()]);
     let m = s.media(&again.body.id.to_string()).unwrap().unwrap();
     assert_eq!(m.recopy_of, Some(first.body.id.to_string()));
@@ -387,7 +386,7 @@ fn a_recording_copied_again_by_a_second_dock_is_marked_a_recopy_and_stored_once(
     // A third copy after the bytes are held is stored at once, a re-copy of the first.
     let mut at_c = Source::new("ZFY0001", "dock-c");
     let third = at_c.media(3, "a");
-    put(&mut s, Duration::ZERO, &[third.clone()]);
+    put(&mut s, Duration::ZERO, std::slice::from_ref(&third));
     let m = s.media(&third.body.id.to_string()).unwrap().unwrap();
     assert_eq!(m.state, super::MediaState::Stored);
     assert_eq!(m.recopy_of, Some(first.body.id.to_string()));
