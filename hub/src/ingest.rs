@@ -265,7 +265,7 @@ impl Ingest {
         let checked = check_in_parallel(&admitted);
         let mut verified = Vec::new();
         for (batch, checked) in admitted.into_iter().zip(checked) {
-            let answer = self.answer(batch, checked, &mut verified);
+            let answer = self.answer(batch, checked, &mut verified)?;
             answers.push(answer);
         }
         if answers.is_empty() {
@@ -280,6 +280,7 @@ impl Ingest {
                     let inserted = store::insert_record(tx, r, grace)?;
                     if inserted == Inserted::New && r.body.kind == Kind::Media {
                         media.push(store::expect_media(tx, &r.body)?);
+                        store::media_delivered(tx, &r.body, grace)?;
                     }
                     Ok(inserted)
                 })
@@ -303,8 +304,9 @@ impl Ingest {
                         self.metrics.reject("seq_conflict");
                         e.status = Status::Rejected;
                         e.reason = Some(format!(
-                            "seq_conflict: seq {} is already held by a different record (hash {})",
+                            "seq_conflict: seq {} of {} is already held by a different record (hash {})",
                             e.seq,
+                            store::source_name(&e.device_id, &a.agent_id),
                             stored.to_hex()
                         ));
                     }
@@ -448,19 +450,46 @@ impl Ingest {
     }
 
     /// Turns the checked envelopes of one admitted batch into its answer,
-    /// moving verified records to `verified`.
+    /// moving verified records to `verified`. A dock's record about another
+    /// device is refused when that device is itself an enrolled agent: docks
+    /// sign for the recorders docked in them, never in another agent's name.
     fn answer(
         &mut self,
         batch: Admitted,
         checked: Vec<Checked>,
         verified: &mut Vec<VerifiedRecord>,
-    ) -> Answer {
+    ) -> anyhow::Result<Answer> {
         let mut answer = Answer {
             agent_id: batch.agent_id,
             entries: Vec::with_capacity(batch.envelopes.len()),
             pending: Vec::new(),
         };
+        let mut enrolled: std::collections::HashMap<String, bool> = Default::default();
         for (env, c) in batch.envelopes.into_iter().zip(checked) {
+            let c = match c {
+                Checked::Valid(ref body, _) if body.device_id != answer.agent_id => {
+                    let is_agent = match enrolled.get(&body.device_id) {
+                        Some(&known) => known,
+                        None => {
+                            let known = self.store.device(&body.device_id)?.is_some();
+                            enrolled.insert(body.device_id.clone(), known);
+                            known
+                        }
+                    };
+                    if is_agent {
+                        Checked::Refused {
+                            reason: "signer_mismatch",
+                            detail: format!(
+                                "record {} of dock {} names device {}, an enrolled agent that signs its own records",
+                                body.id, answer.agent_id, body.device_id
+                            ),
+                        }
+                    } else {
+                        c
+                    }
+                }
+                c => c,
+            };
             match c {
                 Checked::Valid(body, hash) => {
                     answer.pending.push((answer.entries.len(), verified.len()));
@@ -488,7 +517,7 @@ impl Ingest {
                 }
             }
         }
-        answer
+        Ok(answer)
     }
 
     fn announce(&mut self, topic_name: &str, device: &str, payload: &[u8]) -> anyhow::Result<()> {

@@ -183,11 +183,13 @@ pub struct RecordBody {
     pub id: Uuid,
     /// `media` or `event`; the matching field below is present.
     pub kind: Kind,
-    /// The source device (recorder or field device) whose chain this record extends.
+    /// The device the record is about (a field device, or a recorder docked
+    /// at the agent). With `agent_id` it names the record's source, whose
+    /// chain the record extends: a recorder has one chain per dock.
     pub device_id: String,
     /// The agent that ingested and signed the record.
     pub agent_id: String,
-    /// Position in the source's chain, starting at 1, without gaps.
+    /// Position in the chain of the source (`device_id`, `agent_id`), starting at 1, without gaps.
     pub seq: u64,
     /// SHA-256 (hex) of the previous record body of the same source; 64 zeros for seq 1.
     pub prev_hash: String,

@@ -356,10 +356,26 @@ pub fn verify_feed_record(r: &Value) -> anyhow::Result<Value> {
     Ok(parsed)
 }
 
-/// Checks that the feed holds, for each device, exactly seq 1..=n once, each
-/// record verifiable, chained to its predecessor. Returns records per device.
+/// Checks that the feed holds, for each device, exactly seq 1..=n once per
+/// source, each record verifiable, chained to its predecessor. Returns
+/// records per device (all its sources together, each source in seq order).
 pub fn check_chains(feed: &[Value]) -> anyhow::Result<HashMap<String, Vec<Value>>> {
     let mut by_device: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut sources: Vec<_> = check_source_chains(feed)?.into_iter().collect();
+    sources.sort_by(|a, b| a.0.cmp(&b.0));
+    for ((device, _), records) in sources {
+        by_device.entry(device).or_default().extend(records);
+    }
+    Ok(by_device)
+}
+
+/// Checks that the feed holds, for each source (device_id, agent_id) — a
+/// field device, or a recorder at one dock — exactly seq 1..=n once, each
+/// record verifiable, chained to its predecessor. Returns records per source.
+pub fn check_source_chains(
+    feed: &[Value],
+) -> anyhow::Result<HashMap<(String, String), Vec<Value>>> {
+    let mut by_source: HashMap<(String, String), Vec<Value>> = HashMap::new();
     let mut ids = std::collections::HashSet::new();
     for r in feed {
         verify_feed_record(r)?;
@@ -368,30 +384,32 @@ pub fn check_chains(feed: &[Value]) -> anyhow::Result<HashMap<String, Vec<Value>
             "record {} appears twice in the feed",
             r["id"]
         );
-        by_device
-            .entry(r["device_id"].as_str().context("device_id")?.to_owned())
+        let device = r["device_id"].as_str().context("device_id")?.to_owned();
+        let agent = r["agent_id"].as_str().context("agent_id")?.to_owned();
+        by_source
+            .entry((device, agent))
             .or_default()
             .push(r.clone());
     }
-    for (device, records) in &mut by_device {
+    for ((device, agent), records) in &mut by_source {
         records.sort_by_key(|r| r["seq"].as_u64());
         let mut prev = Hash([0; 32]).to_hex();
         for (i, r) in records.iter().enumerate() {
             anyhow::ensure!(
                 r["seq"].as_u64() == Some(i as u64 + 1),
-                "{device}: expected seq {} but found {}",
+                "{device} via {agent}: expected seq {} but found {}",
                 i + 1,
                 r["seq"]
             );
             anyhow::ensure!(
                 r["prev_hash"] == prev.as_str(),
-                "{device}: chain broken at seq {}",
+                "{device} via {agent}: chain broken at seq {}",
                 i + 1
             );
             prev = r["hash"].as_str().context("hash")?.to_owned();
         }
     }
-    Ok(by_device)
+    Ok(by_source)
 }
 
 /// The notes of event records in `records` (as written by [`drop_events`]).

@@ -54,7 +54,8 @@ pub fn make_recorder(
     Ok(storage_dir)
 }
 
-/// Records `count` more recordings onto the (not served) recorder in `storage_dir`.
+/// Records `count` more recordings on the (not served) recorder in
+/// `storage_dir`, numbered on from its last index. Returns their indexes.
 pub fn record_more(storage_dir: &Path, count: u32) -> anyhow::Result<Vec<u32>> {
     let manifest = Storage::peek(storage_dir)?;
     let storage = Storage::open(storage_dir, &manifest.zfy.serial)?;
@@ -92,6 +93,17 @@ pub fn dock_config(
     cfg.dock.request_timeout_ms = 300;
     cfg.dock.attempts = 3;
     cfg
+}
+
+/// Deletes recordings from the (not served) recorder in `storage_dir`
+/// without any dock seeing them: evidence lost between dockings.
+pub fn lose_files(storage_dir: &Path, indexes: &[u32]) -> anyhow::Result<()> {
+    let manifest = Storage::peek(storage_dir)?;
+    let mut storage = Storage::open(storage_dir, &manifest.zfy.serial)?;
+    for &i in indexes {
+        storage.delete(i)?;
+    }
+    Ok(())
 }
 
 /// Duration of a media file as ffprobe reads its container, milliseconds.

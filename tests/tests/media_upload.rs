@@ -120,21 +120,23 @@ async fn a_recording_is_uploaded_verified_stored_once_and_released_by_the_agent(
     let anonymous = call("GET", &url, vec![], None).await?;
     assert_eq!(anonymous.status, 401);
 
-    // The agent lets go of its copy only on the media receipt.
+    // The agent lets go of its copy only on the media receipt. It commits
+    // that to its buffer first, then removes the file and counts it, so wait
+    // for all three.
     eventually(
         Duration::from_secs(10),
         "the agent releasing its copy",
-        || async { Ok(agent.media_backlog()?.files == 0) },
+        || async {
+            Ok(agent.media_backlog()?.files == 0
+                && !cfg.data_dir.join("media").join(&sha).exists()
+                && agent
+                    .upload_stats()
+                    .receipted
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    >= 1)
+        },
     )
     .await?;
-    assert!(!cfg.data_dir.join("media").join(&sha).exists());
-    assert!(
-        agent
-            .upload_stats()
-            .receipted
-            .load(std::sync::atomic::Ordering::Relaxed)
-            >= 1
-    );
     agent.shutdown().await?;
     hub.shutdown().await
 }

@@ -74,6 +74,9 @@ pub fn record_json(r: &StoredRecord) -> Value {
         v["started_at"] = json!(m.started_at);
         v["duration_ms"] = json!(m.duration_ms);
         v["media_state"] = json!(r.media_state);
+        if let Some(first) = &r.recopy_of {
+            v["recopy_of"] = json!(first);
+        }
     }
     if let Some(e) = &b.event {
         v["event"] = json!(e);
@@ -124,7 +127,7 @@ pub async fn one(
                 return Ok(None);
             };
             let predecessor = if r.body.seq > 1 {
-                s.hash_at(&r.body.device_id, r.body.seq - 1)?
+                s.hash_at(&r.body.device_id, &r.body.agent_id, r.body.seq - 1)?
             } else {
                 Some(evsync_protocol::chain::GENESIS.to_hex())
             };

@@ -1,6 +1,11 @@
 //! Alerts: what the supervision platform must see. Raised by ingest when a
-//! chain breaks, a sequence has a gap, or two records claim one place in a
-//! chain; a gap alert resolves itself once the missing records arrive.
+//! source's chain breaks, its sequence has a gap, or two records claim one
+//! place in it; when a dock reports files gone from a recorder, or the hub
+//! sees a hole in a recorder's file indexes across all docks. A gap alert
+//! resolves itself once what was missing arrives.
+//!
+//! A source is the pair (device, agent): for a field device both are the
+//! same id, for a recorder it is (recorder, dock), so alerts name both.
 
 use std::time::Duration;
 
@@ -28,6 +33,9 @@ pub enum AlertKind {
     RecorderFilesMissing,
     /// A dock found a recorder's clock off by more than its drift threshold.
     ClockDrift,
+    /// File indexes `file_from..=file_to` of a recorder were delivered by no
+    /// dock, while lower and higher ones were, and no dock reported them missing.
+    FileIndexGap,
 }
 
 impl AlertKind {
@@ -41,6 +49,7 @@ impl AlertKind {
             Self::MediaFailed => "media_failed",
             Self::RecorderFilesMissing => "recorder_files_missing",
             Self::ClockDrift => "clock_drift",
+            Self::FileIndexGap => "file_index_gap",
         }
     }
 }
@@ -52,12 +61,21 @@ pub struct Alert {
     pub id: i64,
     /// What kind.
     pub kind: String,
-    /// The source device concerned.
+    /// The device concerned (a field device, or a recorder).
     pub device_id: Option<String>,
+    /// The agent of the source concerned (the dock, for a recorder); with
+    /// `device_id` it names the chain that `seq_from`/`seq_to` count in.
+    /// `None` for what concerns no single source (a recorder's file index
+    /// gap across docks) or could not be known (alerts older than schema 3).
+    pub agent_id: Option<String>,
     /// First sequence number concerned.
     pub seq_from: Option<i64>,
     /// Last sequence number concerned.
     pub seq_to: Option<i64>,
+    /// First recorder file index concerned (`recorder_files_missing`, `file_index_gap`).
+    pub file_from: Option<i64>,
+    /// Last recorder file index concerned.
+    pub file_to: Option<i64>,
     /// Human-readable detail.
     pub detail: String,
     /// When raised.
@@ -66,40 +84,90 @@ pub struct Alert {
     pub resolved_at: Option<String>,
 }
 
+/// What an alert is about: a device, the agent of its source, and the
+/// sequence numbers or file indexes concerned.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Subject<'a> {
+    /// The device (field device or recorder).
+    pub device_id: &'a str,
+    /// The agent of the source, when one source is concerned.
+    pub agent_id: Option<&'a str>,
+    /// Sequence numbers in that source's chain.
+    pub seqs: Option<(u64, u64)>,
+    /// Recorder file indexes.
+    pub files: Option<(u64, u64)>,
+}
+
+impl<'a> Subject<'a> {
+    /// The source (device, agent), optionally at some sequence numbers.
+    pub fn source(device_id: &'a str, agent_id: &'a str, seqs: Option<(u64, u64)>) -> Self {
+        Self {
+            device_id,
+            agent_id: Some(agent_id),
+            seqs,
+            files: None,
+        }
+    }
+}
+
 /// Raises an alert inside the caller's transaction, visible after `grace`.
 pub(crate) fn raise(
     tx: &Transaction<'_>,
     kind: AlertKind,
-    device_id: &str,
-    seqs: Option<(u64, u64)>,
+    about: Subject<'_>,
     detail: &str,
     grace: Duration,
 ) -> anyhow::Result<()> {
-    if grace.is_zero() {
-        tracing::warn!(kind = kind.as_str(), device_id, detail, "alert raised");
+    let raised = Utc::now();
+    let visible = raised + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::zero());
+    raise_visible_at(tx, kind, about, detail, &stamp(raised), &stamp(visible))
+}
+
+/// Raises an alert that becomes visible at `visible_after` (a stored time).
+pub(crate) fn raise_visible_at(
+    tx: &Transaction<'_>,
+    kind: AlertKind,
+    about: Subject<'_>,
+    detail: &str,
+    raised_at: &str,
+    visible_after: &str,
+) -> anyhow::Result<()> {
+    let device_id = about.device_id;
+    let agent_id = about.agent_id;
+    if visible_after <= raised_at {
+        tracing::warn!(
+            kind = kind.as_str(),
+            device_id,
+            agent_id,
+            detail,
+            "alert raised"
+        );
     } else {
         tracing::info!(
             kind = kind.as_str(),
             device_id,
+            agent_id,
             detail,
-            ?grace,
+            visible_after,
             "alert pending"
         );
     }
-    let raised = Utc::now();
-    let visible = raised + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::zero());
+    let (seqs, files) = (about.seqs, about.files);
     tx.prepare_cached(
-        "INSERT INTO alerts (kind, device_id, seq_from, seq_to, detail, raised_at, visible_after)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO alerts (kind, device_id, agent_id, seq_from, seq_to, file_from, file_to, detail, raised_at, visible_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )?
     .execute(params![
         kind.as_str(),
         device_id,
+        agent_id,
         seqs.map(|s| s.0 as i64),
         seqs.map(|s| s.1 as i64),
+        files.map(|s| s.0 as i64),
+        files.map(|s| s.1 as i64),
         detail,
-        stamp(raised),
-        stamp(visible)
+        raised_at,
+        visible_after
     ])?;
     Ok(())
 }
@@ -108,7 +176,7 @@ impl Store {
     /// Visible alerts, newest first; `open_only` leaves out resolved ones.
     pub fn alerts(&self, open_only: bool, limit: u32) -> anyhow::Result<Vec<Alert>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT id, kind, device_id, seq_from, seq_to, detail, raised_at, resolved_at FROM alerts
+            "SELECT id, kind, device_id, agent_id, seq_from, seq_to, file_from, file_to, detail, raised_at, resolved_at FROM alerts
              WHERE visible_after <= ?3 AND (?1 = 0 OR resolved_at IS NULL) ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = stmt
@@ -117,24 +185,28 @@ impl Store {
                     id: r.get(0)?,
                     kind: r.get(1)?,
                     device_id: r.get(2)?,
-                    seq_from: r.get(3)?,
-                    seq_to: r.get(4)?,
-                    detail: r.get(5)?,
-                    raised_at: r.get(6)?,
-                    resolved_at: r.get(7)?,
+                    agent_id: r.get(3)?,
+                    seq_from: r.get(4)?,
+                    seq_to: r.get(5)?,
+                    file_from: r.get(6)?,
+                    file_to: r.get(7)?,
+                    detail: r.get(8)?,
+                    raised_at: r.get(9)?,
+                    resolved_at: r.get(10)?,
                 })
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)
     }
 
-    /// Raises an alert in its own transaction.
+    /// Raises an alert about an agent itself (its enrollment, its key) in its own transaction.
     pub fn raise_alert(
         &mut self,
         kind: AlertKind,
         device_id: &str,
         detail: &str,
     ) -> anyhow::Result<()> {
-        self.in_transaction(|tx| raise(tx, kind, device_id, None, detail, Duration::ZERO))
+        let about = Subject::source(device_id, device_id, None);
+        self.in_transaction(|tx| raise(tx, kind, about, detail, Duration::ZERO))
     }
 }

@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use evsync_protocol::record::RecordBody;
 
-use super::alerts::{raise, AlertKind};
+use super::alerts::{raise, AlertKind, Subject};
 use super::{now, Store};
 
 /// Where a record's media stands.
@@ -74,10 +74,15 @@ pub struct MediaRow {
     pub stored_at: Option<String>,
     /// Why it failed, for `failed`.
     pub detail: Option<String>,
+    /// The recorder's index of the file, when the record gives one.
+    pub file_index: Option<u64>,
+    /// For a recording delivered before by another record (same recorder,
+    /// file index and SHA-256, e.g. a second dock copied it again): that
+    /// record's id. The bytes are stored once either way.
+    pub recopy_of: Option<String>,
 }
 
-const COLUMNS: &str =
-    "record_id, agent_id, device_id, sha256, size, mime, state, mismatches, stored_at, detail";
+const COLUMNS: &str = "record_id, agent_id, device_id, sha256, size, mime, state, mismatches, stored_at, detail, file_index, recopy_of";
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MediaRow> {
     Ok(MediaRow {
@@ -91,16 +96,44 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MediaRow> {
         mismatches: r.get(7)?,
         stored_at: r.get(8)?,
         detail: r.get(9)?,
+        file_index: r.get::<_, Option<i64>>(10)?.map(|i| i as u64),
+        recopy_of: r.get(11)?,
     })
 }
 
 /// Notes, inside the transaction that stores a media record, that the hub
 /// now expects its bytes. Content already held (another record with the same
-/// bytes) makes it `stored` at once: the same content is stored once.
+/// bytes) makes it `stored` at once: the same content is stored once. A
+/// recording some earlier record already delivered (same recorder, file index
+/// and SHA-256: a second dock copied it again) is marked a re-copy of it.
 pub(crate) fn expect(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::Result<MediaRow> {
     let Some(m) = &body.media else {
         anyhow::bail!("record {} is a media record without media", body.id);
     };
+    let file_index = m.file_index.and_then(|i| i64::try_from(i).ok());
+    let recopy_of: Option<String> = match file_index {
+        None => None,
+        Some(index) => tx
+            .prepare_cached(
+                "SELECT record_id FROM media WHERE device_id = ?1 AND file_index = ?2 AND sha256 = ?3
+                 AND recopy_of IS NULL AND record_id <> ?4 ORDER BY rowid LIMIT 1",
+            )?
+            .query_row(
+                params![body.device_id, index, m.sha256, body.id.to_string()],
+                |r| r.get(0),
+            )
+            .optional()?,
+    };
+    if let Some(first) = &recopy_of {
+        tracing::info!(
+            record = %body.id,
+            recorder = body.device_id,
+            agent = body.agent_id,
+            file_index,
+            first,
+            "recording delivered again by another record: marked a re-copy"
+        );
+    }
     let held: bool = tx
         .prepare_cached("SELECT 1 FROM blobs WHERE sha256 = ?1 AND size = ?2")?
         .query_row(params![m.sha256, m.size as i64], |_| Ok(()))
@@ -112,8 +145,8 @@ pub(crate) fn expect(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::Result<
         (MediaState::Awaiting, None)
     };
     tx.prepare_cached(
-        "INSERT INTO media (record_id, agent_id, device_id, sha256, size, mime, state, created_at, stored_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (record_id) DO NOTHING",
+        "INSERT INTO media (record_id, agent_id, device_id, sha256, size, mime, state, created_at, stored_at, file_index, recopy_of)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (record_id) DO NOTHING",
     )?
     .execute(params![
         body.id.to_string(),
@@ -124,7 +157,9 @@ pub(crate) fn expect(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::Result<
         m.mime,
         state.as_str(),
         now(),
-        stored_at
+        stored_at,
+        file_index,
+        recopy_of
     ])?;
     Ok(MediaRow {
         record_id: body.id.to_string(),
@@ -137,6 +172,8 @@ pub(crate) fn expect(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::Result<
         mismatches: 0,
         stored_at,
         detail: None,
+        file_index: m.file_index,
+        recopy_of,
     })
 }
 
@@ -210,8 +247,7 @@ impl Store {
                 raise(
                     tx,
                     AlertKind::MediaFailed,
-                    &m.device_id,
-                    None,
+                    Subject::source(&m.device_id, &m.agent_id, None),
                     &format!("media of record {}: {detail}", m.record_id),
                     std::time::Duration::ZERO,
                 )?;

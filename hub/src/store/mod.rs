@@ -1,6 +1,8 @@
 //! The hub's metadata store (SQLite, WAL, `synchronous=FULL`): devices,
 //! verified records with their exact signed bytes, media bookkeeping,
-//! alerts and rejects. Versioned migrations: `schema.sql` (1), `media.sql` (2).
+//! alerts and rejects. Versioned migrations: `schema.sql` (1), `media.sql` (2),
+//! `chains.sql` (3: a chain's source is (device_id, agent_id); file indexes
+//! of recorders across docks; re-copies).
 //!
 //! One writer (the ingest worker) and any number of readers (API, CLI), each
 //! with its own connection. A record is durable once the transaction that
@@ -8,14 +10,18 @@
 
 mod alerts;
 mod devices;
+mod file_index;
 mod media;
 mod records;
+#[cfg(test)]
+mod tests;
 
 pub use alerts::{Alert, AlertKind};
 pub use devices::{Announced, DeviceRow, DeviceState};
+pub(crate) use file_index::delivered as media_delivered;
 pub(crate) use media::expect as expect_media;
 pub use media::{MediaRow, MediaState};
-pub(crate) use records::insert as insert_record;
+pub(crate) use records::{insert as insert_record, source_name};
 pub use records::{Inserted, StoredRecord, VerifiedRecord};
 
 use std::path::Path;
@@ -24,7 +30,7 @@ use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 /// A connection to the hub store.
 pub struct Store {
@@ -70,9 +76,10 @@ impl Store {
                 "store schema version {version} is newer than this hub understands ({SCHEMA_VERSION}): upgrade the hub"
             );
         }
-        let steps: [(i64, &str); 2] = [
+        let steps: [(i64, &str); 3] = [
             (1, include_str!("schema.sql")),
             (2, include_str!("media.sql")),
+            (3, include_str!("chains.sql")),
         ];
         for (to, sql) in steps.into_iter().filter(|(to, _)| *to > version) {
             let tx = self.conn.transaction()?;

@@ -1,9 +1,14 @@
 //! Verified records: insertion with deduplication and chain checks, and the
 //! reads behind the feed.
 //!
-//! Deduplication is by (source, seq): the body names both, so a second copy
-//! with the same hash is a duplicate (receipted again, stored once) and one
-//! with a different hash is a conflict (refused, alerted).
+//! A chain's source is the pair (device_id, agent_id): a field device signs
+//! its own chain (both ids are its own); a dock keeps one chain per recorder
+//! docked in it, so a pooled recorder that moves between docks has one chain
+//! per dock. Deduplication is by (source, seq): the body names all three, so
+//! a second copy with the same hash is a duplicate (receipted again, stored
+//! once) and one with a different hash is a conflict (refused, alerted).
+//! Continuity of a recorder's file indexes across all its sources is checked
+//! by [`super::file_index`].
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use evsync_protocol::chain::{self, Hash, Link, GENESIS};
@@ -11,7 +16,8 @@ use evsync_protocol::record::{Event, RecordBody};
 use rusqlite::{params, OptionalExtension, Transaction};
 use std::time::Duration;
 
-use super::alerts::{raise, AlertKind};
+use super::alerts::{raise, AlertKind, Subject};
+use super::file_index;
 use super::media::MediaState;
 use super::{now, Store};
 
@@ -44,16 +50,33 @@ pub enum Inserted {
     },
 }
 
-fn hash_at(tx: &Transaction<'_>, device_id: &str, seq: u64) -> anyhow::Result<Option<Hash>> {
+fn hash_at(
+    tx: &Transaction<'_>,
+    device_id: &str,
+    agent_id: &str,
+    seq: u64,
+) -> anyhow::Result<Option<Hash>> {
     let hex: Option<String> = tx
-        .prepare_cached("SELECT hash FROM records WHERE device_id = ?1 AND seq = ?2")?
-        .query_row(params![device_id, seq as i64], |r| r.get(0))
+        .prepare_cached(
+            "SELECT hash FROM records WHERE device_id = ?1 AND agent_id = ?2 AND seq = ?3",
+        )?
+        .query_row(params![device_id, agent_id, seq as i64], |r| r.get(0))
         .optional()?;
     Ok(hex.and_then(|h| Hash::from_hex(&h)))
 }
 
+/// How a source is named in alert details: the device alone when it is its
+/// own agent, otherwise "device via agent".
+pub(crate) fn source_name(device_id: &str, agent_id: &str) -> String {
+    if device_id == agent_id {
+        device_id.to_owned()
+    } else {
+        format!("{device_id} via {agent_id}")
+    }
+}
+
 /// Inserts a verified record inside the caller's transaction, raising alerts
-/// for gaps (visible after `gap_grace`), breaks and conflicts.
+/// for gaps (visible after `gap_grace`), breaks and conflicts in its source's chain.
 pub(crate) fn insert(
     tx: &Transaction<'_>,
     rec: &VerifiedRecord,
@@ -61,17 +84,19 @@ pub(crate) fn insert(
 ) -> anyhow::Result<Inserted> {
     let b = &rec.body;
     let device = b.device_id.as_str();
-    if let Some(stored) = hash_at(tx, device, b.seq)? {
+    let agent = b.agent_id.as_str();
+    let source = source_name(device, agent);
+    let at = |seqs| Subject::source(device, agent, Some(seqs));
+    if let Some(stored) = hash_at(tx, device, agent, b.seq)? {
         if stored == rec.hash {
             return Ok(Inserted::Duplicate);
         }
         raise(
             tx,
             AlertKind::SeqConflict,
-            device,
-            Some((b.seq, b.seq)),
+            at((b.seq, b.seq)),
             &format!(
-                "a second, different record {} (hash {}) claims seq {} already held by hash {}",
+                "a second, different record {} (hash {}) claims seq {} of {source}, already held by hash {}",
                 b.id,
                 rec.hash.to_hex(),
                 b.seq,
@@ -81,35 +106,37 @@ pub(crate) fn insert(
         )?;
         return Ok(Inserted::Conflict { stored });
     }
-    let id_holder: Option<(String, i64)> = tx
-        .prepare_cached("SELECT device_id, seq FROM records WHERE id = ?1")?
-        .query_row([b.id.to_string()], |r| Ok((r.get(0)?, r.get(1)?)))
+    let id_holder: Option<(String, String, i64)> = tx
+        .prepare_cached("SELECT device_id, agent_id, seq FROM records WHERE id = ?1")?
+        .query_row([b.id.to_string()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()?;
-    if let Some((holder, holder_seq)) = id_holder {
+    if let Some((holder, holder_agent, holder_seq)) = id_holder {
         raise(
             tx,
             AlertKind::SeqConflict,
-            device,
-            Some((b.seq, b.seq)),
+            at((b.seq, b.seq)),
             &format!(
-                "record id {} is already held by seq {holder_seq} of {holder}; a second record (seq {}, hash {}) reuses it",
+                "record id {} is already held by seq {holder_seq} of {}; a second record (seq {} of {source}, hash {}) reuses it",
                 b.id,
+                source_name(&holder, &holder_agent),
                 b.seq,
                 rec.hash.to_hex()
             ),
             Duration::ZERO,
         )?;
-        let stored = hash_at(tx, &holder, holder_seq as u64)?.unwrap_or(GENESIS);
+        let stored = hash_at(tx, &holder, &holder_agent, holder_seq as u64)?.unwrap_or(GENESIS);
         return Ok(Inserted::Conflict { stored });
     }
     let max: Option<i64> = tx
-        .prepare_cached("SELECT MAX(seq) FROM records WHERE device_id = ?1")?
-        .query_row([device], |r| r.get(0))?;
+        .prepare_cached("SELECT MAX(seq) FROM records WHERE device_id = ?1 AND agent_id = ?2")?
+        .query_row([device, agent], |r| r.get(0))?;
     let max = max.map(|m| m as u64).unwrap_or(0);
     let predecessor = if b.seq == 1 {
         Some(GENESIS)
     } else {
-        hash_at(tx, device, b.seq - 1)?
+        hash_at(tx, device, agent, b.seq - 1)?
     };
     let prev = b.prev_hash()?;
     match chain::link(prev, predecessor) {
@@ -117,10 +144,9 @@ pub(crate) fn insert(
         Link::Missing if b.seq > max + 1 => raise(
             tx,
             AlertKind::SequenceGap,
-            device,
-            Some((max + 1, b.seq - 1)),
+            at((max + 1, b.seq - 1)),
             &format!(
-                "records {}..={} of {device} have not arrived",
+                "records {}..={} of {source} have not arrived",
                 max + 1,
                 b.seq - 1
             ),
@@ -130,10 +156,9 @@ pub(crate) fn insert(
         Link::Broken { claimed, stored } => raise(
             tx,
             AlertKind::ChainBreak,
-            device,
-            Some((b.seq - 1, b.seq)),
+            at((b.seq - 1, b.seq)),
             &format!(
-                "record {} (seq {}) names predecessor hash {} but seq {} stored has hash {}",
+                "record {} (seq {} of {source}) names predecessor hash {} but seq {} stored has hash {}",
                 b.id,
                 b.seq,
                 claimed.to_hex(),
@@ -150,11 +175,12 @@ pub(crate) fn insert(
         }) => raise(
             tx,
             AlertKind::RecorderFilesMissing,
-            device,
-            Some((b.seq, b.seq)),
+            Subject {
+                files: Some((*from_index, *to_index)),
+                ..at((b.seq, b.seq))
+            },
             &format!(
-                "files {from_index}..={to_index} of recorder {device} are gone from it without having been synced (reported by {})",
-                b.agent_id
+                "files {from_index}..={to_index} of recorder {device} are gone from it without having been synced (reported by {agent})"
             ),
             Duration::ZERO,
         )?,
@@ -165,12 +191,10 @@ pub(crate) fn insert(
         }) => raise(
             tx,
             AlertKind::ClockDrift,
-            device,
-            Some((b.seq, b.seq)),
+            at((b.seq, b.seq)),
             &format!(
-                "clock of {device} was {:.1} s off (measured by {})",
+                "clock of {device} was {:.1} s off (measured by {agent})",
                 *offset_ms as f64 / 1000.0,
-                b.agent_id
             ),
             Duration::ZERO,
         )?,
@@ -179,18 +203,19 @@ pub(crate) fn insert(
     if b.seq < max {
         // Arrived out of order: check the successor's link and whether a gap is now filled.
         let succ_prev: Option<String> = tx
-            .prepare_cached("SELECT prev_hash FROM records WHERE device_id = ?1 AND seq = ?2")?
-            .query_row(params![device, (b.seq + 1) as i64], |r| r.get(0))
+            .prepare_cached(
+                "SELECT prev_hash FROM records WHERE device_id = ?1 AND agent_id = ?2 AND seq = ?3",
+            )?
+            .query_row(params![device, agent, (b.seq + 1) as i64], |r| r.get(0))
             .optional()?;
         if let Some(succ_prev) = succ_prev {
             if succ_prev != rec.hash.to_hex() {
                 raise(
                     tx,
                     AlertKind::ChainBreak,
-                    device,
-                    Some((b.seq, b.seq + 1)),
+                    at((b.seq, b.seq + 1)),
                     &format!(
-                        "seq {} names predecessor hash {succ_prev} but the late record {} at seq {} has hash {}",
+                        "seq {} of {source} names predecessor hash {succ_prev} but the late record {} at seq {} has hash {}",
                         b.seq + 1,
                         b.id,
                         b.seq,
@@ -209,7 +234,7 @@ pub(crate) fn insert(
         b.id.to_string(),
         device,
         b.seq as i64,
-        b.agent_id,
+        agent,
         b.kind.as_str(),
         rec.hash.to_hex(),
         b.prev_hash,
@@ -219,27 +244,41 @@ pub(crate) fn insert(
         now()
     ])?;
     if b.seq < max {
-        resolve_filled_gaps(tx, device, b.seq)?;
+        resolve_filled_gaps(tx, device, agent, b.seq)?;
+    }
+    if let Some(Event::FilesMissing {
+        from_index,
+        to_index,
+    }) = &b.event
+    {
+        file_index::reported_missing(tx, b, *from_index, *to_index, gap_grace)?;
     }
     Ok(Inserted::New)
 }
 
-/// Resolves gap alerts that `seq` completes; one filled within its grace
-/// period was only a reordering and is dropped unseen.
-fn resolve_filled_gaps(tx: &Transaction<'_>, device: &str, seq: u64) -> anyhow::Result<()> {
+/// Resolves gap alerts of the source (device, agent) that `seq` completes;
+/// one filled within its grace period was only a reordering and is dropped unseen.
+fn resolve_filled_gaps(
+    tx: &Transaction<'_>,
+    device: &str,
+    agent: &str,
+    seq: u64,
+) -> anyhow::Result<()> {
     let open: Vec<(i64, i64, i64, String)> = tx
         .prepare_cached(
-            "SELECT id, seq_from, seq_to, visible_after FROM alerts WHERE device_id = ?1 AND kind = 'sequence_gap'
-             AND resolved_at IS NULL AND ?2 BETWEEN seq_from AND seq_to",
+            "SELECT id, seq_from, seq_to, visible_after FROM alerts WHERE device_id = ?1 AND agent_id = ?2
+             AND kind = 'sequence_gap' AND resolved_at IS NULL AND ?3 BETWEEN seq_from AND seq_to",
         )?
-        .query_map(params![device, seq as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map(params![device, agent, seq as i64], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
         .collect::<Result<_, _>>()?;
     for (id, from, to, visible_after) in open {
         let present: i64 = tx
             .prepare_cached(
-                "SELECT COUNT(*) FROM records WHERE device_id = ?1 AND seq BETWEEN ?2 AND ?3",
+                "SELECT COUNT(*) FROM records WHERE device_id = ?1 AND agent_id = ?2 AND seq BETWEEN ?3 AND ?4",
             )?
-            .query_row(params![device, from, to], |r| r.get(0))?;
+            .query_row(params![device, agent, from, to], |r| r.get(0))?;
         if present == to - from + 1 {
             let t = now();
             if visible_after > t {
@@ -247,6 +286,7 @@ fn resolve_filled_gaps(tx: &Transaction<'_>, device: &str, seq: u64) -> anyhow::
                     .execute([id])?;
                 tracing::debug!(
                     device,
+                    agent,
                     from,
                     to,
                     "records arrived out of order; gap filled within grace"
@@ -254,7 +294,7 @@ fn resolve_filled_gaps(tx: &Transaction<'_>, device: &str, seq: u64) -> anyhow::
             } else {
                 tx.prepare_cached("UPDATE alerts SET resolved_at = ?2 WHERE id = ?1")?
                     .execute(params![id, t])?;
-                tracing::info!(device, from, to, "sequence gap filled");
+                tracing::info!(device, agent, from, to, "sequence gap filled");
             }
         }
     }
@@ -280,6 +320,9 @@ pub struct StoredRecord {
     pub received_at: String,
     /// For media records: whether the recording's bytes are stored yet.
     pub media_state: Option<MediaState>,
+    /// For a recording another dock already delivered (same recorder, file
+    /// index and SHA-256): the id of the record that delivered it first.
+    pub recopy_of: Option<String>,
 }
 
 impl StoredRecord {
@@ -290,7 +333,7 @@ impl StoredRecord {
 }
 
 const COLUMNS: &str =
-    "r.hub_seq, r.body, r.signature, r.signer_key, r.hash, r.received_at, m.state";
+    "r.hub_seq, r.body, r.signature, r.signer_key, r.hash, r.received_at, m.state, m.recopy_of";
 const FROM: &str = "records r LEFT JOIN media m ON m.record_id = r.id";
 
 /// A row as read, before its body is parsed.
@@ -302,6 +345,7 @@ struct Raw {
     hash: String,
     received_at: String,
     media_state: Option<String>,
+    recopy_of: Option<String>,
 }
 
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
@@ -313,6 +357,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
         hash: r.get(4)?,
         received_at: r.get(5)?,
         media_state: r.get(6)?,
+        recopy_of: r.get(7)?,
     })
 }
 
@@ -341,6 +386,7 @@ fn parse(raw: Raw) -> anyhow::Result<StoredRecord> {
         signer_key: raw.signer_key,
         hash: raw.hash,
         received_at: raw.received_at,
+        recopy_of: raw.recopy_of,
     })
 }
 
@@ -364,12 +410,19 @@ impl Store {
         stmt.query_row([id], row).optional()?.map(parse).transpose()
     }
 
-    /// Hash of the stored record at (device, seq), for chain checks on read.
-    pub fn hash_at(&self, device_id: &str, seq: u64) -> anyhow::Result<Option<String>> {
+    /// Hash of the stored record at `seq` of the source (device, agent), for chain checks on read.
+    pub fn hash_at(
+        &self,
+        device_id: &str,
+        agent_id: &str,
+        seq: u64,
+    ) -> anyhow::Result<Option<String>> {
         Ok(self
             .conn()
-            .prepare_cached("SELECT hash FROM records WHERE device_id = ?1 AND seq = ?2")?
-            .query_row(params![device_id, seq as i64], |r| r.get(0))
+            .prepare_cached(
+                "SELECT hash FROM records WHERE device_id = ?1 AND agent_id = ?2 AND seq = ?3",
+            )?
+            .query_row(params![device_id, agent_id, seq as i64], |r| r.get(0))
             .optional()?)
     }
 
