@@ -87,6 +87,17 @@ pub struct Served {
 impl Served {
     /// Serves the recorder in `storage` behind `link` with `faults`.
     pub fn start(storage: &Path, link: &Path, faults: Faults) -> anyhow::Result<Self> {
+        Self::start_with_mount(storage, link, None, faults)
+    }
+
+    /// Serves the recorder in `storage` behind `link` with `faults`, its
+    /// mass-storage volume (shown on `SetMSDC`) at `mount`.
+    pub fn start_with_mount(
+        storage: &Path,
+        link: &Path,
+        mount: Option<&Path>,
+        faults: Faults,
+    ) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let manifest = Storage::peek(storage)?;
         let opts = Options {
@@ -94,6 +105,7 @@ impl Served {
             serial: manifest.zfy.serial,
             device: None,
             link: Some(link.to_owned()),
+            mount: mount.map(Path::to_owned),
             max_chunk: 16 * 1024,
             faults,
         };

@@ -49,6 +49,7 @@ async fn two_docked_recorders_are_emptied_into_the_hub_with_corrected_clocks() -
         .map(|s| SlotSection {
             port: s.link.clone(),
             baud: 115_200,
+            mount: None,
         })
         .collect();
     cfg.dock.poll_ms = 100;

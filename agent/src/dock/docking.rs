@@ -18,9 +18,9 @@ use evsync_recorder_protocol::message::{
 };
 use tokio::sync::{watch, Notify, Semaphore};
 
-use super::copy;
 use super::gaps;
 use super::link::RecorderLink;
+use super::mount;
 use crate::buffer::{with_buffer, Buffer, DockedFile, HeldMedia, LedgerRow};
 use crate::config::AgentConfig;
 use crate::probe;
@@ -334,7 +334,7 @@ async fn take(
         .await
         .context("copy limiter closed")?;
     let media_dir = shared.cfg.data_dir.join("media");
-    let copied = copy::copy(link, &docked.id, entry, &media_dir, docked.max_chunk).await?;
+    let copied = mount::take(link, &docked.id, entry, &media_dir, docked.max_chunk).await?;
     let path = copied.path.clone();
     let name = entry.name.clone();
     let info = tokio::task::spawn_blocking(move || probe::probe(&path, &name))
@@ -386,6 +386,7 @@ async fn take(
         size = copied.size,
         seq = rec.seq,
         confirmed = copied.confirmed_by_recorder,
+        via = copied.via.as_str(),
         "recording copied off the recorder"
     );
     Ok(())
