@@ -28,6 +28,8 @@ use super::link::{LinkError, RecorderLink};
 
 /// Read size of the volume copy.
 const BUF: usize = 4 * 1024 * 1024;
+/// Buffers in flight between the copy and the hash.
+const BUFFERS: usize = 4;
 /// How often the volume is looked for while it comes up.
 const LOOK_EVERY: Duration = Duration::from_millis(50);
 
@@ -351,30 +353,60 @@ async fn from_volume(
 }
 
 /// Streams `src` into a new `partial` (replacing any), hashing on the way,
-/// and syncs it; its SHA-256 and length.
+/// and syncs it; its SHA-256 and length. The hash runs on a thread of its
+/// own, a few buffers behind the copy, so it costs wall time only when the
+/// cores are busy.
 fn copy_file(mut src: File, partial: &Path) -> anyhow::Result<([u8; 32], u64)> {
+    use std::sync::mpsc;
     let mut out = File::create(partial)
         .with_context(|| format!("creating the partial copy {}", partial.display()))?;
-    let mut ctx = digest::Context::new(&digest::SHA256);
-    let mut buf = vec![0u8; BUF];
-    let mut total = 0u64;
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("reading the volume"),
-        };
-        out.write_all(&buf[..n])
-            .with_context(|| format!("writing {}", partial.display()))?;
-        ctx.update(&buf[..n]);
-        total += n as u64;
+    let (to_hash, hashing) = mpsc::sync_channel::<(Vec<u8>, usize)>(BUFFERS);
+    let (to_fill, empty) = mpsc::sync_channel::<Vec<u8>>(BUFFERS);
+    for _ in 0..BUFFERS {
+        to_fill
+            .send(vec![0u8; BUF])
+            .map_err(|_| anyhow::anyhow!("buffer pool closed"))?;
     }
+    let hasher = std::thread::spawn(move || {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        for (buf, n) in hashing {
+            ctx.update(&buf[..n]);
+            // After the copy ends nobody takes buffers back; every queued one is still hashed.
+            let _ = to_fill.send(buf);
+        }
+        ctx.finish()
+    });
+    let copied = (|| -> anyhow::Result<u64> {
+        let mut total = 0u64;
+        loop {
+            let mut buf = empty
+                .recv()
+                .map_err(|_| anyhow::anyhow!("the hashing thread stopped"))?;
+            let n = match src.read(&mut buf) {
+                Ok(0) => return Ok(total),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => 0,
+                Err(e) => return Err(e).context("reading the volume"),
+            };
+            out.write_all(&buf[..n])
+                .with_context(|| format!("writing {}", partial.display()))?;
+            total += n as u64;
+            to_hash
+                .send((buf, n))
+                .map_err(|_| anyhow::anyhow!("the hashing thread stopped"))?;
+        }
+    })();
+    drop(to_hash);
+    drop(empty);
+    let sha = hasher
+        .join()
+        .map_err(|_| anyhow::anyhow!("the hashing thread panicked"))?;
+    let total = copied?;
     out.sync_all()
         .with_context(|| format!("syncing {}", partial.display()))?;
-    let mut sha = [0u8; 32];
-    sha.copy_from_slice(ctx.finish().as_ref());
-    Ok((sha, total))
+    let mut out_sha = [0u8; 32];
+    out_sha.copy_from_slice(sha.as_ref());
+    Ok((out_sha, total))
 }
 
 #[cfg(test)]
