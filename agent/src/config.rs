@@ -74,6 +74,9 @@ pub struct DockSection {
     /// officer is cleared from it) and `evsync-agent checkout` hands cleared
     /// recorders out. Otherwise assignments written into recorders stay.
     pub pooled: bool,
+    /// How long to wait for a slot's mass-storage volume to show up after
+    /// switching it on (`SetMSDC`), milliseconds; then files go over serial.
+    pub mount_wait_ms: u64,
 }
 
 /// One slot of the dock.
@@ -85,6 +88,11 @@ pub struct SlotSection {
     /// Baud rate.
     #[serde(default = "default_baud")]
     pub baud: u32,
+    /// Where the recorder's USB mass-storage volume is mounted when switched
+    /// on (an absolute path): files with plain names are copied from there
+    /// (the fast path), checked against the recorder's digest over serial.
+    #[serde(default)]
+    pub mount: Option<PathBuf>,
 }
 
 fn default_baud() -> u32 {
@@ -104,6 +112,7 @@ impl Default for DockSection {
             attempts: 5,
             poll_ms: 500,
             pooled: false,
+            mount_wait_ms: 10_000,
         }
     }
 }
@@ -141,6 +150,20 @@ impl DockSection {
             p.push(format!(
                 "dock.attempts = {}: expected 1 to 20",
                 self.attempts
+            ));
+        }
+        for (i, slot) in self.slots.iter().enumerate() {
+            if let Some(m) = slot.mount.as_ref().filter(|m| !m.is_absolute()) {
+                p.push(format!(
+                    "dock.slots[{i}].mount = {:?}: expected an absolute path (where the recorder's volume is mounted)",
+                    m.display().to_string()
+                ));
+            }
+        }
+        if self.mount_wait_ms > 120_000 {
+            p.push(format!(
+                "dock.mount_wait_ms = {}: expected 0 to 120000",
+                self.mount_wait_ms
             ));
         }
         if !(10..=60_000).contains(&self.poll_ms) {
@@ -402,6 +425,34 @@ mod tests {
         let cfg = AgentConfig::load(&path).unwrap();
         assert_eq!(cfg.uplink, UplinkSection::default());
         assert_eq!(cfg.upload, UploadSection::default());
+    }
+
+    #[test]
+    fn a_slot_mount_must_be_an_absolute_path() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/agent.example.toml");
+        let mut cfg = AgentConfig::load(&path).unwrap();
+        cfg.role = "dock".into();
+        let slot = |mount: Option<&str>| SlotSection {
+            port: "/dev/ttyACM0".into(),
+            baud: 115_200,
+            mount: mount.map(PathBuf::from),
+        };
+        cfg.dock.slots = vec![
+            slot(None),
+            slot(Some("/media/zfy1")),
+            slot(Some("media/zfy2")),
+        ];
+        cfg.dock.mount_wait_ms = 999_999;
+        let err = cfg.validate().unwrap_err().to_string();
+        assert!(err.contains("2 problem(s)"), "{err}");
+        assert!(
+            err.contains("dock.slots[2].mount = \"media/zfy2\": expected an absolute path"),
+            "{err}"
+        );
+        assert!(err.contains("dock.mount_wait_ms = 999999"), "{err}");
+        let text = "port = \"/dev/ttyACM1\"\nmount = \"/media/zfy1\"\n";
+        let parsed: SlotSection = toml::from_str(text).unwrap();
+        assert_eq!(parsed.mount.as_deref(), Some(Path::new("/media/zfy1")));
     }
 
     #[test]

@@ -161,8 +161,10 @@ impl Spool {
         for entry in fs::read_dir(&media_dir)? {
             let path = entry?.path();
             let name = path.file_name().unwrap_or_default().to_string_lossy();
-            // Other hidden files are partial copies off recorders, resumed at the next docking.
+            // Other hidden files are partial copies off recorders, resumed at the next
+            // docking; copies from a recorder's mass storage are never resumed.
             let orphan = name.starts_with(".incoming-")
+                || name.starts_with(".dock-") && name.ends_with("-volume")
                 || !name.starts_with('.')
                     && !buffer
                         .lock()

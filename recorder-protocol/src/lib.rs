@@ -14,9 +14,12 @@
 //! [`frame`] (start bytes, header CRC, frame CRC, resynchronisation) →
 //! [`message`] (each command's fields, over [`wire`] field encodings) →
 //! [`session`] (request ids, timeouts, retries, idempotent repeats).
+//! [`volume`] maps listed names onto the recorder's USB mass-storage
+//! volume, for docks that copy from it.
 //! The specification for recorder vendors is `docs/recorder-protocol.md`.
 
 pub mod frame;
 pub mod message;
 pub mod session;
+pub mod volume;
 pub mod wire;

@@ -7,6 +7,7 @@ use evsync_recorder_protocol::message::{
 };
 
 use crate::faults::Faults;
+use crate::mount::Volume;
 use crate::storage::Storage;
 
 /// Manufacturer reported by `GetIDCode`.
@@ -22,6 +23,7 @@ pub struct Device {
     faults: Faults,
     opened: bool,
     msdc: bool,
+    volume: Option<Volume>,
     max_chunk: u32,
 }
 
@@ -40,7 +42,32 @@ impl Device {
             faults,
             opened: false,
             msdc: false,
+            volume: None,
             max_chunk: max_chunk.clamp(512, MAX_CHUNK),
+        }
+    }
+
+    /// Gives the recorder a mass-storage volume at `dir` (see [`crate::mount`]),
+    /// emptied of what its recordings left there before.
+    pub fn with_mount(mut self, dir: &std::path::Path) -> anyhow::Result<Self> {
+        self.volume = Some(Volume::new(
+            dir,
+            &self.storage,
+            self.faults.mount_tamper_index,
+        )?);
+        Ok(self)
+    }
+
+    /// Whether mass storage is on.
+    pub fn msdc(&self) -> bool {
+        self.msdc
+    }
+
+    /// Unplugged or stopped: mass storage goes off and the volume empties.
+    pub fn unmount(&mut self) {
+        self.msdc = false;
+        if let Some(v) = &mut self.volume {
+            v.clear();
         }
     }
 
@@ -156,11 +183,21 @@ impl Device {
             }
             Request::SetMsdc { on } => {
                 self.msdc = *on;
-                self.log(if *on {
-                    "mass storage on"
-                } else {
-                    "mass storage off"
-                })?;
+                let line = match (&mut self.volume, *on) {
+                    (Some(v), true) => {
+                        format!(
+                            "mass storage on: {} files on the volume",
+                            v.expose(&self.storage)?
+                        )
+                    }
+                    (Some(v), false) => {
+                        v.clear();
+                        "mass storage off".to_owned()
+                    }
+                    (None, true) => "mass storage on (no volume attached)".to_owned(),
+                    (None, false) => "mass storage off".to_owned(),
+                };
+                self.log(&line)?;
                 ok(Response::Done)
             }
             Request::ReadResolution => ok(Response::Resolution {
@@ -184,6 +221,10 @@ impl Device {
             Request::ReadFile { index, offset, len } => {
                 if self.storage.file(*index).is_none() {
                     return Ok(refuse(Status::NotFound, format!("no file #{index}")));
+                }
+                if *offset == 0 {
+                    // In the recorder's log, so a test can tell which files went over serial.
+                    self.log(&format!("read #{index} over serial from 0"))?;
                 }
                 let (data, eof) = self
                     .storage
@@ -210,6 +251,9 @@ impl Device {
                     ));
                 }
                 self.storage.delete(*index)?;
+                if let Some(v) = &mut self.volume {
+                    v.remove(*index);
+                }
                 ok(Response::Done)
             }
             Request::FileDigest { index } => {

@@ -31,6 +31,10 @@ pub struct Faults {
     /// Report every file size off by this many bytes (negative: smaller).
     #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
     pub lie_size: i64,
+    /// With a mass-storage volume (`--mount`): show file #INDEX there with
+    /// one byte changed (a damaged volume; the recording itself is intact).
+    #[arg(long, value_name = "INDEX")]
+    pub mount_tamper_index: Option<u32>,
     /// Seed for the random faults.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,

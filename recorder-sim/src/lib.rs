@@ -6,11 +6,13 @@
 //! [`generate`] with ffmpeg). Its clock has a settable offset; battery and
 //! storage figures are reported; [`faults`] damages the line, stalls, pulls
 //! the plug mid-transfer, lies about sizes or reports hostile file names.
-//! [`device`] answers requests; [`serve`] runs the line; [`port`] opens it.
+//! [`device`] answers requests; [`serve`] runs the line; [`port`] opens it;
+//! [`mount`] is its USB mass-storage volume (`SetMSDC`), a folder.
 
 pub mod device;
 pub mod faults;
 pub mod generate;
+pub mod mount;
 pub mod port;
 pub mod serve;
 pub mod storage;

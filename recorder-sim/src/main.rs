@@ -52,6 +52,11 @@ enum Command {
         /// Keep a symlink here pointing at the pseudo-terminal (a stable port path).
         #[arg(long)]
         link: Option<PathBuf>,
+        /// Folder standing for the recorder's USB mass-storage volume: while
+        /// mass storage is on (SetMSDC), recordings with plain names appear
+        /// there at their names.
+        #[arg(long)]
+        mount: Option<PathBuf>,
         /// Largest file chunk served, bytes.
         #[arg(long, default_value_t = 16 * 1024)]
         max_chunk: u32,
@@ -125,6 +130,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             recorder,
             device,
             link,
+            mount,
             max_chunk,
             faults,
         } => {
@@ -138,6 +144,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 serial: serial.clone(),
                 device,
                 link,
+                mount,
                 max_chunk,
                 faults,
             };

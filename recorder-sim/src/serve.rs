@@ -31,6 +31,9 @@ pub struct Options {
     pub link: Option<PathBuf>,
     /// Largest chunk served.
     pub max_chunk: u32,
+    /// Folder standing for the recorder's USB mass-storage volume, filled
+    /// while mass storage is on (`SetMSDC`); none: no volume.
+    pub mount: Option<PathBuf>,
     /// Faults to inject.
     pub faults: Faults,
 }
@@ -53,6 +56,9 @@ pub fn run(
 ) -> anyhow::Result<Ended> {
     let storage = Storage::open(&opts.storage, &opts.serial)?;
     let mut device = Device::new(storage, opts.faults.clone(), opts.max_chunk);
+    if let Some(dir) = &opts.mount {
+        device = device.with_mount(dir)?;
+    }
     let mut line = Line::new(&opts.faults);
     let mut unplug_at = opts.faults.unplug_after_bytes;
     let mut sent_file_bytes = 0u64;
@@ -62,12 +68,20 @@ pub fn run(
             Some(path) => Port::device(path)?,
             None => Port::pty(opts.link.as_deref())?,
         };
+        // Non-blocking, so that a dock that stops reading cannot wedge the
+        // recorder in a write it would never return from (nor a stop).
+        nix::fcntl::fcntl(
+            &port.io,
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+        )
+        .context("making the line non-blocking")?;
         on_line(&port.path);
         let mut decoder = Decoder::new();
         let mut responder = Responder::new();
         let mut buf = vec![0u8; 64 * 1024];
         'line: loop {
             if stop.load(Ordering::Relaxed) {
+                device.unmount();
                 port.unplug();
                 return Ok(Ended::Stopped);
             }
@@ -88,6 +102,7 @@ pub fn run(
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) => return Err(e).context("reading the line"),
             };
             decoder.push(&buf[..n]);
@@ -122,15 +137,42 @@ pub fn run(
                     unplug_at = None;
                     break 'line;
                 }
-                port.io
-                    .write_all(&line.transmit(reply))
-                    .context("writing the line")?;
+                if !send(&mut port.io, &line.transmit(reply), stop)? {
+                    device.unmount();
+                    port.unplug();
+                    return Ok(Ended::Stopped);
+                }
             }
         }
+        device.unmount();
         port.unplug();
         match opts.faults.replug_after_ms {
             Some(ms) => std::thread::sleep(Duration::from_millis(ms)),
             None => return Ok(Ended::Unplugged),
         }
     }
+}
+
+/// Writes all of `bytes`, waiting for room on the line; `false` if `stop`
+/// was set before they were all written.
+fn send(io: &mut std::fs::File, mut bytes: &[u8], stop: &AtomicBool) -> anyhow::Result<bool> {
+    while !bytes.is_empty() {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        match io.write(bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+                ) =>
+            {
+                let mut fds = [PollFd::new(io.as_fd(), PollFlags::POLLOUT)];
+                nix::poll::poll(&mut fds, PollTimeout::from(100u16)).context("polling the line")?;
+            }
+            Err(e) => return Err(e).context("writing the line"),
+        }
+    }
+    Ok(true)
 }

@@ -171,7 +171,8 @@ impl Storage {
         Ok(())
     }
 
-    fn blob(&self, index: u32) -> PathBuf {
+    /// Where recording `index` is stored.
+    pub fn blob(&self, index: u32) -> PathBuf {
         self.dir.join("files").join(format!("{index}.bin"))
     }
 

@@ -87,6 +87,7 @@ pub fn dock_config(
         .map(|s| SlotSection {
             port: s.link.clone(),
             baud: 115_200,
+            mount: None,
         })
         .collect();
     cfg.dock.poll_ms = 100;
@@ -141,6 +142,17 @@ pub struct Served {
 impl Served {
     /// Serves the recorder in `storage` behind `link` with `faults`.
     pub fn start(storage: &Path, link: &Path, faults: Faults) -> anyhow::Result<Self> {
+        Self::start_with_mount(storage, link, None, faults)
+    }
+
+    /// Serves the recorder in `storage` behind `link` with `faults`, its
+    /// mass-storage volume (shown on `SetMSDC`) at `mount`.
+    pub fn start_with_mount(
+        storage: &Path,
+        link: &Path,
+        mount: Option<&Path>,
+        faults: Faults,
+    ) -> anyhow::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let manifest = Storage::peek(storage)?;
         let opts = Options {
@@ -148,6 +160,7 @@ impl Served {
             serial: manifest.zfy.serial,
             device: None,
             link: Some(link.to_owned()),
+            mount: mount.map(Path::to_owned),
             max_chunk: 16 * 1024,
             faults,
         };

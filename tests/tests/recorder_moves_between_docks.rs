@@ -10,8 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use evsync_agent::agent::Agent;
-use evsync_agent::config::SlotSection;
-use evsync_e2e::recorders::{lose_files, make_recorder, record_more, require_ffmpeg, Served};
+use evsync_e2e::recorders::{
+    dock_config, lose_files, make_recorder, record_more, require_ffmpeg, Served,
+};
 use evsync_e2e::*;
 use evsync_hub::server::Hub;
 use evsync_recorder_sim::faults::Faults;
@@ -30,13 +31,7 @@ async fn start_hub(dir: &Path) -> anyhow::Result<(Hub, Api)> {
 
 /// A dock agent with its own data folder and one slot, `slot`.
 async fn start_dock(dir: &Path, hub: &Hub, slot: &Served, delete: &str) -> anyhow::Result<Agent> {
-    let mut cfg = agent_config(dir, &unique("dock"), &hub.mqtt_url, &hub.public_key);
-    cfg.role = "dock".into();
-    cfg.dock.slots = vec![SlotSection {
-        port: slot.link.clone(),
-        baud: 115_200,
-    }];
-    cfg.dock.poll_ms = 100;
+    let mut cfg = dock_config(dir, &hub.mqtt_url, &hub.public_key, &[slot]);
     cfg.dock.delete = delete.into();
     Agent::start(cfg).await
 }

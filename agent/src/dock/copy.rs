@@ -24,6 +24,27 @@ pub struct Copied {
     pub path: PathBuf,
     /// Whether the recorder confirmed it with its own digest.
     pub confirmed_by_recorder: bool,
+    /// Which way the bytes came.
+    pub via: Via,
+}
+
+/// Which way a copy's bytes came off the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// `ReadFile` over the serial line.
+    Serial,
+    /// The recorder's USB mass-storage volume ([`super::mount`]).
+    Volume,
+}
+
+impl Via {
+    /// As written in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Serial => "serial",
+            Via::Volume => "mass_storage",
+        }
+    }
 }
 
 /// Where a partial copy of `entry` of `recorder` waits to be resumed: a
@@ -156,5 +177,6 @@ pub async fn copy(
         size: offset,
         path: held,
         confirmed_by_recorder,
+        via: Via::Serial,
     })
 }

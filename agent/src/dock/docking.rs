@@ -20,9 +20,9 @@ use evsync_recorder_protocol::message::{
 use tokio::sync::{watch, Notify, Semaphore};
 
 use super::board::{Copying, SlotHandle, SlotState};
-use super::copy;
 use super::gaps;
 use super::link::RecorderLink;
+use super::mount;
 use crate::buffer::{with_buffer, Buffer, Checkout, DockedFile, HeldMedia, LedgerRow};
 use crate::config::AgentConfig;
 use crate::probe;
@@ -619,7 +619,7 @@ async fn take(
         })
     });
     let media_dir = shared.cfg.data_dir.join("media");
-    let copied = copy::copy(link, &docked.id, entry, &media_dir, docked.max_chunk, slot).await;
+    let copied = mount::take(link, &docked.id, entry, &media_dir, docked.max_chunk, slot).await;
     slot.update(|s| s.copying = None);
     let copied = copied?;
     let path = copied.path.clone();
@@ -675,6 +675,7 @@ async fn take(
         size = copied.size,
         seq = rec.seq,
         confirmed = copied.confirmed_by_recorder,
+        via = copied.via.as_str(),
         "recording copied off the recorder"
     );
     Ok(())

@@ -59,6 +59,9 @@ pub struct RecorderLink {
     decoder: Decoder,
     requester: Requester,
     buf: Vec<u8>,
+    /// The recorder's mass-storage volume on this docking, if its slot has
+    /// a mount: the data channel beside this control channel.
+    pub volume: Option<super::mount::Volume>,
 }
 
 impl RecorderLink {
@@ -73,6 +76,7 @@ impl RecorderLink {
             decoder: Decoder::new(),
             requester: Requester::new(timeout, attempts),
             buf: vec![0; 64 * 1024],
+            volume: None,
         })
     }
 

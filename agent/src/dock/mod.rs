@@ -5,14 +5,17 @@
 //!
 //! [`link`] is the serial line (the protocol lives in
 //! `evsync-recorder-protocol`); [`docking`] is what happens on docking;
-//! [`copy`] takes one file off; [`gaps`] finds files that vanished;
-//! [`board`] is what every slot is doing, for status and progress bars.
+//! [`copy`] takes one file off over serial; [`mount`] takes it off the
+//! recorder's USB mass-storage volume when its slot has one (the fast
+//! path); [`gaps`] finds files that vanished; [`board`] is what every slot
+//! is doing, for status and progress bars.
 
 pub mod board;
 pub mod copy;
 pub mod docking;
 pub mod gaps;
 pub mod link;
+pub mod mount;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -43,8 +46,16 @@ pub async fn run_slot(
         if slot.port.exists() {
             match RecorderLink::open(&slot.port, slot.baud, timeout, dock.attempts) {
                 Ok(mut link) => {
+                    link.volume = slot
+                        .mount
+                        .clone()
+                        .map(|m| mount::Volume::new(m, Duration::from_millis(dock.mount_wait_ms)));
                     let served = docking::serve(&shared, &mut link, &mut shutdown, &handle).await;
                     let (skipped_bytes, damaged_frames) = link.damage();
+                    let (from_volume, over_serial) = link
+                        .volume
+                        .as_ref()
+                        .map_or((0, 0), |v| (v.from_volume, v.over_serial));
                     match served {
                         Ok(()) => return Ok(()),
                         Err(e) => {
@@ -73,6 +84,8 @@ pub async fn run_slot(
                                 retries = link.retries(),
                                 skipped_bytes,
                                 damaged_frames,
+                                from_volume,
+                                over_serial,
                                 "recorder link ended; waiting for a recorder"
                             );
                             last_error = e;
