@@ -27,6 +27,11 @@ pub struct StoredFile {
     /// Marked important by the officer.
     #[serde(default)]
     pub important: bool,
+    /// SHA-256 (hex) and size taken when the recording was closed, as a
+    /// recorder that hashes while it writes keeps them; `FileDigest`
+    /// answers with these, so later damage on the recorder shows.
+    #[serde(default)]
+    pub sealed: Option<(String, u64)>,
 }
 
 /// What the recorder remembers.
@@ -187,12 +192,14 @@ impl Storage {
         let index = self.manifest.next_index;
         fs::copy(src, self.blob(index))
             .with_context(|| format!("copying {} into the recorder", src.display()))?;
+        let (sha, size) = self.hash(index)?;
         self.manifest.next_index += 1;
         self.manifest.files.push(StoredFile {
             index,
             name: name.to_owned(),
             recorded,
             important,
+            sealed: Some((hex::encode(sha), size)),
         });
         self.manifest
             .log
@@ -241,8 +248,19 @@ impl Storage {
         Ok((buf, eof))
     }
 
-    /// SHA-256 and size of recording `index`.
+    /// SHA-256 and size of recording `index`: as sealed when it was
+    /// recorded, or (for recordings from before seals) as it is now.
     pub fn digest(&self, index: u32) -> anyhow::Result<([u8; 32], u64)> {
+        if let Some((sha, size)) = self.file(index).and_then(|f| f.sealed.as_ref()) {
+            let mut out = [0; 32];
+            hex::decode_to_slice(sha, &mut out)
+                .with_context(|| format!("file #{index} has a malformed seal {sha:?}"))?;
+            return Ok((out, *size));
+        }
+        self.hash(index)
+    }
+
+    fn hash(&self, index: u32) -> anyhow::Result<([u8; 32], u64)> {
         let mut f = File::open(self.blob(index)).with_context(|| format!("file #{index}"))?;
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         let mut buf = vec![0; 256 * 1024];
@@ -275,5 +293,26 @@ impl Storage {
             .iter()
             .filter_map(|f| self.size(f.index).ok())
             .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_digest_is_the_one_sealed_at_recording_so_later_damage_shows() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let mut storage = Storage::open(&dir.path().join("rec"), "ZFY0001")?;
+        let src = dir.path().join("a.mp4");
+        fs::write(&src, b"recorded bytes")?;
+        let at = chrono::DateTime::UNIX_EPOCH.naive_utc();
+        let index = storage.add(&src, "A.MP4", at, false)?;
+        let sealed = storage.digest(index)?;
+        assert_eq!(sealed, storage.hash(index)?);
+        fs::write(storage.blob(index), b"recorded bytez")?;
+        assert_eq!(storage.digest(index)?, sealed, "the seal stays");
+        assert_ne!(storage.hash(index)?, sealed, "the file changed");
+        Ok(())
     }
 }

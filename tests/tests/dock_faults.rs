@@ -488,3 +488,52 @@ async fn files_leave_the_recorder_only_once_the_hub_holds_them_and_vanished_ones
     served.stop()?;
     hub.shutdown().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_damaged_on_the_recorder_is_refused_and_the_others_still_arrive(
+) -> anyhow::Result<()> {
+    require_ffmpeg()?;
+    let dir = test_dir("dock-damaged")?;
+    let rec = make_recorder(&dir.path().join("recorders"), "ZFY0109", 4, 0, false)?;
+    let want = recordings(&rec)?;
+    // #2 rots on the recorder after it was recorded: one byte flipped.
+    let blob = rec.join("files").join("2.bin");
+    let mut bytes = std::fs::read(&blob)?;
+    bytes[1000] ^= 0x40;
+    std::fs::write(&blob, bytes)?;
+    let dock = Dock::start(dir, vec![(rec, Faults::default())], |_| {}).await?;
+    eventually(
+        Duration::from_secs(60),
+        "the three sound ones stored",
+        || async {
+            let stored: HashSet<u64> = media(&dock.api)
+                .await?
+                .iter()
+                .filter(|r| r["media_state"] == "stored")
+                .filter_map(|r| r["file_index"].as_u64())
+                .collect();
+            Ok(stored == HashSet::from([1, 3, 4]) && dock.served[0].files_left()? == 1)
+        },
+    )
+    .await?;
+    let slot = dock.slot(1);
+    let error = slot.error.clone().unwrap_or_default();
+    assert!(
+        error.contains("file #2") && error.contains("does not match the recorder's digest"),
+        "the slot names the file and why: {slot:?}"
+    );
+    assert_eq!(
+        slot.state,
+        SlotState::Copying,
+        "not cleared: #2 is still on it"
+    );
+    // The damaged copy is kept nowhere as evidence, and stays on the recorder.
+    let held: Vec<String> = media(&dock.api)
+        .await?
+        .iter()
+        .filter_map(|r| r["sha256"].as_str().map(str::to_owned))
+        .collect();
+    assert!(!held.contains(&want[1].2), "the sealed #2 never arrived");
+    assert_eq!(held.len(), 3, "{held:?}");
+    dock.stop().await
+}

@@ -60,6 +60,8 @@ struct Docked {
     /// It was checked out at this docking: not handed out again until it
     /// has been taken and docked again.
     checked_out: bool,
+    /// Files that could not be taken: failures so far, and when to try again.
+    failing: HashMap<u32, (u32, std::time::Instant)>,
 }
 
 /// Where a recorder stands after a pass over its files.
@@ -193,6 +195,7 @@ async fn open(
         taken: 0,
         checked_in: false,
         checked_out: false,
+        failing: HashMap::new(),
     };
     slot.update(|s| {
         s.recorder = Some(docked.id.clone());
@@ -404,6 +407,15 @@ async fn sync_files(
     }
     let mut failed = 0;
     for entry in &new {
+        let now = std::time::Instant::now();
+        if docked
+            .failing
+            .get(&entry.index)
+            .is_some_and(|(_, at)| *at > now)
+        {
+            failed += 1;
+            continue;
+        }
         if let Err(e) = take(shared, link, docked, entry, slot).await {
             // The line failing ends this docking; anything else (a file the
             // disk cannot take, a copy that does not match the recorder's
@@ -413,13 +425,23 @@ async fn sync_files(
                 return Err(e);
             }
             let e = format!("file #{} ({:?}): {e:#}", entry.index, entry.name);
+            // Tried again after a pause that doubles each time, up to 5 minutes.
+            let tries = docked.failing.get(&entry.index).map_or(0, |(n, _)| *n) + 1;
+            let pause = Duration::from_millis(shared.cfg.dock.poll_ms)
+                .saturating_mul(1 << tries.min(12))
+                .min(Duration::from_secs(300));
+            docked.failing.insert(entry.index, (tries, now + pause));
             tracing::error!(
                 recorder = docked.id,
                 error = e,
-                "recording not taken; tried again at the next pass"
+                tries,
+                retry_in_ms = pause.as_millis() as u64,
+                "recording not taken; tried again later"
             );
             slot.update(|s| s.error = Some(e));
             failed += 1;
+        } else {
+            docked.failing.remove(&entry.index);
         }
     }
     if failed == 0 {
