@@ -317,6 +317,26 @@ impl Api {
         }
     }
 
+    /// The feed's media records.
+    pub async fn media(&self) -> anyhow::Result<Vec<Value>> {
+        Ok(self
+            .feed()
+            .await?
+            .into_iter()
+            .filter(|r| r["kind"] == "media")
+            .collect())
+    }
+
+    /// How many media records the hub holds with their bytes stored.
+    pub async fn stored_media(&self) -> anyhow::Result<usize> {
+        Ok(self
+            .media()
+            .await?
+            .iter()
+            .filter(|r| r["media_state"] == "stored")
+            .count())
+    }
+
     /// A counter from `/metrics` (0 when absent).
     pub async fn metric(&self, name: &str) -> anyhow::Result<f64> {
         let (_, v) = self.get("/metrics", false).await?;

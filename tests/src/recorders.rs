@@ -40,6 +40,15 @@ pub fn make_recorder(
     let mut storage = Storage::open(&storage_dir, serial)?;
     storage.manifest.clock_offset_ms = clock_offset_secs * 1000;
     storage.save()?;
+    record(&storage_dir, count, hostile_names)?;
+    Ok(storage_dir)
+}
+
+/// `count` recordings (1 s, 160×120) onto the recorder in `storage_dir`,
+/// dated by its own clock.
+fn record(storage_dir: &Path, count: u32, hostile_names: bool) -> anyhow::Result<Vec<u32>> {
+    let manifest = Storage::peek(storage_dir)?;
+    let storage = Storage::open(storage_dir, &manifest.zfy.serial)?;
     let device = Device::new(storage, Faults::default(), 512);
     let now = device.clock();
     let mut storage = device.storage;
@@ -50,26 +59,13 @@ pub fn make_recorder(
         hostile_names,
         important_every: 0,
     };
-    generate::fill(&mut storage, &plan, now)?;
-    Ok(storage_dir)
+    generate::fill(&mut storage, &plan, now)
 }
 
 /// Records `count` more recordings on the (not served) recorder in
 /// `storage_dir`, numbered on from its last index. Returns their indexes.
 pub fn record_more(storage_dir: &Path, count: u32) -> anyhow::Result<Vec<u32>> {
-    let manifest = Storage::peek(storage_dir)?;
-    let storage = Storage::open(storage_dir, &manifest.zfy.serial)?;
-    let device = Device::new(storage, Faults::default(), 512);
-    let now = device.clock();
-    let mut storage = device.storage;
-    let plan = Plan {
-        count,
-        seconds: 1,
-        size: "160x120".into(),
-        hostile_names: false,
-        important_every: 0,
-    };
-    generate::fill(&mut storage, &plan, now)
+    record(storage_dir, count, false)
 }
 
 /// A dock agent's configuration for `slots`, quick to notice and to give up

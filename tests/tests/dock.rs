@@ -49,14 +49,7 @@ async fn two_docked_recorders_are_emptied_into_the_hub_with_corrected_clocks() -
     eventually(
         Duration::from_secs(90),
         "22 recordings stored at the hub",
-        || async {
-            let feed = api.feed().await?;
-            Ok(feed
-                .iter()
-                .filter(|r| r["kind"] == "media" && r["media_state"] == "stored")
-                .count()
-                == 22)
-        },
+        || async { Ok(api.stored_media().await? == 22) },
     )
     .await?;
     eventually(

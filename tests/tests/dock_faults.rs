@@ -18,16 +18,6 @@ use evsync_recorder_sim::faults::Faults;
 use evsync_recorder_sim::storage::Storage;
 use serde_json::Value;
 
-/// Media records in the feed.
-async fn media(api: &Api) -> anyhow::Result<Vec<Value>> {
-    Ok(api
-        .feed()
-        .await?
-        .into_iter()
-        .filter(|r| r["kind"] == "media")
-        .collect())
-}
-
 /// Every recording on a recorder: index, the name its record carries (as
 /// reported; `#<index>` for an empty one) and SHA-256.
 fn recordings(storage: &Path) -> anyhow::Result<Vec<(u32, String, String)>> {
@@ -57,7 +47,8 @@ async fn all_stored_once(
     within: Duration,
 ) -> anyhow::Result<Vec<Value>> {
     eventually(within, "every recording stored at the hub", || async {
-        Ok(media(api)
+        Ok(api
+            .media()
             .await?
             .iter()
             .filter(|r| r["device_id"] == recorder && r["media_state"] == "stored")
@@ -69,7 +60,8 @@ async fn all_stored_once(
         Ok(served.files_left()? == 0)
     })
     .await?;
-    let held: Vec<Value> = media(api)
+    let held: Vec<Value> = api
+        .media()
         .await?
         .into_iter()
         .filter(|r| r["device_id"] == recorder)
@@ -397,7 +389,7 @@ async fn a_wrong_password_is_a_clear_error_and_the_recorder_keeps_its_files() ->
     );
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(dock.served[0].files_left()?, 3, "nothing deleted");
-    assert!(media(&dock.api).await?.is_empty(), "nothing copied");
+    assert!(dock.api.media().await?.is_empty(), "nothing copied");
     dock.stop().await
 }
 
@@ -460,7 +452,8 @@ async fn files_leave_the_recorder_only_once_the_hub_holds_them_and_vanished_ones
         Duration::from_secs(60),
         "#5 and #7 stored, recorder empty",
         || async {
-            let stored = media(&api)
+            let stored = api
+                .media()
                 .await?
                 .iter()
                 .filter(|r| r["device_id"] == "ZFY0108" && r["media_state"] == "stored")
@@ -506,7 +499,9 @@ async fn a_recording_damaged_on_the_recorder_is_refused_and_the_others_still_arr
         Duration::from_secs(60),
         "the three sound ones stored",
         || async {
-            let stored: HashSet<u64> = media(&dock.api)
+            let stored: HashSet<u64> = dock
+                .api
+                .media()
                 .await?
                 .iter()
                 .filter(|r| r["media_state"] == "stored")
@@ -528,7 +523,9 @@ async fn a_recording_damaged_on_the_recorder_is_refused_and_the_others_still_arr
         "not cleared: #2 is still on it"
     );
     // The damaged copy is kept nowhere as evidence, and stays on the recorder.
-    let held: Vec<String> = media(&dock.api)
+    let held: Vec<String> = dock
+        .api
+        .media()
         .await?
         .iter()
         .filter_map(|r| r["sha256"].as_str().map(str::to_owned))

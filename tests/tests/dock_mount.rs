@@ -76,14 +76,7 @@ async fn dock_with_mount(
     eventually(
         Duration::from_secs(90),
         &format!("{count} recordings stored at the hub"),
-        || async {
-            let feed = api.feed().await?;
-            Ok(feed
-                .iter()
-                .filter(|r| r["kind"] == "media" && r["media_state"] == "stored")
-                .count()
-                == count)
-        },
+        || async { Ok(api.stored_media().await? == count) },
     )
     .await?;
     eventually(Duration::from_secs(30), "the recorder emptied", || async {

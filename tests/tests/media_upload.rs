@@ -38,16 +38,6 @@ fn offset(n: u64) -> (&'static str, String) {
     ("upload-offset", n.to_string())
 }
 
-/// The feed's media records.
-async fn media_records(api: &Api) -> anyhow::Result<Vec<serde_json::Value>> {
-    Ok(api
-        .feed()
-        .await?
-        .into_iter()
-        .filter(|r| r["kind"] == "media")
-        .collect())
-}
-
 fn blob_files(hub_dir: &Path) -> Vec<std::path::PathBuf> {
     files_under(&hub_dir.join("hub/blobs"))
 }
@@ -81,12 +71,12 @@ async fn a_recording_is_uploaded_verified_stored_once_and_released_by_the_agent(
         Duration::from_secs(30),
         "both records' media stored",
         || async {
-            let m = media_records(&api).await?;
+            let m = api.media().await?;
             Ok(m.len() == 2 && m.iter().all(|r| r["media_state"] == "stored"))
         },
     )
     .await?;
-    let records = media_records(&api).await?;
+    let records = api.media().await?;
     for r in &records {
         verify_feed_record(r)?;
         assert_eq!(r["sha256"], sha.as_str());
@@ -470,7 +460,7 @@ async fn bytes_altered_in_flight_are_caught_and_the_file_is_sent_again() -> anyh
     let sha = spool_random(&acfg.spool_dir, "VID_0002.mp4", 16 << 20, 3)?;
     let agent = Agent::start(acfg).await?;
     eventually(Duration::from_secs(30), "the recording stored", || async {
-        let m = media_records(&api).await?;
+        let m = api.media().await?;
         Ok(m.len() == 1 && m[0]["media_state"] == "stored")
     })
     .await?;
@@ -633,7 +623,7 @@ async fn records_created_during_a_large_upload_reach_the_feed_without_waiting_fo
             .is_some_and(|t| t.bytes_done < t.bytes_total),
         "the upload finished before the events arrived: the test proves nothing"
     );
-    let media = media_records(&api).await?;
+    let media = api.media().await?;
     assert_eq!(media[0]["media_state"], "awaiting");
     // The cap holds while records flow.
     let rate = (transfer[0].bytes_done - before) as f64 / waited.as_secs_f64();
