@@ -33,7 +33,7 @@ pub enum Command {
         #[arg(long, short, env = "EVSYNC_HUB_CONFIG")]
         config: Option<PathBuf>,
     },
-    /// Run the whole system on this machine: hub, embedded broker and field agents with generated data.
+    /// Run the whole system on this machine: hub, embedded broker, field agents with generated data, and a dock with simulated recorders.
     Demo {
         /// Data folder (a temporary one if absent).
         #[arg(long)]
@@ -56,6 +56,12 @@ pub enum Command {
         /// MP4 recordings per agent.
         #[arg(long, default_value_t = 5)]
         recordings: usize,
+        /// Simulated recorders docked in the demo dock, one per slot (0: no dock; needs ffmpeg otherwise).
+        #[arg(long, default_value_t = 3)]
+        recorders: usize,
+        /// New MP4 recordings on each simulated recorder per run.
+        #[arg(long, default_value_t = 3)]
+        recorder_recordings: u32,
     },
     /// Device enrollment.
     Devices {
@@ -130,6 +136,8 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             agents,
             events,
             recordings,
+            recorders,
+            recorder_recordings,
         } => {
             let stop = StopSignals::install()?;
             demo::run(
@@ -142,6 +150,8 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                     agents,
                     events,
                     recordings,
+                    recorders,
+                    recorder_recordings,
                 },
             )
             .await

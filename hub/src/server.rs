@@ -210,6 +210,13 @@ impl Hub {
         tokio::task::spawn_blocking(move || Store::open(&db)?.record_count()).await?
     }
 
+    /// SHA-256 (hex) of every recording signed by agent `agent_id` whose
+    /// bytes are verified and stored.
+    pub async fn stored_media(&self, agent_id: &str) -> anyhow::Result<Vec<String>> {
+        let (db, agent) = (self.db.clone(), agent_id.to_owned());
+        tokio::task::spawn_blocking(move || Store::open(&db)?.stored_hashes(&agent)).await?
+    }
+
     /// Waits until a task ends (which is a failure while serving) and returns its error.
     pub async fn failed(&mut self) -> anyhow::Error {
         match self.tasks.join_next().await {

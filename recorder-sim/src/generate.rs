@@ -49,6 +49,15 @@ pub fn ffmpeg_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// Fails, naming the fix, when ffmpeg cannot be run.
+pub fn require_ffmpeg() -> anyhow::Result<()> {
+    anyhow::ensure!(
+        ffmpeg_available(),
+        "ffmpeg not found: run scripts/setup, which installs Debian's ffmpeg"
+    );
+    Ok(())
+}
+
 /// Makes one MP4 of `seconds` at `path`, its header saying it started at `start` (UTC).
 pub fn make_mp4(
     path: &Path,

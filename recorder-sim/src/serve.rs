@@ -1,10 +1,13 @@
 //! The recorder's main loop: read the line, answer requests, inject faults,
-//! and pull (and put back) the plug when told to.
+//! and pull (and put back) the plug when told to; [`Background`] runs it on
+//! a thread of the caller's process (tests, the hub's demo).
 
 use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -175,4 +178,85 @@ fn send(io: &mut std::fs::File, mut bytes: &[u8], stop: &AtomicBool) -> anyhow::
         }
     }
     Ok(true)
+}
+
+/// A recorder served by [`run`] on a thread of this process. [`Background::stop`]
+/// (or dropping it) stops the line, joins the thread and removes the link.
+#[derive(Debug)]
+pub struct Background {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<anyhow::Result<Ended>>>,
+    link: Option<PathBuf>,
+}
+
+impl Background {
+    /// Starts serving `opts` on a new thread and waits up to `wait` for its
+    /// line to come up (for a pty, its link to exist). A recorder that fails
+    /// to start returns its error.
+    pub fn start(opts: Options, wait: Duration) -> anyhow::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (up_tx, up_rx) = mpsc::channel();
+        let flag = stop.clone();
+        let link = opts.link.clone();
+        let what = format!("recorder {}", opts.serial);
+        let thread = std::thread::Builder::new()
+            .name(format!("recorder-{}", opts.serial))
+            .spawn(move || {
+                run(&opts, &flag, |path| {
+                    let _ = up_tx.send(path.to_owned());
+                })
+            })
+            .with_context(|| format!("starting a thread for {what}"))?;
+        let mut me = Self {
+            stop,
+            thread: Some(thread),
+            link,
+        };
+        match up_rx.recv_timeout(wait) {
+            Ok(_) => Ok(me),
+            // The sender is gone: the thread ended before its line came up.
+            Err(mpsc::RecvTimeoutError::Disconnected) => match me.join() {
+                Err(e) => Err(e.context(format!("{what} did not start"))),
+                Ok(ended) => anyhow::bail!("{what} ended ({ended:?}) before its line came up"),
+            },
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                anyhow::bail!("{what}: no line after {wait:?}")
+            }
+        }
+    }
+
+    /// Whether the recorder thread is still serving.
+    pub fn is_running(&self) -> bool {
+        self.thread.as_ref().is_some_and(|t| !t.is_finished())
+    }
+
+    /// Stops the recorder; returns how it ended (or the error it ended with).
+    pub fn stop(mut self) -> anyhow::Result<Ended> {
+        self.join()
+    }
+
+    fn join(&mut self) -> anyhow::Result<Ended> {
+        self.stop.store(true, Ordering::Relaxed);
+        let ended = match self.thread.take() {
+            Some(t) => t
+                .join()
+                .map_err(|_| anyhow::anyhow!("the recorder thread panicked"))?,
+            None => Ok(Ended::Stopped),
+        };
+        // A line that ended with an error did not unplug; its link would dangle.
+        if let Some(link) = self.link.take() {
+            if link.symlink_metadata().is_ok() {
+                let _ = std::fs::remove_file(&link);
+            }
+        }
+        ended
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if self.thread.is_some() {
+            let _ = self.join();
+        }
+    }
 }

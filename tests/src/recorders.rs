@@ -4,9 +4,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -15,16 +12,12 @@ use evsync_protocol::signing::PublicKey;
 use evsync_recorder_sim::device::Device;
 use evsync_recorder_sim::faults::Faults;
 use evsync_recorder_sim::generate::{self, Plan};
-use evsync_recorder_sim::serve::{self, Ended, Options};
+use evsync_recorder_sim::serve::{Background, Ended, Options};
 use evsync_recorder_sim::storage::Storage;
 
 /// Fails with the fix when ffmpeg is missing (scripts/setup installs it).
 pub fn require_ffmpeg() -> anyhow::Result<()> {
-    anyhow::ensure!(
-        generate::ffmpeg_available(),
-        "ffmpeg not found: run scripts/setup, which installs Debian's ffmpeg"
-    );
-    Ok(())
+    generate::require_ffmpeg()
 }
 
 /// Makes a recorder `serial` in `dir` holding `count` recordings, its clock
@@ -127,8 +120,7 @@ pub fn ffprobe_duration_ms(path: &Path) -> anyhow::Result<u64> {
 
 /// A recorder serving on a pseudo-terminal in a thread of this process.
 pub struct Served {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<anyhow::Result<Ended>>>,
+    line: Background,
     /// The stable port path (a symlink to the current pty).
     pub link: PathBuf,
     /// The storage folder.
@@ -149,7 +141,6 @@ impl Served {
         mount: Option<&Path>,
         faults: Faults,
     ) -> anyhow::Result<Self> {
-        let stop = Arc::new(AtomicBool::new(false));
         let manifest = Storage::peek(storage)?;
         let opts = Options {
             storage: storage.to_owned(),
@@ -160,20 +151,8 @@ impl Served {
             max_chunk: 16 * 1024,
             faults,
         };
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || serve::run(&opts, &flag, |_| {}));
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while !link.exists() {
-            anyhow::ensure!(
-                std::time::Instant::now() < deadline,
-                "simulated recorder did not come up at {}",
-                link.display()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
         Ok(Self {
-            stop,
-            thread: Some(thread),
+            line: Background::start(opts, Duration::from_secs(5))?,
             link: link.to_owned(),
             storage: storage.to_owned(),
         })
@@ -185,22 +164,7 @@ impl Served {
     }
 
     /// Stops it; returns how it ended.
-    pub fn stop(mut self) -> anyhow::Result<Ended> {
-        self.stop.store(true, Ordering::Relaxed);
-        match self.thread.take() {
-            Some(t) => t
-                .join()
-                .map_err(|_| anyhow::anyhow!("recorder thread panicked"))?,
-            None => Ok(Ended::Stopped),
-        }
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+    pub fn stop(self) -> anyhow::Result<Ended> {
+        self.line.stop()
     }
 }

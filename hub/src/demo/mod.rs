@@ -1,8 +1,12 @@
 //! `evsync-hub demo`: the whole system on one machine. A hub with its
-//! embedded broker and SQLite store, and field agents in this process fed
-//! with generated events and MP4 recordings from Chongqing units. Prints
-//! `ready api=… token=… mqtt=…` once every demo record is receipted.
+//! embedded broker and SQLite store, field agents in this process fed with
+//! generated events and MP4 recordings from Chongqing units, and a dock
+//! ([`dock`]) with simulated recorders holding real MP4s made by ffmpeg.
+//! Prints `ready api=… token=… mqtt=…` once every demo record is
+//! receipted, every recording is stored verified at the hub and the
+//! recorders are emptied.
 
+pub mod dock;
 mod media;
 
 pub use media::write_mp4;
@@ -38,7 +42,14 @@ pub struct DemoOptions {
     pub events: usize,
     /// Recordings per agent.
     pub recordings: usize,
+    /// Simulated recorders docked in the demo dock (0: no dock).
+    pub recorders: usize,
+    /// New recordings on each simulated recorder per run.
+    pub recorder_recordings: u32,
 }
+
+/// Index of the demo unit ([`demo_unit`]) the dock belongs to: 北碚区城市管理局.
+pub const DOCK_UNIT: usize = 5;
 
 /// A Chongqing unit for the demo: district, bureau and domain from `data/`.
 #[derive(Debug, Clone)]
@@ -125,6 +136,18 @@ pub async fn run(
     mut stop: evsync_agent::cli::StopSignals,
     opts: DemoOptions,
 ) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        opts.recorders <= dock::MAX_RECORDERS,
+        "--recorders {}: expected 0 to {}",
+        opts.recorders,
+        dock::MAX_RECORDERS
+    );
+    if opts.recorders > 0 {
+        evsync_recorder_sim::generate::require_ffmpeg().context(
+            "the demo dock's simulated recorders hold MP4s made by ffmpeg \
+             (--recorders 0 runs the demo without the dock)",
+        )?;
+    }
     let temp;
     let root = match &opts.data {
         Some(d) => d.clone(),
@@ -178,6 +201,21 @@ pub async fn run(
         agents.push((device_id, Agent::start(cfg).await?));
     }
 
+    let dock = match opts.recorders {
+        0 => None,
+        n => Some(
+            dock::DemoDock::start(
+                &root,
+                &demo_unit(DOCK_UNIT),
+                n,
+                opts.recorder_recordings,
+                &hub.mqtt_url,
+                &hub.public_key,
+            )
+            .await?,
+        ),
+    };
+
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let stored = hub.record_count().await?;
@@ -186,18 +224,45 @@ pub async fn run(
             backlog += a.backlog()?.records;
             recordings += a.media_backlog()?.files;
         }
-        // Ready once every record is receipted and every recording's bytes too.
-        if stored as usize >= expected && backlog == 0 && recordings == 0 {
+        let docked = match &dock {
+            Some(d) => d.progress(&hub).await?,
+            None => dock::DockProgress::default(),
+        };
+        // Ready once every record is receipted and every recording's bytes too,
+        // and the dock has emptied its recorders.
+        if stored as usize >= expected && backlog == 0 && recordings == 0 && docked.done() {
             break;
         }
         if Instant::now() > deadline {
-            anyhow::bail!("demo: only {stored} of {expected} records receipted after 300 s (backlog {backlog}, recordings not yet uploaded {recordings})");
+            anyhow::bail!(
+                "demo: only {stored} of {expected} records receipted after 300 s (backlog {backlog}, \
+                 recordings not yet uploaded {recordings}; dock: {} recordings not stored at the hub, \
+                 {} files left on the recorders, backlog {}, uploads {})",
+                docked.not_stored,
+                docked.on_recorders,
+                docked.backlog,
+                docked.uploads
+            );
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::select! {
+            _ = stop.wait() => {
+                eprintln!("demo: stopping before ready");
+                shutdown(agents, dock, hub).await?;
+                anyhow::bail!("demo: stopped by a signal before every record was receipted");
+            }
+            _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
     }
     let api = format!("http://{}", hub.http_addr);
+    if let Some(d) = &dock {
+        eprintln!(
+            "demo: dock {} emptied its recorders: {} recordings stored and verified at the hub",
+            d.device_id,
+            d.expected()
+        );
+    }
     eprintln!(
-        "demo: all {expected} records verified, stored and receipted from {} agents, recordings uploaded and verified\n\
+        "demo: all {expected} records verified, stored and receipted from {} field agents, recordings uploaded and verified\n\
          demo: feed    curl -H 'Authorization: Bearer {}' '{api}/api/v1/records?limit=5'\n\
          demo: alerts  {api}/api/v1/alerts   metrics {api}/metrics\n\
          demo: hub key {} (also in {})",
@@ -214,10 +279,22 @@ pub async fn run(
         }
         eprintln!("demo: stopping");
     }
+    shutdown(agents, dock, hub).await
+}
+
+/// Stops the field agents, the dock and its recorders, then the hub.
+async fn shutdown(
+    agents: Vec<(String, Agent)>,
+    dock: Option<dock::DemoDock>,
+    hub: Hub,
+) -> anyhow::Result<()> {
     for (id, a) in agents {
         a.shutdown()
             .await
             .with_context(|| format!("stopping agent {id}"))?;
+    }
+    if let Some(d) = dock {
+        d.shutdown().await?;
     }
     hub.shutdown().await
 }

@@ -187,6 +187,18 @@ impl Store {
             .optional()?)
     }
 
+    /// SHA-256 (hex) of every recording signed by agent `agent_id` whose
+    /// bytes are verified and stored.
+    pub fn stored_hashes(&self, agent_id: &str) -> anyhow::Result<Vec<String>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT DISTINCT sha256 FROM media WHERE agent_id = ?1 AND state = 'stored'",
+        )?;
+        let rows = stmt
+            .query_map([agent_id], |r| r.get(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
     /// Hashes that some record still awaits (partials of others are abandoned).
     pub fn awaited_hashes(&self) -> anyhow::Result<Vec<String>> {
         let mut stmt = self
