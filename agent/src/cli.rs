@@ -111,11 +111,13 @@ pub fn init_logging(json: bool, bars: Option<MultiProgress>) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(Stderr { bars });
-    if json {
-        builder.json().init();
+    // Only the first call installs a subscriber (an embedding program or a
+    // test may have one already).
+    let _ = if json {
+        builder.json().try_init()
     } else {
-        builder.init();
-    }
+        builder.try_init()
+    };
 }
 
 /// SIGINT and SIGTERM handlers, installed before anything starts so that a

@@ -183,6 +183,20 @@ async fn pooled_recorders_are_checked_in_on_docking_and_out_to_the_next_officer(
         "{e}"
     );
 
+    // Reseated at once without a recording (or the line dropped as 020304
+    // took it): still 020304's.
+    s1.stop()?;
+    let s1 = Served::start(&r1, &dir.path().join("slot1"), Faults::default())?;
+    eventually(
+        Duration::from_secs(20),
+        "redocked, still checked out",
+        || async { Ok(agent.slots()[0].state == SlotState::CheckedOut) },
+    )
+    .await?;
+    assert_eq!(Storage::peek(&r1)?.zfy.officer_no, "020304");
+    let feed = api.feed().await?;
+    assert_eq!(events(&feed, "ZFY0201", "recorder_checked_in").len(), 1);
+
     // 020304's shift: two recordings, then the recorder comes back.
     s1.stop()?;
     record_more(&r1, 2)?;

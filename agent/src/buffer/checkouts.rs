@@ -193,6 +193,22 @@ impl Buffer {
         Ok(())
     }
 
+    /// When `recorder_id` was last checked out, if ever.
+    pub fn last_checkout(&self, recorder_id: &str) -> anyhow::Result<Option<DateTime<Utc>>> {
+        let at: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT MAX(done_at) FROM checkouts WHERE recorder_id = ?1 AND state = 'done'",
+            )?
+            .query_row([recorder_id], |r| r.get(0))?;
+        at.map(|at| {
+            DateTime::parse_from_rfc3339(&at)
+                .map(|t| t.with_timezone(&Utc))
+                .with_context(|| format!("check-out of {recorder_id} has a malformed time {at:?}"))
+        })
+        .transpose()
+    }
+
     /// Withdraws pending request `id` (the officer gave up waiting);
     /// returns whether it was still pending.
     pub fn withdraw_checkout(&mut self, id: i64) -> anyhow::Result<bool> {

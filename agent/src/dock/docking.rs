@@ -64,6 +64,10 @@ struct Docked {
     failing: HashMap<u32, (u32, std::time::Instant)>,
 }
 
+/// A recorder docked again within this many seconds of its check-out,
+/// with no recordings, is taken to have never left: not checked in.
+const CHECK_IN_AFTER_SECS: i64 = 120;
+
 /// Where a recorder stands after a pass over its files.
 #[derive(Debug, Clone, Copy)]
 struct Standing {
@@ -473,6 +477,22 @@ async fn check_in(
     let Some(officer) = docked.officer.clone() else {
         return Ok(());
     };
+    // Back without a recording moments after its check-out: the line
+    // dropped while the officer was taking it, or it was only reseated. It
+    // stays theirs.
+    let id = docked.id.clone();
+    let out_at = with_buffer(&shared.buffer, move |b| b.last_checkout(&id)).await?;
+    if docked.taken == 0
+        && out_at.is_some_and(|t| Utc::now() - t < ChronoDuration::seconds(CHECK_IN_AFTER_SECS))
+    {
+        tracing::info!(
+            recorder = docked.id,
+            officer,
+            "recorder back without recordings right after its check-out; still checked out"
+        );
+        docked.checked_out = true;
+        return Ok(());
+    }
     let mut template = body(shared, docked, Kind::Event, Utc::now());
     template.event = Some(Event::RecorderCheckedIn {
         files: docked.taken,
