@@ -110,6 +110,16 @@ impl Agent {
         };
         let board = Arc::new(Board::new(&ports, bars.as_ref()));
         if cfg.role == "dock" {
+            let released = buffer
+                .lock()
+                .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?
+                .release_all_claims()?;
+            if released > 0 {
+                tracing::warn!(
+                    released,
+                    "check-outs interrupted by the last stop are answered again"
+                );
+            }
             let shared = Arc::new(crate::dock::docking::Shared {
                 cfg: cfg.clone(),
                 key: key.clone(),

@@ -12,6 +12,10 @@ use evsync_recorder_protocol::message::ZfyInfo;
 
 use crate::buffer::{Buffer, Holder};
 
+/// How long past `--wait-secs` a claimed request (a slot is writing the
+/// recorder) is waited for before giving up.
+const CLAIM_GRACE: Duration = Duration::from_secs(30);
+
 /// Checks `holder` against the recorder's field rules (GA/T 947 `ZFY_INFO`):
 /// every problem at once, each naming the field and what was expected.
 pub fn validate(holder: &Holder) -> anyhow::Result<()> {
@@ -51,7 +55,9 @@ pub async fn checkout(
     wait: Duration,
 ) -> anyhow::Result<String> {
     validate(&holder)?;
-    let expires = Utc::now() + chrono::Duration::from_std(wait).context("--wait-secs too large")?;
+    let too_long = || anyhow::anyhow!("--wait-secs {}: expected at most a day", wait.as_secs());
+    anyhow::ensure!(wait <= Duration::from_secs(86_400), too_long());
+    let expires = Utc::now() + chrono::Duration::from_std(wait).map_err(|_| too_long())?;
     let path = buffer_path.to_owned();
     let id = tokio::task::spawn_blocking(move || {
         Buffer::open(&path)?.request_checkout(&holder, recorder.as_deref(), expires)
@@ -72,6 +78,13 @@ pub async fn checkout(
                 now.result.unwrap_or_else(|| "no reason given".into())
             ),
             _ => {}
+        }
+        if tokio::time::Instant::now() >= deadline + CLAIM_GRACE {
+            anyhow::bail!(
+                "check-out request {id} is still {} after {} s: look at the recorder in the dock's slot status before handing it over",
+                now.state,
+                (wait + CLAIM_GRACE).as_secs()
+            );
         }
         if tokio::time::Instant::now() >= deadline && now.state == "pending" {
             let path = buffer_path.to_owned();

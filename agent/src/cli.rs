@@ -215,6 +215,11 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
                 config.display(),
                 cfg.role
             );
+            anyhow::ensure!(
+                cfg.dock.pooled,
+                "{}: dock.pooled = false: this dock's recorders are personal, not handed out (set dock.pooled = true for a pool)",
+                config.display()
+            );
             let holder = crate::buffer::Holder {
                 officer_no: officer,
                 unit_no: unit,

@@ -35,12 +35,30 @@ pub fn path_of(dir: &Path, name: &str) -> Option<PathBuf> {
         .map(|parts| parts.iter().fold(dir.to_owned(), |p, c| p.join(c)))
 }
 
+/// The file that marks a folder as a volume this simulator made.
+pub const MARKER: &str = ".evsync-volume";
+
 impl Volume {
     /// The volume at `dir` (created if missing), emptied of anything
     /// `storage`'s recordings would have left there.
     pub fn new(dir: &Path, storage: &Storage, tamper: Option<u32>) -> anyhow::Result<Self> {
         fs::create_dir_all(dir)
             .with_context(|| format!("creating the mass-storage folder {}", dir.display()))?;
+        // Only a folder this simulator made is ever emptied: a mistyped
+        // --mount must not cost anyone their files.
+        let marker = dir.join(MARKER);
+        let foreign = fs::read_dir(dir)
+            .with_context(|| format!("reading {}", dir.display()))?
+            .next()
+            .is_some()
+            && !marker.is_file();
+        anyhow::ensure!(
+            !foreign,
+            "--mount {}: the folder holds files this recorder did not put there; expected an empty folder (or one it made, with {MARKER})",
+            dir.display()
+        );
+        fs::write(&marker, b"evsync-recorder-sim mass-storage volume\n")
+            .with_context(|| format!("writing {}", marker.display()))?;
         let mut v = Self {
             dir: dir.to_owned(),
             exposed: BTreeMap::new(),
@@ -134,6 +152,8 @@ mod tests {
                 let p = e.unwrap().path();
                 if p.is_dir() {
                     stack.push(p);
+                } else if p.file_name().is_some_and(|n| n == MARKER) {
+                    continue;
                 } else {
                     let rel = p.strip_prefix(dir).unwrap();
                     out.push(rel.to_string_lossy().into_owned());
@@ -237,16 +257,24 @@ mod tests {
     }
 
     #[test]
-    fn only_what_the_recorder_would_expose_is_ever_removed() {
+    fn a_folder_holding_someone_elses_files_is_refused_and_left_alone() {
         let tmp = tempfile::tempdir().unwrap();
         let vol = tmp.path().join("vol");
         fs::create_dir_all(&vol).unwrap();
         fs::write(vol.join("someone-elses.txt"), "keep").unwrap();
-        fs::write(vol.join("A.MP4"), "stale").unwrap();
-        let mut d = recorder(tmp.path(), &["A.MP4"], None);
-        assert_eq!(files_under(&vol), ["someone-elses.txt"]);
-        d.handle(&Request::SetMsdc { on: true });
-        d.unmount();
-        assert_eq!(files_under(&vol), ["someone-elses.txt"]);
+        fs::write(vol.join("A.MP4"), "theirs").unwrap();
+        let storage = Storage::open(&tmp.path().join("rec"), "ZFY0009").unwrap();
+        let e = Device::new(storage, Faults::default(), 512)
+            .with_mount(&vol)
+            .err()
+            .map(|e| format!("{e:#}"))
+            .unwrap_or_default();
+        assert!(e.contains("did not put there"), "{e}");
+        assert_eq!(files_under(&vol), ["A.MP4", "someone-elses.txt"]);
+        assert_eq!(fs::read_to_string(vol.join("A.MP4")).unwrap(), "theirs");
+        // A folder it made is used again (a restarted recorder).
+        let other = tempfile::tempdir().unwrap();
+        drop(recorder(other.path(), &["B.MP4"], None));
+        drop(recorder(other.path(), &[], None));
     }
 }

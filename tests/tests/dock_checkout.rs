@@ -135,6 +135,28 @@ async fn pooled_recorders_are_checked_in_on_docking_and_out_to_the_next_officer(
     );
     assert!(e.contains("--officer \"12\": expected 6 digits"), "{e}");
 
+    // A dock of personal recorders hands none out.
+    let personal = dir.path().join("personal.toml");
+    let mut not_pooled = evsync_agent::config::AgentConfig::load(&config_path)?;
+    not_pooled.dock.pooled = false;
+    write_agent_toml(&not_pooled, &personal)?;
+    let refused = evsync_agent::cli::main(evsync_agent::cli::Cli::parse_from([
+        "evsync-agent",
+        "checkout",
+        "--config",
+        &personal.to_string_lossy(),
+        "--officer",
+        "020304",
+        "--unit",
+        "500112000000",
+    ]))
+    .await;
+    let e = format!(
+        "{:#}",
+        refused.err().ok_or_else(|| anyhow::anyhow!("accepted"))?
+    );
+    assert!(e.contains("dock.pooled = false"), "{e}");
+
     // Check-out: the fullest cleared recorder goes to 020304.
     let said = evsync_agent::checkout::checkout(
         &buffer,

@@ -17,6 +17,7 @@ use evsync_e2e::*;
 use evsync_hub::server::Hub;
 use evsync_recorder_protocol::volume;
 use evsync_recorder_sim::faults::Faults;
+use evsync_recorder_sim::mount::MARKER;
 use evsync_recorder_sim::storage::Storage;
 use serde_json::Value;
 
@@ -41,20 +42,12 @@ fn read_over_serial(storage: &Path) -> anyhow::Result<BTreeSet<u32>> {
         .collect())
 }
 
+/// The recordings on a mass-storage volume (not the simulator's marker).
 fn files_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d)? {
-            let p = e?.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    Ok(out)
+    Ok(media::files_under(dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_none_or(|n| n != MARKER))
+        .collect())
 }
 
 /// Docks the recorder in `storage` (its volume at `mount`, with `faults`)

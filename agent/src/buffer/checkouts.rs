@@ -73,10 +73,15 @@ const COLUMNS: &str =
     "id, officer_no, unit_no, officer_name, unit_name, recorder_id, state, result, expires_at";
 
 fn settle(conn: &rusqlite::Connection, id: i64, state: &str, result: &str) -> anyhow::Result<()> {
-    conn.prepare_cached(
-        "UPDATE checkouts SET state = ?2, result = ?3, done_at = ?4 WHERE id = ?1 AND state = 'claimed'",
-    )?
-    .execute(params![id, state, result, now()])?;
+    let n = conn
+        .prepare_cached(
+            "UPDATE checkouts SET state = ?2, result = ?3, done_at = ?4 WHERE id = ?1 AND state = 'claimed'",
+        )?
+        .execute(params![id, state, result, now()])?;
+    anyhow::ensure!(
+        n == 1,
+        "check-out request {id} is no longer claimed; not settled as {state}"
+    );
     Ok(())
 }
 
@@ -207,6 +212,15 @@ impl Buffer {
                 .with_context(|| format!("check-out of {recorder_id} has a malformed time {at:?}"))
         })
         .transpose()
+    }
+
+    /// At the agent's start: every claim is from a run that ended before
+    /// settling it, so all go back to pending.
+    pub fn release_all_claims(&mut self) -> anyhow::Result<usize> {
+        Ok(self
+            .conn
+            .prepare_cached("UPDATE checkouts SET state = 'pending' WHERE state = 'claimed'")?
+            .execute([])?)
     }
 
     /// Withdraws pending request `id` (the officer gave up waiting);

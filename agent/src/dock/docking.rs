@@ -118,7 +118,9 @@ pub async fn serve(
         let synced = sync_files(shared, link, &mut docked, slot).await;
         slot.update(|s| line(s, link));
         let standing = synced?;
-        if shared.cfg.dock.pooled && standing.uncopied == 0 {
+        // Checked in once its evidence is safe at the hub: until then the
+        // recorder keeps naming who carried it, should it be copied again.
+        if shared.cfg.dock.pooled && standing.cleared() {
             check_in(shared, link, &mut docked).await?;
         }
         slot.update(|s| {
@@ -135,7 +137,7 @@ pub async fn serve(
             s.officer = docked.officer.clone();
             s.unit = docked.unit.clone();
         });
-        if standing.cleared() && !docked.checked_out {
+        if shared.cfg.dock.pooled && standing.cleared() && !docked.checked_out {
             hand_out(shared, link, &mut docked, slot).await?;
         }
         tokio::select! {
@@ -564,19 +566,27 @@ async fn hand_out(
         unit_name: h.unit_name.clone(),
         ..docked.zfy.clone()
     };
+    let before = docked.zfy.clone();
     if let Err(e) = write_zfy(link, docked, info).await {
         let why = format!("{e:#}");
         let (id, rid) = (req.id, docked.id.clone());
-        // A refusal settles the request; a failed line leaves it to be
-        // answered again (the claim is released at the next docking).
-        if e.downcast_ref::<super::link::LinkError>()
-            .is_some_and(|l| l.status().is_some())
-        {
-            with_buffer(&shared.buffer, move |b| b.refuse_checkout(id, &why)).await?;
-            return Ok(());
+        let line_failed = e
+            .downcast_ref::<super::link::LinkError>()
+            .is_some_and(|l| l.status().is_none());
+        if line_failed {
+            // Answered again (the claim is released at the next docking).
+            with_buffer(&shared.buffer, move |b| b.release_claims(&rid)).await?;
+            return Err(e);
         }
-        with_buffer(&shared.buffer, move |b| b.release_claims(&rid)).await?;
-        return Err(e);
+        // Refused, or it reads back something else: the request is refused
+        // and the recorder given back its assignment, so nobody is named
+        // on it who did not check it out.
+        tracing::error!(recorder = docked.id, error = why, "check-out failed");
+        with_buffer(&shared.buffer, move |b| b.refuse_checkout(id, &why)).await?;
+        write_zfy(link, docked, before)
+            .await
+            .with_context(|| format!("restoring the assignment of {}", docked.id))?;
+        return Ok(());
     }
     let mut template = body(shared, docked, Kind::Event, Utc::now());
     template.event = Some(Event::RecorderCheckedOut {
