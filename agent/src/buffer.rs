@@ -670,6 +670,7 @@ mod tests {
             clock_offset_ms: 0,
             media: None,
             event: Some(Event::DutyStarted),
+            geo: None,
         }
     }
 

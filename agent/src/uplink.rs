@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use crate::buffer::{with_buffer, Buffer};
 use crate::config::AgentConfig;
+use crate::gps::Gps;
 use crate::upload::progress::Progress;
 use crate::upload::{Inbound, UploadStats};
 
@@ -169,6 +170,7 @@ pub struct Sender {
     last_rewind: Instant,
     progress: Arc<Progress>,
     upload_stats: Arc<UploadStats>,
+    gps: Option<Gps>,
 }
 
 impl Sender {
@@ -197,7 +199,14 @@ impl Sender {
             last_rewind: Instant::now(),
             progress,
             upload_stats,
+            gps: None,
         })
+    }
+
+    /// Reports `gps` (the field device's receiver) in status messages.
+    pub fn with_gps(mut self, gps: Option<Gps>) -> Self {
+        self.gps = gps;
+        self
     }
 
     /// Go back to the oldest unreceipted record.
@@ -251,7 +260,7 @@ impl Sender {
             with_buffer(&self.buffer, |b| Ok((b.backlog()?, b.media_backlog()?))).await?;
         let s = &self.stats;
         let u = &self.upload_stats;
-        let status = serde_json::json!({
+        let mut status = serde_json::json!({
             "online": true,
             "at": chrono::Utc::now(),
             "backlog_records": backlog.records,
@@ -271,6 +280,9 @@ impl Sender {
             "dropped_receipts": s.dropped_receipts.load(Ordering::Relaxed),
             "refused_records": s.refused_records.load(Ordering::Relaxed),
         });
+        if let Some(gps) = &self.gps {
+            status["gps"] = gps.status();
+        }
         self.client
             .publish(
                 topic(&self.cfg.device_id, Channel::Status),

@@ -569,6 +569,7 @@ impl RawDevice {
             event: Some(Event::MarkedImportant {
                 note: Some(note.into()),
             }),
+            geo: None,
         }
     }
 
