@@ -1,5 +1,5 @@
-//! A running agent: the spool task, the uplink sender and the MQTT event
-//! loop, joined under one shutdown signal. Any task ending on its own ends
+//! A running agent: the spool task, the dock slots or the GPS reader, the
+//! uplink sender and the MQTT event loop, joined under one shutdown signal. Any task ending on its own ends
 //! the agent with an error; nothing fails silently.
 
 use std::sync::{Arc, Mutex};
@@ -18,6 +18,7 @@ use evsync_protocol::record::{Event, Kind, RecordBody};
 use crate::buffer::{with_buffer, Backlog, Buffer};
 use crate::config::AgentConfig;
 use crate::dock::board::{Board, SlotHandle, SlotStatus};
+use crate::gps::{self, Gps};
 use crate::records;
 use crate::spool::Spool;
 use crate::uplink::{self, Link, Reporting, Routes, Sender, Stats};
@@ -34,6 +35,7 @@ pub struct Agent {
     progress: Arc<Progress>,
     board: Arc<Board>,
     key: Arc<SigningKey>,
+    gps: Option<Gps>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
 }
@@ -71,7 +73,33 @@ impl Agent {
         let new_records = Arc::new(Notify::new());
         let mut tasks = JoinSet::new();
 
-        let mut spool = Spool::new(cfg.clone(), key.clone(), buffer.clone())?;
+        // A field device's GPS receiver: read by a task of its own, which
+        // reopens the port whenever it goes away and returns only on shutdown.
+        let gps = match (&cfg.gps.port, cfg.role.as_str()) {
+            (Some(port), "field") => {
+                let port_name = port.display().to_string();
+                let (gps, reader) = gps::reader(
+                    port_name.clone(),
+                    cfg.gps.baud,
+                    cfg.gps.max_fix_age(),
+                    shutdown_rx.clone(),
+                );
+                let stopping = shutdown_rx.clone();
+                tasks.spawn(async move {
+                    reader.await;
+                    anyhow::ensure!(
+                        *stopping.borrow(),
+                        "the GPS reader of {} stopped before shutdown",
+                        port_name
+                    );
+                    Ok(())
+                });
+                Some(gps)
+            }
+            _ => None,
+        };
+
+        let mut spool = Spool::new(cfg.clone(), key.clone(), buffer.clone())?.with_gps(gps.clone());
         let interval = cfg.spool.scan_interval();
         let notify = new_records.clone();
         let mut spool_shutdown = shutdown_rx.clone();
@@ -174,6 +202,7 @@ impl Agent {
                 progress: progress.clone(),
                 upload_stats: upload_stats.clone(),
                 board: board.clone(),
+                gps: gps.clone(),
             },
         )?;
         tasks.spawn(sender.run(receipts_rx, link_rx, new_records.clone(), shutdown_rx));
@@ -186,6 +215,7 @@ impl Agent {
             progress,
             board,
             key,
+            gps,
             shutdown,
             tasks,
         })
@@ -199,10 +229,11 @@ impl Agent {
         event: Event,
         device_time: DateTime<Utc>,
     ) -> anyhow::Result<RecordBody> {
-        let (cfg, key) = (self.cfg.clone(), self.key.clone());
+        let (cfg, key, gps) = (self.cfg.clone(), self.key.clone(), self.gps.clone());
         let body = with_buffer(&self.buffer, move |b| {
             b.append(&key, &cfg.device_id, None, None, |seq, prev| {
-                let mut body = records::body(&cfg, Kind::Event, seq, prev, device_time);
+                let mut body =
+                    records::body(&cfg, Kind::Event, seq, prev, device_time, gps.as_ref());
                 body.event = Some(event);
                 body
             })
@@ -226,6 +257,17 @@ impl Agent {
             .lock()
             .map_err(|_| anyhow::anyhow!("buffer lock poisoned"))?
             .backlog()
+    }
+
+    /// The geotag a record made now would get: `None` without a GPS
+    /// receiver, or while it has no valid fix within `gps.max_fix_age_secs`.
+    pub fn geotag(&self) -> Option<evsync_protocol::record::Geo> {
+        self.gps.as_ref().and_then(Gps::tag)
+    }
+
+    /// The GPS receiver's reader, when `[gps] port` is configured.
+    pub fn gps(&self) -> Option<&Gps> {
+        self.gps.as_ref()
     }
 
     /// Uplink counters.

@@ -692,6 +692,7 @@ mod tests {
             clock_offset_ms: 0,
             media: None,
             event: Some(Event::DutyStarted),
+            geo: None,
         }
     }
 

@@ -1,5 +1,5 @@
 //! `agent.toml`: who this device is, where it keeps its data, which hub it
-//! trusts and how it talks to it. `EVSYNC_AGENT_*` environment variables
+//! trusts and how it talks to it, and (field devices) its GPS receiver. `EVSYNC_AGENT_*` environment variables
 //! override the file; validation reports every problem at once.
 
 use std::path::{Path, PathBuf};
@@ -44,6 +44,71 @@ pub struct AgentConfig {
     /// Docked recorders (role `dock`).
     #[serde(default)]
     pub dock: DockSection,
+    /// The GPS receiver of a field device (role `field`), which geotags its records.
+    #[serde(default)]
+    pub gps: GpsSection,
+}
+
+/// A field device's GPS receiver, speaking NMEA 0183 on a serial port. Off
+/// unless `port` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GpsSection {
+    /// Serial port of the receiver (e.g. `/dev/ttyUSB0`); GPS is on when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<PathBuf>,
+    /// Baud rate (NMEA 0183 says 4800; most receivers send at 9600).
+    pub baud: u32,
+    /// A record is tagged only with a fix at most this old, seconds.
+    pub max_fix_age_secs: u64,
+}
+
+impl Default for GpsSection {
+    fn default() -> Self {
+        Self {
+            port: None,
+            baud: 9600,
+            max_fix_age_secs: 10,
+        }
+    }
+}
+
+impl GpsSection {
+    /// The oldest fix a record may be tagged with.
+    pub fn max_fix_age(&self) -> Duration {
+        Duration::from_secs(self.max_fix_age_secs)
+    }
+
+    fn problems(&self, role: &str, p: &mut Vec<String>) {
+        let Some(port) = &self.port else {
+            return;
+        };
+        if role != "field" {
+            p.push(format!(
+                "gps.port = {:?}: a GPS receiver geotags a field device's records; \
+                 expected no [gps] section with role = {role:?} (only with role = \"field\")",
+                port.display().to_string()
+            ));
+        }
+        if port.as_os_str().is_empty() {
+            p.push(
+                "gps.port = \"\": expected the receiver's serial port (e.g. \"/dev/ttyUSB0\")"
+                    .into(),
+            );
+        }
+        if !(1200..=921_600).contains(&self.baud) {
+            p.push(format!(
+                "gps.baud = {}: expected 1200 to 921600 (NMEA 0183: 4800; most receivers: 9600)",
+                self.baud
+            ));
+        }
+        if !(1..=3600).contains(&self.max_fix_age_secs) {
+            p.push(format!(
+                "gps.max_fix_age_secs = {}: expected 1 to 3600",
+                self.max_fix_age_secs
+            ));
+        }
+    }
 }
 
 /// A dock's slots and how it treats the recorders docked in them.
@@ -308,6 +373,7 @@ impl AgentConfig {
             spool: SpoolSection::default(),
             upload: UploadSection::default(),
             dock: DockSection::default(),
+            gps: GpsSection::default(),
         }
     }
 
@@ -335,6 +401,9 @@ impl AgentConfig {
         }
         if let Some(v) = env("EVSYNC_AGENT_HUB_PUBLIC_KEY") {
             self.hub_public_key = v;
+        }
+        if let Some(v) = env("EVSYNC_AGENT_GPS_PORT") {
+            self.gps.port = Some(v.into());
         }
     }
 
@@ -387,6 +456,7 @@ impl AgentConfig {
             ));
         }
         self.dock.problems(&self.role, &mut p);
+        self.gps.problems(&self.role, &mut p);
         if !(1..=16).contains(&self.upload.parallel) {
             p.push(format!(
                 "upload.parallel = {}: expected 1 to 16",
@@ -425,6 +495,81 @@ mod tests {
         let cfg = AgentConfig::load(&path).unwrap();
         assert_eq!(cfg.uplink, UplinkSection::default());
         assert_eq!(cfg.upload, UploadSection::default());
+        assert_eq!(
+            cfg.gps,
+            GpsSection::default(),
+            "GPS is off unless a port is set"
+        );
+    }
+
+    fn with_gps(role: &str, gps: &str) -> AgentConfig {
+        let slots = if role == "dock" {
+            "[[dock.slots]]\nport = \"/dev/ttyACM0\"\n"
+        } else {
+            ""
+        };
+        let text = format!(
+            r#"
+            device_id = "field-500112-01"
+            role = "{role}"
+            data_dir = "/tmp/a"
+            spool_dir = "/tmp/b"
+            hub_public_key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+            [mqtt]
+            url = "mqtt://127.0.0.1:1884"
+            {slots}
+            [gps]
+            {gps}
+            "#
+        );
+        toml::from_str(&text).unwrap()
+    }
+
+    #[test]
+    fn a_gps_port_turns_gps_on_with_defaults_for_the_rest() {
+        let cfg = with_gps("field", r#"port = "/dev/ttyUSB0""#);
+        cfg.validate().unwrap();
+        assert_eq!(
+            cfg.gps,
+            GpsSection {
+                port: Some("/dev/ttyUSB0".into()),
+                baud: 9600,
+                max_fix_age_secs: 10,
+            }
+        );
+        assert_eq!(cfg.gps.max_fix_age(), Duration::from_secs(10));
+        // Without a port the section's other settings are inert.
+        let off = with_gps("dock", "baud = 4800");
+        off.validate().unwrap();
+        assert_eq!(off.gps.port, None);
+    }
+
+    #[test]
+    fn gps_on_a_dock_and_bad_gps_values_are_reported_naming_the_field() {
+        let dock = with_gps("dock", r#"port = "/dev/ttyUSB0""#);
+        let err = dock.validate().unwrap_err().to_string();
+        assert!(err.contains("1 problem(s)"), "{err}");
+        assert!(
+            err.contains(
+                "gps.port = \"/dev/ttyUSB0\": a GPS receiver geotags a field device's records"
+            ) && err.contains("role = \"dock\""),
+            "{err}"
+        );
+        let bad = with_gps("field", "port = \"\"\nbaud = 0\nmax_fix_age_secs = 0");
+        let err = bad.validate().unwrap_err().to_string();
+        for needle in [
+            "3 problem(s)",
+            "gps.port = \"\": expected the receiver's serial port",
+            "gps.baud = 0: expected 1200 to 921600",
+            "gps.max_fix_age_secs = 0: expected 1 to 3600",
+        ] {
+            assert!(err.contains(needle), "{needle:?} missing from {err}");
+        }
+        let typo: Result<AgentConfig, _> = toml::from_str(
+            "device_id = \"x\"\ndata_dir = \"a\"\nspool_dir = \"b\"\nhub_public_key = \"k\"\n\
+             [mqtt]\nurl = \"mqtt://h:1\"\n[gps]\nprot = \"/dev/ttyUSB0\"",
+        );
+        assert!(typo.unwrap_err().to_string().contains("prot"));
     }
 
     #[test]

@@ -1,15 +1,19 @@
 //! Where a record was made, for field devices with a GPS receiver.
 //!
 //! In: NMEA 0183 lines from the receiver's serial port. Out: the latest valid
-//! fix and its age, which [`Gps::tag`] hands to each record as a [`GeoTag`].
+//! fix and its age, which [`Gps::tag`] hands to each record as its
+//! [`Geo`] (the record body's `geo`).
 //!
 //! [`Tracker`] is the protocol without I/O: fed one line at a time, it parses
 //! GGA and RMC with the `nmea` crate, rejects damaged lines with an error that
 //! names the sentence and the fault, and keeps the latest valid fix. An
 //! invalid fix (GGA quality 0, RMC status `V`) never replaces a valid one: it
-//! only records that the receiver currently has no fix, and the valid fix
-//! ages until `max_age` retires it. [`spawn`] is the thin task that opens the
-//! port, reopens it with backoff when it goes away, and feeds the tracker.
+//! only records that the receiver currently has no fix. A record is tagged
+//! ([`Tracker::geotag`]) only while the receiver reports a fix and that fix
+//! is at most `max_age` old, so no record ever carries a stale position or
+//! one the receiver itself called invalid. [`reader`] is the thin task that
+//! opens the port, reopens it with backoff when it goes away, and feeds the
+//! tracker.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,10 +21,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Days, NaiveDateTime, NaiveTime, TimeDelta, Utc};
+use evsync_protocol::record::{FixQuality, Geo};
 use nmea::sentences::rmc::RmcStatusOfFix;
 use nmea::sentences::{parse_gga, parse_rmc, FixType, GgaData, RmcData};
 use nmea::SentenceType;
 use serde::{Deserialize, Serialize};
+use std::future::Future;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -42,42 +48,19 @@ const REJECT_LOG_EVERY: Duration = Duration::from_secs(60);
 /// belongs to the same epoch (receivers that send GGA first).
 const SAME_EPOCH: Duration = Duration::from_secs(60);
 
-/// How the receiver computed a fix (GGA field 6, or the RMC mode indicator).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Quality {
-    /// Autonomous satellite fix.
-    Gps,
-    /// Differential fix: SBAS or a correction service.
-    Dgps,
-    /// Precise Positioning Service (military code) fix.
-    Pps,
-    /// Real-time kinematic, integer ambiguities fixed: centimetres.
-    Rtk,
-    /// Real-time kinematic, float ambiguities: decimetres.
-    FloatRtk,
-    /// Dead reckoning from the last fix: no satellites behind it.
-    Estimated,
-    /// A position entered by hand.
-    Manual,
-    /// The receiver's simulator: not a real position.
-    Simulation,
-}
-
-impl Quality {
-    /// The quality of a fix, or `None` when the receiver says it has none.
-    fn of(fix: FixType) -> Option<Quality> {
-        match fix {
-            FixType::Invalid => None,
-            FixType::Gps => Some(Quality::Gps),
-            FixType::DGps => Some(Quality::Dgps),
-            FixType::Pps => Some(Quality::Pps),
-            FixType::Rtk => Some(Quality::Rtk),
-            FixType::FloatRtk => Some(Quality::FloatRtk),
-            FixType::Estimated => Some(Quality::Estimated),
-            FixType::Manual => Some(Quality::Manual),
-            FixType::Simulation => Some(Quality::Simulation),
-        }
+/// The quality of a fix (GGA field 6, or the RMC mode indicator), or `None`
+/// when the receiver says it has none.
+fn quality_of(fix: FixType) -> Option<FixQuality> {
+    match fix {
+        FixType::Invalid => None,
+        FixType::Gps => Some(FixQuality::Gps),
+        FixType::DGps => Some(FixQuality::Dgps),
+        FixType::Pps => Some(FixQuality::Pps),
+        FixType::Rtk => Some(FixQuality::Rtk),
+        FixType::FloatRtk => Some(FixQuality::FloatRtk),
+        FixType::Estimated => Some(FixQuality::Estimated),
+        FixType::Manual => Some(FixQuality::Manual),
+        FixType::Simulation => Some(FixQuality::Simulation),
     }
 }
 
@@ -91,7 +74,7 @@ pub struct Fix {
     /// Altitude above mean sea level in metres (GGA only).
     pub altitude_m: Option<f64>,
     /// How the fix was computed.
-    pub quality: Quality,
+    pub quality: FixQuality,
     /// Satellites used in the fix (GGA only).
     pub satellites: Option<u32>,
     /// Horizontal dilution of precision (GGA only): below 2 is good, above 5 poor.
@@ -102,15 +85,19 @@ pub struct Fix {
     pub at: DateTime<Utc>,
 }
 
-/// What a record is tagged with: the latest valid fix and how old it was
-/// when the record was made.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct GeoTag {
-    /// The fix.
-    #[serde(flatten)]
-    pub fix: Fix,
-    /// Milliseconds from receiving the fix to making the record.
-    pub age_ms: u64,
+impl Fix {
+    /// The record's geotag for this fix, `age` old at the record's ingest time.
+    pub fn geo(&self, age: Duration) -> Geo {
+        Geo {
+            lat: self.lat,
+            lon: self.lon,
+            quality: self.quality,
+            age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
+            satellites: self.satellites,
+            hdop: self.hdop.map(widen),
+            altitude_m: self.altitude_m,
+        }
+    }
 }
 
 /// Why a line from the receiver was rejected.
@@ -238,6 +225,18 @@ impl Tracker {
         (age <= max_age).then(|| (fix.clone(), age))
     }
 
+    /// The tag for a record made at `now`: the latest valid fix with its age,
+    /// only while the receiver reports a fix and the fix is at most `max_age`
+    /// old. `None` before the first fix, once the receiver reports losing
+    /// it, and once it has aged past `max_age` (a receiver gone silent).
+    pub fn geotag(&self, now: Instant, max_age: Duration) -> Option<Geo> {
+        if !self.has_fix {
+            return None;
+        }
+        let (fix, age) = self.latest(now, max_age)?;
+        Some(fix.geo(age))
+    }
+
     /// Whether the receiver's last GGA or RMC reported a valid fix. False
     /// before the first fix and after the receiver reports losing it, while
     /// [`Tracker::latest`] still offers the last valid fix as it ages.
@@ -246,7 +245,7 @@ impl Tracker {
     }
 
     fn gga(&mut self, gga: GgaData, received: Instant) -> Result<Option<Fix>, String> {
-        let Some(quality) = gga.fix_type.and_then(Quality::of) else {
+        let Some(quality) = gga.fix_type.and_then(quality_of) else {
             self.has_fix = false;
             return Ok(None);
         };
@@ -269,9 +268,9 @@ impl Tracker {
         // `V` is no fix whatever the mode says.
         let quality = match (rmc.status_of_fix, rmc.faa_mode) {
             (RmcStatusOfFix::Invalid, _) => None,
-            (_, Some(mode)) => Quality::of(FixType::from(mode)),
-            (RmcStatusOfFix::Differential, None) => Some(Quality::Dgps),
-            (RmcStatusOfFix::Autonomous, None) => Some(Quality::Gps),
+            (_, Some(mode)) => quality_of(FixType::from(mode)),
+            (RmcStatusOfFix::Differential, None) => Some(FixQuality::Dgps),
+            (RmcStatusOfFix::Autonomous, None) => Some(FixQuality::Gps),
         };
         let Some(quality) = quality else {
             self.has_fix = false;
@@ -365,10 +364,21 @@ fn nearest_day(reference: NaiveDateTime, time: NaiveTime) -> NaiveDateTime {
     shifted.unwrap_or(same_day)
 }
 
-/// The parser reads altitudes as `f32`; going through its shortest decimal
-/// form keeps `247.9` as 247.9 rather than 247.899993896484375.
+/// The parser reads altitudes and HDOP as `f32`; going through its shortest
+/// decimal form keeps `247.9` as 247.9 rather than 247.899993896484375.
 fn widen(x: f32) -> f64 {
     x.to_string().parse().unwrap_or(f64::from(x))
+}
+
+/// What the reader counts, for the agent's status message.
+#[derive(Debug, Default)]
+pub struct Counters {
+    /// Valid fixes read (GGA or RMC lines that gave one).
+    pub fixes: AtomicU64,
+    /// Lines rejected: damaged, cut short, noise, too long.
+    pub rejected: AtomicU64,
+    /// Of those, sentences whose checksum did not match: damaged in transit.
+    pub checksum_errors: AtomicU64,
 }
 
 /// What records are tagged from: the reader task's tracker, shared through a
@@ -377,19 +387,21 @@ fn widen(x: f32) -> f64 {
 pub struct Gps {
     tracker: watch::Receiver<Tracker>,
     max_age: Duration,
-    rejected: Arc<AtomicU64>,
+    counters: Arc<Counters>,
 }
 
 impl Gps {
-    /// The tag for a record made now: the latest valid fix, or `None` when
-    /// there has been none within `max_age`.
-    pub fn tag(&self) -> Option<GeoTag> {
-        let now = Instant::now();
-        let (fix, age) = self.tracker.borrow().latest(now, self.max_age)?;
-        Some(GeoTag {
-            fix,
-            age_ms: u64::try_from(age.as_millis()).unwrap_or(u64::MAX),
-        })
+    /// The tag for a record made now (see [`Tracker::geotag`]): the latest
+    /// valid fix while the receiver reports one and it is at most
+    /// `max_fix_age` old; `None` otherwise.
+    pub fn tag(&self) -> Option<Geo> {
+        self.tracker.borrow().geotag(Instant::now(), self.max_age)
+    }
+
+    /// The latest valid fix and its age now, however old, whatever the
+    /// receiver reports since: for status and diagnostics, never for tagging.
+    pub fn last_fix(&self) -> Option<(Fix, Duration)> {
+        self.tracker.borrow().latest(Instant::now(), Duration::MAX)
     }
 
     /// Whether the receiver currently reports a valid fix.
@@ -399,31 +411,62 @@ impl Gps {
 
     /// Lines rejected since the start: damaged, cut short, noise, too long.
     pub fn rejected_lines(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+        self.counters.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The reader's counters.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// The receiver's state for the agent's status message.
+    pub fn status(&self) -> serde_json::Value {
+        let c = &self.counters;
+        serde_json::json!({
+            "has_fix": self.receiver_has_fix(),
+            "tagging": self.tag().is_some(),
+            "last_fix_age_ms": self
+                .last_fix()
+                .map(|(_, age)| u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
+            "fixes": c.fixes.load(Ordering::Relaxed),
+            "rejected_lines": c.rejected.load(Ordering::Relaxed),
+            "checksum_errors": c.checksum_errors.load(Ordering::Relaxed),
+        })
     }
 }
 
-/// Starts reading the receiver on serial `port` at `baud`: returns the handle
-/// records are tagged from, and the task, which runs until `shutdown` changes
-/// (or its sender is dropped). The port is opened by the task, and reopened
-/// with backoff whenever it cannot be opened, fails or closes, so a receiver
-/// plugged in late or unplugged for a while is picked up again. Must be
-/// called within a Tokio runtime.
+/// Prepares reading the receiver on serial `port` at `baud`: returns the
+/// handle records are tagged from, and the reader, a future to run as a task
+/// until `shutdown` changes (or its sender is dropped). The port is opened by
+/// the reader, and reopened with backoff whenever it cannot be opened, fails
+/// or closes, so a receiver plugged in late or unplugged for a while is
+/// picked up again. The reader returns only on shutdown.
+pub fn reader(
+    port: String,
+    baud: u32,
+    max_age: Duration,
+    shutdown: watch::Receiver<bool>,
+) -> (Gps, impl Future<Output = ()> + Send + 'static) {
+    let (tracker, tracker_rx) = watch::channel(Tracker::default());
+    let counters = Arc::new(Counters::default());
+    let task = read_port(port, baud, tracker, counters.clone(), shutdown);
+    let gps = Gps {
+        tracker: tracker_rx,
+        max_age,
+        counters,
+    };
+    (gps, task)
+}
+
+/// [`reader`], spawned on the current Tokio runtime.
 pub fn spawn(
     port: String,
     baud: u32,
     max_age: Duration,
     shutdown: watch::Receiver<bool>,
 ) -> (Gps, JoinHandle<()>) {
-    let (tracker, tracker_rx) = watch::channel(Tracker::default());
-    let rejected = Arc::new(AtomicU64::new(0));
-    let task = tokio::spawn(read_port(port, baud, tracker, rejected.clone(), shutdown));
-    let gps = Gps {
-        tracker: tracker_rx,
-        max_age,
-        rejected,
-    };
-    (gps, task)
+    let (gps, task) = reader(port, baud, max_age, shutdown);
+    (gps, tokio::spawn(task))
 }
 
 /// Opens the port, reads it until it fails or closes, and starts again, until shutdown.
@@ -431,7 +474,7 @@ async fn read_port(
     port: String,
     baud: u32,
     tracker: watch::Sender<Tracker>,
-    rejected: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut backoff = MIN_BACKOFF;
@@ -443,7 +486,7 @@ async fn read_port(
                 tracing::info!(port, baud, "reading the GPS receiver");
                 let ended = tokio::select! {
                     _ = shutdown.changed() => return,
-                    ended = read_lines(stream, &port, &tracker, &rejected, &mut log) => ended,
+                    ended = read_lines(stream, &port, &tracker, &counters, &mut log) => ended,
                 };
                 match ended {
                     Ok(()) => {
@@ -475,7 +518,7 @@ async fn read_lines(
     mut stream: impl AsyncRead + Unpin,
     port: &str,
     tracker: &watch::Sender<Tracker>,
-    rejected: &AtomicU64,
+    counters: &Counters,
     log: &mut RejectLog,
 ) -> std::io::Result<()> {
     let mut lines = Lines::default();
@@ -499,11 +542,23 @@ async fn read_lines(
                         fed = t.feed(&text, Instant::now());
                         matches!(fed, Ok(Some(_)))
                     });
-                    fed.map(|_| ()).map_err(|e| e.to_string())
+                    match fed {
+                        Ok(Some(_)) => {
+                            counters.fixes.fetch_add(1, Ordering::Relaxed);
+                            Ok(())
+                        }
+                        Ok(None) => Ok(()),
+                        Err(e) => {
+                            if matches!(e, GpsError::Checksum { .. }) {
+                                counters.checksum_errors.fetch_add(1, Ordering::Relaxed);
+                            }
+                            Err(e.to_string())
+                        }
+                    }
                 }
             };
             if let Err(why) = outcome {
-                rejected.fetch_add(1, Ordering::Relaxed);
+                counters.rejected.fetch_add(1, Ordering::Relaxed);
                 log.note(port, &why);
             }
         }
@@ -615,7 +670,7 @@ mod tests {
         lat: f64,
         lon: f64,
         altitude_m: Option<f64>,
-        quality: Quality,
+        quality: FixQuality,
         satellites: Option<u32>,
         hdop: Option<f32>,
         at: DateTime<Utc>,
@@ -698,6 +753,45 @@ mod tests {
             .0
     }
 
+    /// A GPS fix at Chaotianmen, 9 satellites: the hand-made cases' valid GGA.
+    const GGA_FIX: &str = "GNGGA,012930.00,2933.90000,N,10635.13000,E,1,09,0.97,212.4,M,-28.6,M,,";
+
+    /// A tracker fed `bodies` (each given its checksum) at `at`, every line accepted.
+    fn tracker_fed(bodies: &[&str], at: Instant) -> Tracker {
+        let mut t = Tracker::default();
+        for body in bodies {
+            t.feed(&sentence(body), at)
+                .unwrap_or_else(|e| panic!("{body}: {e}"));
+        }
+        t
+    }
+
+    /// The last fix of `ublox_cold_start.nmea`.
+    fn cold_start_last() -> Fix {
+        fix(
+            29.557_360_667,
+            106.577_110_333,
+            Some(247.9),
+            FixQuality::Gps,
+            Some(8),
+            Some(1.12),
+            may_17(1, 27, 14),
+        )
+    }
+
+    /// The last valid fix of `ublox_damaged_then_lost.nmea`, before the receiver loses it.
+    fn damaged_last_valid() -> Fix {
+        fix(
+            29.565_076_0,
+            106.585_511_0,
+            Some(213.0),
+            FixQuality::Gps,
+            Some(8),
+            Some(1.06),
+            may_17(1, 29, 36),
+        )
+    }
+
     // ublox_cold_start.nmea: a u-blox M8 (NMEA 4.10, GN talker, RMC first in
     // each epoch) powered on at Jiefangbei, Yuzhong, Chongqing. Lines 1-12:
     // boot $GPTXT; 13-36: three epochs with no time and no fix; 37-81: five
@@ -716,7 +810,7 @@ mod tests {
             29.557_360_0,
             106.577_110_0,
             None,
-            Quality::Gps,
+            FixQuality::Gps,
             None,
             None,
             may_17(1, 27, 9),
@@ -727,21 +821,13 @@ mod tests {
             29.557_360_0,
             106.577_110_0,
             Some(251.8),
-            Quality::Gps,
+            FixQuality::Gps,
             Some(5),
             Some(2.43),
             may_17(1, 27, 9),
         );
         assert_fix(&run.fixes[1].1, &first_gga);
-        let last = fix(
-            29.557_360_667,
-            106.577_110_333,
-            Some(247.9),
-            Quality::Gps,
-            Some(8),
-            Some(1.12),
-            may_17(1, 27, 14),
-        );
+        let last = cold_start_last();
         assert_fix(&run.fixes[11].1, &last);
         assert_fix(&latest(&run.tracker), &last);
         assert!(run.tracker.receiver_has_fix());
@@ -766,7 +852,7 @@ mod tests {
             29.557_360_0,
             106.577_110_0,
             Some(246.3),
-            Quality::Gps,
+            FixQuality::Gps,
             Some(9),
             Some(0.92),
             may_17(1, 31, 20),
@@ -780,7 +866,7 @@ mod tests {
             29.557_676_667,
             106.577_476_667,
             Some(244.8),
-            Quality::Gps,
+            FixQuality::Gps,
             Some(9),
             Some(0.92),
             may_17(1, 31, 25),
@@ -790,7 +876,7 @@ mod tests {
             29.557_740_0,
             106.577_550_0,
             Some(244.5),
-            Quality::Dgps,
+            FixQuality::Dgps,
             Some(10),
             Some(0.83),
             may_17(1, 31, 26),
@@ -801,7 +887,7 @@ mod tests {
             29.558_056_667,
             106.577_916_667,
             Some(243.0),
-            Quality::Dgps,
+            FixQuality::Dgps,
             Some(10),
             Some(0.83),
             may_17(1, 31, 31),
@@ -882,7 +968,7 @@ mod tests {
             29.565_025_333,
             106.585_503_667,
             None,
-            Quality::Gps,
+            FixQuality::Gps,
             None,
             None,
             may_17(1, 29, 32),
@@ -893,33 +979,28 @@ mod tests {
             29.565_038_0,
             106.585_505_5,
             Some(212.7),
-            Quality::Gps,
+            FixQuality::Gps,
             Some(9),
             Some(0.97),
             may_17(1, 29, 33),
         );
         assert_fix(&run.fixes[5].1, &gga_33);
         // Losing the fix keeps the last valid one, and says the receiver has none.
-        let last_valid = fix(
-            29.565_076_0,
-            106.585_511_0,
-            Some(213.0),
-            Quality::Gps,
-            Some(8),
-            Some(1.06),
-            may_17(1, 29, 36),
-        );
+        let last_valid = damaged_last_valid();
         assert_fix(&run.fixes[9].1, &last_valid);
         assert_fix(&latest(&run.tracker), &last_valid);
         assert!(!run.tracker.receiver_has_fix());
+        // So records made now are not tagged with it.
+        assert_eq!(
+            run.tracker.geotag(Instant::now(), Duration::from_secs(60)),
+            None
+        );
     }
 
     #[test]
     fn an_invalid_fix_never_replaces_a_valid_one() {
-        let mut t = Tracker::default();
         let at = Instant::now();
-        let good = "GNGGA,012930.00,2933.90000,N,10635.13000,E,1,09,0.97,212.4,M,-28.6,M,,";
-        assert!(t.feed(&sentence(good), at).unwrap().is_some());
+        let mut t = tracker_fed(&[GGA_FIX], at);
         assert!(t.receiver_has_fix());
         for no_fix in [
             "GNGGA,012931.00,2940.00000,N,10640.00000,E,0,03,4.51,215.0,M,-28.6,M,,",
@@ -939,11 +1020,9 @@ mod tests {
 
     #[test]
     fn latest_is_offered_only_while_younger_than_max_age() {
-        let mut t = Tracker::default();
         let t0 = Instant::now();
-        assert_eq!(t.latest(t0, Duration::from_secs(10)), None);
-        let gga = "GNGGA,012930.00,2933.90000,N,10635.13000,E,1,09,0.97,212.4,M,-28.6,M,,";
-        t.feed(&sentence(gga), t0).unwrap();
+        assert_eq!(Tracker::default().latest(t0, Duration::from_secs(10)), None);
+        let t = tracker_fed(&[GGA_FIX], t0);
         let max_age = Duration::from_secs(10);
         let (_, age) = t.latest(t0 + Duration::from_secs(4), max_age).unwrap();
         assert_eq!(age, Duration::from_secs(4));
@@ -956,10 +1035,9 @@ mod tests {
 
     #[test]
     fn a_gga_just_after_midnight_is_dated_the_next_day() {
-        let mut t = Tracker::default();
         let t0 = Instant::now();
         let rmc = "GNRMC,235959.00,A,2933.90000,N,10635.13000,E,0.010,,170524,,,A,V";
-        t.feed(&sentence(rmc), t0).unwrap();
+        let mut t = tracker_fed(&[rmc], t0);
         let gga = "GNGGA,000000.00,2933.90000,N,10635.13000,E,1,09,0.97,212.4,M,-28.6,M,,";
         let fix = t
             .feed(&sentence(gga), t0 + Duration::from_secs(1))
@@ -1000,7 +1078,7 @@ mod tests {
             t.feed(&damaged, at),
             Err(GpsError::Checksum { ref sentence, .. }) if sentence == "GNVTG"
         ));
-        let bad_field = sentence("GNGGA,012930.00,2933.90000,X,10635.13000,E,1,09,0.97,,M,,M,,");
+        let bad_field = sentence(&GGA_FIX.replace(",N,", ",X,"));
         let err = t.feed(&bad_field, at).unwrap_err().to_string();
         assert!(
             err.starts_with("NMEA GNGGA: a field does not parse"),
@@ -1028,28 +1106,78 @@ mod tests {
     }
 
     #[test]
-    fn a_geotag_serialises_flat_with_snake_case_quality() {
-        let tag = GeoTag {
-            fix: fix(
-                29.565,
-                106.5855,
-                Some(212.4),
-                Quality::FloatRtk,
-                Some(9),
-                Some(0.97),
-                may_17(1, 29, 30),
-            ),
-            age_ms: 420,
-        };
-        let json = serde_json::to_value(&tag).unwrap();
+    fn a_record_is_tagged_with_the_fix_and_its_age_at_the_time_it_is_made() {
+        let t0 = Instant::now();
+        let t = tracker_fed(&[GGA_FIX], t0);
+        let geo = t
+            .geotag(t0 + Duration::from_millis(1_250), Duration::from_secs(10))
+            .unwrap();
         assert_eq!(
-            json,
-            serde_json::json!({
-                "lat": 29.565, "lon": 106.5855, "altitude_m": 212.4, "quality": "float_rtk",
-                "satellites": 9, "hdop": 0.97f32, "at": "2024-05-17T01:29:30Z", "age_ms": 420
-            })
+            geo,
+            Geo {
+                lat: 29.565,
+                lon: 106.5855,
+                quality: FixQuality::Gps,
+                age_ms: 1_250,
+                satellites: Some(9),
+                hdop: Some(0.97),
+                altitude_m: Some(212.4),
+            }
         );
-        assert_eq!(serde_json::from_value::<GeoTag>(json).unwrap(), tag);
+        assert!(geo.validate().is_ok());
+        // Made at the very moment the fix arrived: age 0.
+        assert_eq!(t.geotag(t0, Duration::ZERO).map(|g| g.age_ms), Some(0));
+    }
+
+    #[test]
+    fn a_fix_older_than_max_age_is_never_a_tag() {
+        let t0 = Instant::now();
+        let max_age = Duration::from_secs(10);
+        let t = tracker_fed(&[GGA_FIX], t0);
+        assert!(t.geotag(t0 + max_age, max_age).is_some());
+        // The receiver went silent (unplugged, or the reader is stuck): the
+        // fix ages out even though its last word was a valid fix.
+        assert!(t.receiver_has_fix());
+        assert_eq!(
+            t.geotag(t0 + max_age + Duration::from_millis(1), max_age),
+            None
+        );
+    }
+
+    #[test]
+    fn no_tag_while_the_receiver_reports_no_fix_or_before_its_first() {
+        let t0 = Instant::now();
+        let recent = Duration::from_secs(60);
+        assert_eq!(Tracker::default().geotag(t0, recent), None);
+        // Sentences with time but no fix, as in a cold start.
+        let searching = tracker_fed(
+            &[
+                "GNRMC,012704.00,V,,,,,,,170524,,,N,V",
+                "GNGGA,012704.00,,,,,0,00,99.99,,,,,,",
+            ],
+            t0,
+        );
+        assert_eq!(searching.geotag(t0, recent), None);
+        for lost in [
+            "GNGGA,012931.00,2940.00000,N,10640.00000,E,0,03,4.51,215.0,M,-28.6,M,,",
+            "GNRMC,012931.00,V,2940.00000,N,10640.00000,E,0.512,,170524,,,N,V",
+        ] {
+            let t = tracker_fed(&[GGA_FIX, lost], t0);
+            assert!(t.latest(t0, recent).is_some(), "the valid fix is kept");
+            assert_eq!(t.geotag(t0, recent), None, "tagged after {lost}");
+            // The receiver finds a fix again: tagged with the new one.
+            let mut t = t;
+            let again = "GNGGA,012932.00,2933.90152,N,10635.13022,E,2,10,0.83,212.6,M,-28.6,M,,";
+            t.feed(&sentence(again), t0 + Duration::from_secs(2))
+                .unwrap();
+            let geo = t.geotag(t0 + Duration::from_secs(2), recent).unwrap();
+            assert_eq!((geo.quality, geo.age_ms), (FixQuality::Dgps, 0));
+        }
+        // A damaged line says nothing about the fix: the tag stays.
+        let mut t = tracker_fed(&[GGA_FIX], t0);
+        let damaged = sentence(GGA_FIX).replace(",1,09,", ",0,09,");
+        assert!(t.feed(&damaged, t0).is_err());
+        assert!(t.geotag(t0, recent).is_some());
     }
 
     /// socat joining two pseudo-terminals: the GPS port the reader opens,
@@ -1095,21 +1223,42 @@ mod tests {
         }
     }
 
-    /// Writes a fixture into the feeder side once it exists; the file is
-    /// returned to be kept open, since closing it would end socat.
-    async fn feed(feeder: PathBuf, name: &str) -> std::fs::File {
-        wait_for(&feeder).await;
-        let bytes = std::fs::read(fixture(name)).unwrap();
-        tokio::task::spawn_blocking(move || {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(feeder)
-                .unwrap();
-            f.write_all(&bytes).unwrap();
-            f
-        })
-        .await
-        .unwrap()
+    /// A receiver plugged into `port`: socat, and its feeder side kept open
+    /// (closing it would end socat). Unplugged when dropped.
+    struct Receiver {
+        _feeder: std::fs::File,
+        _socat: Socat,
+    }
+
+    impl Receiver {
+        /// Plugs a receiver into `port` that sends the fixture `name` once the
+        /// reader has opened the port; `None` when socat is not installed.
+        async fn plug_in(port: &Path, name: &str) -> Option<Receiver> {
+            let feeder = port.with_extension(format!("feeder-{}", next_feeder()));
+            let socat = Socat::start(port, &feeder)?;
+            wait_for(&feeder).await;
+            let bytes = std::fs::read(fixture(name)).unwrap();
+            let feeder = tokio::task::spawn_blocking(move || {
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(feeder)
+                    .unwrap();
+                f.write_all(&bytes).unwrap();
+                f
+            })
+            .await
+            .unwrap();
+            Some(Receiver {
+                _feeder: feeder,
+                _socat: socat,
+            })
+        }
+    }
+
+    /// A suffix unique within the test process, so each plug-in gets its own feeder path.
+    fn next_feeder() -> u64 {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        NEXT.fetch_add(1, Ordering::Relaxed)
     }
 
     async fn wait_until(gps: &Gps, what: &str, done: impl Fn(&Gps) -> bool) {
@@ -1139,59 +1288,57 @@ mod tests {
             shutdown,
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
-        let Some(first) = Socat::start(&port, &dir.path().join("feeder1")) else {
+        let Some(first) = Receiver::plug_in(&port, "ublox_cold_start.nmea").await else {
             eprintln!(
                 "SKIPPED: socat is not installed (apt-get install socat); \
                  this test needs it for a pair of pseudo-terminals"
             );
             return;
         };
-        let feeder = feed(dir.path().join("feeder1"), "ublox_cold_start.nmea").await;
+        let cold_last = cold_start_last();
         wait_until(&gps, "the cold start's last fix", |g| {
-            g.receiver_has_fix() && g.tag().is_some_and(|t| t.fix.at == may_17(1, 27, 14))
+            g.receiver_has_fix()
+                && g.tag().is_some()
+                && g.counters().fixes.load(Ordering::Relaxed) == 12
         })
         .await;
+        let (fix, age) = gps.last_fix().unwrap();
+        assert_fix(&fix, &cold_last);
         let tag = gps.tag().unwrap();
-        let cold_last = fix(
-            29.557_360_667,
-            106.577_110_333,
-            Some(247.9),
-            Quality::Gps,
-            Some(8),
-            Some(1.12),
-            may_17(1, 27, 14),
+        assert_eq!(
+            (tag.lat, tag.lon, tag.quality),
+            (fix.lat, fix.lon, fix.quality)
         );
-        assert_fix(&tag.fix, &cold_last);
+        assert!(
+            tag.age_ms >= u64::try_from(age.as_millis()).unwrap(),
+            "{tag:?}"
+        );
         assert!(tag.age_ms < 15_000, "{tag:?}");
         assert_eq!(gps.rejected_lines(), 0);
 
         // Unplugged: the port goes away, and comes back.
-        drop((feeder, first));
+        drop(first);
         let _ = std::fs::remove_file(&port);
-        let _second = Socat::start(&port, &dir.path().join("feeder2")).unwrap();
-        let _feeder = feed(dir.path().join("feeder2"), "ublox_damaged_then_lost.nmea").await;
-        let last_valid = fix(
-            29.565_076_0,
-            106.585_511_0,
-            Some(213.0),
-            Quality::Gps,
-            Some(8),
-            Some(1.06),
-            may_17(1, 29, 36),
-        );
+        let _second = Receiver::plug_in(&port, "ublox_damaged_then_lost.nmea")
+            .await
+            .unwrap();
+        let last_valid = damaged_last_valid();
         wait_until(&gps, "the damaged session's end", |g| {
             g.rejected_lines() == 9
                 && !g.receiver_has_fix()
-                && g.tag().is_some_and(|t| t.fix.at == last_valid.at)
+                && g.last_fix().is_some_and(|(f, _)| f.at == last_valid.at)
         })
         .await;
-        assert_fix(&gps.tag().unwrap().fix, &last_valid);
-        // The fix ages out.
-        let strict = Gps {
-            max_age: Duration::ZERO,
-            ..gps.clone()
-        };
-        assert_eq!(strict.tag(), None);
+        assert_fix(&gps.last_fix().unwrap().0, &last_valid);
+        // The receiver has lost its fix: records are not tagged.
+        assert_eq!(gps.tag(), None);
+        let c = gps.counters();
+        assert_eq!(c.checksum_errors.load(Ordering::Relaxed), 3);
+        assert_eq!(c.fixes.load(Ordering::Relaxed), 12 + 10);
+        let status = gps.status();
+        assert_eq!(status["has_fix"], false);
+        assert_eq!(status["tagging"], false);
+        assert_eq!(status["checksum_errors"], 3);
 
         stop.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(5), task)

@@ -26,6 +26,7 @@ use serde::Deserialize;
 
 use crate::buffer::{Buffer, HeldMedia, SpoolOrigin};
 use crate::config::AgentConfig;
+use crate::gps::Gps;
 use crate::{probe, records};
 
 /// Largest event file accepted: well below the record body limit
@@ -66,6 +67,7 @@ pub struct Spool {
     buffer: Arc<Mutex<Buffer>>,
     media_dir: PathBuf,
     seen: HashMap<String, (Stamp, Instant)>,
+    gps: Option<Gps>,
 }
 
 fn ignored(name: &str) -> bool {
@@ -185,7 +187,14 @@ impl Spool {
             buffer,
             media_dir,
             seen: HashMap::new(),
+            gps: None,
         })
+    }
+
+    /// Geotags every record from now on from `gps` (a field device's receiver).
+    pub fn with_gps(mut self, gps: Option<Gps>) -> Self {
+        self.gps = gps;
+        self
     }
 
     /// One pass over the spool folder: takes every settled file. Returns how many records were committed.
@@ -324,7 +333,8 @@ impl Spool {
             Some(&origin),
             None,
             |seq, prev| {
-                let mut b = records::body(&self.cfg, Kind::Event, seq, prev, time);
+                let mut b =
+                    records::body(&self.cfg, Kind::Event, seq, prev, time, self.gps.as_ref());
                 b.event = Some(parsed.event);
                 b
             },
@@ -402,7 +412,14 @@ impl Spool {
             Some(&origin),
             Some(&held_media),
             |seq, prev| {
-                let mut b = records::body(&self.cfg, Kind::Media, seq, prev, device_time);
+                let mut b = records::body(
+                    &self.cfg,
+                    Kind::Media,
+                    seq,
+                    prev,
+                    device_time,
+                    self.gps.as_ref(),
+                );
                 b.media = Some(media);
                 b
             },

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use crate::buffer::{with_buffer, Buffer};
 use crate::config::AgentConfig;
 use crate::dock::board::Board;
+use crate::gps::Gps;
 use crate::upload::progress::Progress;
 use crate::upload::{Inbound, UploadStats};
 
@@ -180,6 +181,8 @@ pub struct Reporting {
     pub upload_stats: Arc<UploadStats>,
     /// What each dock slot is doing.
     pub board: Arc<Board>,
+    /// The field device's GPS receiver, if it has one.
+    pub gps: Option<Gps>,
 }
 
 impl Sender {
@@ -260,7 +263,7 @@ impl Sender {
             with_buffer(&self.buffer, |b| Ok((b.backlog()?, b.media_backlog()?))).await?;
         let s = &self.stats;
         let u = &self.reporting.upload_stats;
-        let status = serde_json::json!({
+        let mut status = serde_json::json!({
             "online": true,
             "at": chrono::Utc::now(),
             "backlog_records": backlog.records,
@@ -281,6 +284,9 @@ impl Sender {
             "dropped_receipts": s.dropped_receipts.load(Ordering::Relaxed),
             "refused_records": s.refused_records.load(Ordering::Relaxed),
         });
+        if let Some(gps) = &self.reporting.gps {
+            status["gps"] = gps.status();
+        }
         self.client
             .publish(
                 topic(&self.cfg.device_id, Channel::Status),

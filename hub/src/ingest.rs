@@ -593,3 +593,67 @@ impl Ingest {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use evsync_protocol::chain::GENESIS;
+    use evsync_protocol::record::{Event, FixQuality, Geo, VERSION};
+
+    fn geotagged(lat: f64, lon: f64) -> RecordBody {
+        RecordBody {
+            v: VERSION,
+            id: uuid::Uuid::now_v7(),
+            kind: Kind::Event,
+            device_id: "field-1".into(),
+            agent_id: "field-1".into(),
+            seq: 1,
+            prev_hash: GENESIS.to_hex(),
+            officer_id: None,
+            unit_code: None,
+            device_time: chrono::Utc::now(),
+            ingest_time: chrono::Utc::now(),
+            clock_offset_ms: 0,
+            media: None,
+            event: Some(Event::DutyStarted),
+            geo: Some(Geo {
+                lat,
+                lon,
+                quality: FixQuality::Gps,
+                age_ms: 800,
+                satellites: Some(8),
+                hdop: Some(1.12),
+                altitude_m: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn a_geotag_off_the_globe_is_refused_as_malformed_naming_the_coordinate() {
+        let key = SigningKey::from_seed_for_tests(&[3; 32]).unwrap();
+        let check_one = |body: &RecordBody| {
+            let env = Envelope::seal(&key, Context::Record, body.to_bytes());
+            check(&env, &key.public(), "field-1", false)
+        };
+        assert!(matches!(
+            check_one(&geotagged(29.557_36, 106.577_11)),
+            Checked::Valid(..)
+        ));
+        for (lat, lon, said) in [
+            (91.0, 106.5, "geo.lat = 91: expected degrees from -90 to 90"),
+            (
+                29.5,
+                -181.0,
+                "geo.lon = -181: expected degrees from -180 to 180",
+            ),
+        ] {
+            match check_one(&geotagged(lat, lon)) {
+                Checked::Refused { reason, detail } => {
+                    assert_eq!(reason, "malformed");
+                    assert!(detail.contains(said), "{detail}");
+                }
+                Checked::Valid(..) => panic!("{lat}, {lon} accepted"),
+            }
+        }
+    }
+}

@@ -6,7 +6,7 @@ use evsync_protocol::batch;
 use evsync_protocol::chain::{Hash, GENESIS};
 use evsync_protocol::envelope::Envelope;
 use evsync_protocol::receipt::{Entry, ReceiptBody, Status};
-use evsync_protocol::record::{Event, Kind, Media, RecordBody, VERSION};
+use evsync_protocol::record::{Event, FixQuality, Geo, Kind, Media, RecordBody, VERSION};
 use evsync_protocol::signing::{Context, SigningKey};
 
 fn block(name: &str, text: &str) {
@@ -51,6 +51,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             duration_ms: Some(900_000),
         }),
         event: None,
+        geo: None,
     };
     let b1 = body1.to_bytes();
     let h1 = Hash::of(&b1);
@@ -73,6 +74,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let b2 = body2.to_bytes();
     let e1 = Envelope::seal(&agent, Context::Record, b1.clone());
     let e2 = Envelope::seal(&agent, Context::Record, b2.clone());
+    // A field device's event geotagged from its GPS receiver's latest fix.
+    let body3 = RecordBody {
+        id: "01965f3a-0000-7000-8000-000000000003".parse()?,
+        seq: 3,
+        prev_hash: Hash::of(&b2).to_hex(),
+        device_time: t("2026-11-23T01:21:00Z")?,
+        ingest_time: t("2026-11-23T01:21:00.500Z")?,
+        event: Some(Event::MarkedImportant { note: None }),
+        geo: Some(Geo {
+            lat: 29.558_056_667,
+            lon: 106.577_916_667,
+            quality: FixQuality::Dgps,
+            age_ms: 420,
+            satellites: Some(10),
+            hdop: Some(0.83),
+            altitude_m: Some(243.0),
+        }),
+        ..body2.clone()
+    };
+    let b3 = body3.to_bytes();
+    let e3 = Envelope::seal(&agent, Context::Record, b3.clone());
     block("agent-seed", &hex::encode(agent_seed));
     block("agent-public-key", &hex::encode(agent.public().0));
     block("record-1-body", std::str::from_utf8(&b1)?);
@@ -81,6 +103,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     block("record-2-body", std::str::from_utf8(&b2)?);
     block("record-2-signature", &hex_lines(&e2.signature));
     block("batch", &hex_lines(&batch::encode(&[e1, e2])));
+    block("record-3-body", std::str::from_utf8(&b3)?);
+    block("record-3-signature", &hex_lines(&e3.signature));
     let receipt = ReceiptBody {
         v: 1,
         hub_id: "hub-1".into(),

@@ -174,6 +174,83 @@ pub enum Event {
     },
 }
 
+/// How a GPS receiver computed a fix (NMEA GGA quality, or the RMC mode indicator).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FixQuality {
+    /// Autonomous satellite fix.
+    Gps,
+    /// Differential fix: SBAS or a correction service.
+    Dgps,
+    /// Precise Positioning Service (military code) fix.
+    Pps,
+    /// Real-time kinematic, integer ambiguities fixed: centimetres.
+    Rtk,
+    /// Real-time kinematic, float ambiguities: decimetres.
+    FloatRtk,
+    /// Dead reckoning from the last fix: no satellites behind it.
+    Estimated,
+    /// A position entered by hand.
+    Manual,
+    /// The receiver's simulator: not a real position.
+    Simulation,
+}
+
+/// Where the device was when the record was made: the latest valid fix of
+/// its GPS receiver, and how old that fix was at the record's ingest time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Geo {
+    /// Latitude in degrees, WGS 84; south is negative.
+    pub lat: f64,
+    /// Longitude in degrees, WGS 84; west is negative.
+    pub lon: f64,
+    /// How the receiver computed the fix.
+    pub quality: FixQuality,
+    /// Milliseconds from receiving the fix to the record's ingest time.
+    pub age_ms: u64,
+    /// Satellites used in the fix, if the receiver said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satellites: Option<u32>,
+    /// Horizontal dilution of precision, if the receiver said: below 2 is good, above 5 poor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hdop: Option<f64>,
+    /// Altitude above mean sea level in metres, if the receiver said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub altitude_m: Option<f64>,
+}
+
+impl Geo {
+    /// Checks what the types cannot: coordinates on the globe, finite numbers.
+    pub fn validate(&self) -> Result<(), ProtocolError> {
+        let bad = |detail: String| Err(ProtocolError::malformed("record body", detail));
+        if !(self.lat.is_finite() && (-90.0..=90.0).contains(&self.lat)) {
+            return bad(format!(
+                "geo.lat = {}: expected degrees from -90 to 90",
+                self.lat
+            ));
+        }
+        if !(self.lon.is_finite() && (-180.0..=180.0).contains(&self.lon)) {
+            return bad(format!(
+                "geo.lon = {}: expected degrees from -180 to 180",
+                self.lon
+            ));
+        }
+        if let Some(h) = self.hdop {
+            if !(h.is_finite() && h >= 0.0) {
+                return bad(format!(
+                    "geo.hdop = {h}: expected a finite number, at least 0"
+                ));
+            }
+        }
+        if let Some(a) = self.altitude_m {
+            if !a.is_finite() {
+                return bad(format!("geo.altitude_m = {a}: expected a finite number"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// The signed body of a record. Field order here is the order on the wire.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordBody {
@@ -211,6 +288,10 @@ pub struct RecordBody {
     /// Present for `kind = event`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event: Option<Event>,
+    /// Where the device was, for field devices with a GPS receiver that had
+    /// a valid, recent fix when the record was made; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub geo: Option<Geo>,
 }
 
 fn is_hex_sha256(s: &str) -> bool {
@@ -239,7 +320,8 @@ impl RecordBody {
         })
     }
 
-    /// Checks what the types cannot: version, ids, kind/payload agreement, hash formats.
+    /// Checks what the types cannot: version, ids, kind/payload agreement,
+    /// hash formats, and a geotag on the globe.
     pub fn validate(&self) -> Result<(), ProtocolError> {
         let bad = |detail: String| Err(ProtocolError::malformed("record body", detail));
         if self.v != VERSION {
@@ -275,6 +357,9 @@ impl RecordBody {
                 ))
             }
         }
+        if let Some(geo) = &self.geo {
+            geo.validate()?;
+        }
         Ok(())
     }
 }
@@ -299,7 +384,82 @@ mod tests {
             clock_offset_ms: 0,
             media: None,
             event: Some(Event::DutyEnded),
+            geo: None,
         }
+    }
+
+    fn geo(lat: f64, lon: f64) -> Geo {
+        Geo {
+            lat,
+            lon,
+            quality: FixQuality::Dgps,
+            age_ms: 420,
+            satellites: Some(10),
+            hdop: Some(0.83),
+            altitude_m: None,
+        }
+    }
+
+    #[test]
+    fn a_body_without_a_geotag_has_no_geo_field_and_one_with_it_round_trips() {
+        let plain = body(2);
+        let text = String::from_utf8(plain.to_bytes()).unwrap();
+        assert!(!text.contains("geo"), "{text}");
+        let mut tagged = body(2);
+        tagged.geo = Some(geo(29.558_056_667, 106.577_916_667));
+        let bytes = tagged.to_bytes();
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert!(
+            text.ends_with(
+                r#","geo":{"lat":29.558056667,"lon":106.577916667,"quality":"dgps","age_ms":420,"satellites":10,"hdop":0.83}}"#
+            ),
+            "{text}"
+        );
+        let parsed = RecordBody::parse(&bytes).unwrap();
+        assert_eq!(parsed, tagged);
+        assert_eq!(parsed.to_bytes(), bytes, "canonical form is stable");
+    }
+
+    #[test]
+    fn a_geotag_off_the_globe_or_not_finite_is_refused_naming_the_field() {
+        for (lat, lon, field) in [
+            (90.000_1, 0.0, "geo.lat = 90.0001"),
+            (-91.0, 0.0, "geo.lat = -91"),
+            (f64::NAN, 0.0, "geo.lat = NaN"),
+            (0.0, 180.5, "geo.lon = 180.5"),
+            (0.0, f64::NEG_INFINITY, "geo.lon = -inf"),
+        ] {
+            let mut b = body(2);
+            b.geo = Some(geo(lat, lon));
+            let err = b.validate().unwrap_err().to_string();
+            assert!(err.contains(field), "{field:?} not in {err}");
+            assert!(err.contains("expected degrees"), "{err}");
+        }
+        let mut b = body(2);
+        b.geo = Some(Geo {
+            hdop: Some(-1.0),
+            ..geo(90.0, -180.0)
+        });
+        assert!(b
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("geo.hdop = -1"));
+        b.geo = Some(geo(90.0, -180.0));
+        assert!(
+            b.validate().is_ok(),
+            "the poles and the antimeridian are on the globe"
+        );
+        // On the wire a coordinate out of range is refused at parse.
+        let wire = String::from_utf8(body(2).to_bytes()).unwrap().replace(
+            "}}",
+            r#"},"geo":{"lat":91,"lon":0,"quality":"gps","age_ms":0}}"#,
+        );
+        let err = RecordBody::parse(wire.as_bytes()).unwrap_err().to_string();
+        assert!(
+            err.contains("geo.lat = 91: expected degrees from -90 to 90"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -59,6 +59,19 @@ fn record_vectors_match_the_document() {
     let sig2 = key.sign(Context::Record, body2.as_bytes());
     assert_eq!(sig2.to_vec(), hex_vector("record-2-signature"));
 
+    let body3 = vector("record-3-body");
+    let parsed3 = RecordBody::parse(body3.as_bytes()).unwrap();
+    assert_eq!(parsed3.to_bytes(), body3.as_bytes());
+    assert_eq!(
+        parsed3.prev_hash().unwrap(),
+        Hash::of(body2.as_bytes()),
+        "record 3 chains to record 2"
+    );
+    let geo = parsed3.geo.expect("record 3 is geotagged");
+    assert_eq!((geo.lat, geo.lon), (29.558_056_667, 106.577_916_667));
+    let sig3 = key.sign(Context::Record, body3.as_bytes());
+    assert_eq!(sig3.to_vec(), hex_vector("record-3-signature"));
+
     let envelopes = vec![
         Envelope {
             body: body1.into_bytes(),

@@ -607,6 +607,7 @@ impl RawDevice {
             event: Some(Event::MarkedImportant {
                 note: Some(note.into()),
             }),
+            geo: None,
         }
     }
 

@@ -297,6 +297,7 @@ fn body(shared: &Shared, docked: &Docked, kind: Kind, device_time: DateTime<Utc>
         clock_offset_ms: docked.clock_offset_ms,
         media: None,
         event: None,
+        geo: None,
     }
 }
 

@@ -204,7 +204,7 @@ async fn main() -> anyhow::Result<()> {
         let mut i = 0;
         buffer.append_many(&key, &cfg.device_id, opts.records, |seq, prev| {
             i += 1;
-            let mut b = records::body(&cfg, Kind::Event, seq, prev, records::now_millis());
+            let mut b = records::body(&cfg, Kind::Event, seq, prev, records::now_millis(), None);
             b.event = Some(event(i));
             b
         })?;

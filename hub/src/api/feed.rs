@@ -81,6 +81,9 @@ pub fn record_json(r: &StoredRecord) -> Value {
     if let Some(e) = &b.event {
         v["event"] = json!(e);
     }
+    if let Some(g) = &b.geo {
+        v["geo"] = json!(g);
+    }
     v
 }
 

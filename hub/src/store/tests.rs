@@ -52,6 +52,7 @@ impl Source {
             clock_offset_ms: 0,
             media: None,
             event: Some(Event::DutyStarted),
+            geo: None,
         }
     }
 
