@@ -59,49 +59,45 @@ pub async fn checkout(
     anyhow::ensure!(wait <= Duration::from_secs(86_400), too_long());
     let expires = Utc::now() + chrono::Duration::from_std(wait).map_err(|_| too_long())?;
     let path = buffer_path.to_owned();
-    let id = tokio::task::spawn_blocking(move || {
-        Buffer::open(&path)?.request_checkout(&holder, recorder.as_deref(), expires)
-    })
-    .await
-    .context("check-out request")??;
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        let path = buffer_path.to_owned();
-        let now = tokio::task::spawn_blocking(move || Buffer::open(&path)?.checkout(id))
-            .await
-            .context("check-out request")??
-            .with_context(|| format!("check-out request {id} vanished from the buffer"))?;
-        match now.state.as_str() {
-            "done" => return Ok(now.result.unwrap_or_default()),
-            "refused" => anyhow::bail!(
-                "check-out refused: {}",
-                now.result.unwrap_or_else(|| "no reason given".into())
-            ),
-            _ => {}
-        }
-        if tokio::time::Instant::now() >= deadline + CLAIM_GRACE {
-            anyhow::bail!(
-                "check-out request {id} is still {} after {} s: look at the recorder in the dock's slot status before handing it over",
-                now.state,
-                (wait + CLAIM_GRACE).as_secs()
-            );
-        }
-        if tokio::time::Instant::now() >= deadline && now.state == "pending" {
-            let path = buffer_path.to_owned();
-            let withdrawn =
-                tokio::task::spawn_blocking(move || Buffer::open(&path)?.withdraw_checkout(id))
-                    .await
-                    .context("check-out request")??;
-            if withdrawn {
+    // One connection for the whole wait; SQLite calls block, so all of it
+    // runs on a blocking thread.
+    tokio::task::spawn_blocking(move || {
+        let mut buffer = Buffer::open(&path)?;
+        let id = buffer.request_checkout(&holder, recorder.as_deref(), expires)?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            let now = buffer
+                .checkout(id)?
+                .with_context(|| format!("check-out request {id} vanished from the buffer"))?;
+            match now.state.as_str() {
+                "done" => return Ok(now.result.unwrap_or_default()),
+                "refused" => anyhow::bail!(
+                    "check-out refused: {}",
+                    now.result.unwrap_or_else(|| "no reason given".into())
+                ),
+                _ => {}
+            }
+            if std::time::Instant::now() >= deadline + CLAIM_GRACE {
                 anyhow::bail!(
-                    "no cleared recorder was handed out within {} s: is the dock running, and is a recorder docked whose recordings are all safe at the hub?",
-                    wait.as_secs()
+                    "check-out request {id} is still {} after {} s: look at the recorder in the dock's slot status before handing it over",
+                    now.state,
+                    (wait + CLAIM_GRACE).as_secs()
                 );
             }
-            continue;
+            if std::time::Instant::now() >= deadline && now.state == "pending" {
+                if buffer.withdraw_checkout(id)? {
+                    anyhow::bail!(
+                        "no cleared recorder was handed out within {} s: is the dock running, and is a recorder docked whose recordings are all safe at the hub?",
+                        wait.as_secs()
+                    );
+                }
+                continue;
+            }
+            std::thread::sleep(Duration::from_millis(200));
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
+    .context("check-out request")?
 }
 
 #[cfg(test)]

@@ -36,14 +36,12 @@ async fn start_dock(dir: &Path, hub: &Hub, slot: &Served, delete: &str) -> anyho
     Agent::start(cfg).await
 }
 
-/// Media records of the recorder stored with their bytes.
-async fn stored_media(api: &Api) -> anyhow::Result<usize> {
-    Ok(api
-        .feed()
-        .await?
-        .iter()
-        .filter(|r| r["kind"] == "media" && r["media_state"] == "stored")
-        .count())
+/// Stops both docks, the recorder and the hub.
+async fn stop_all(dock_a: Agent, dock_b: Agent, slot: Served, hub: Hub) -> anyhow::Result<()> {
+    dock_a.shutdown().await?;
+    dock_b.shutdown().await?;
+    slot.stop()?;
+    hub.shutdown().await
 }
 
 /// Waits until the agent holds nothing the hub has not receipted.
@@ -104,7 +102,7 @@ async fn dock_at_a_and_empty(
     eventually(
         Duration::from_secs(90),
         "dock A's recordings stored at the hub",
-        || async { Ok(stored_media(api).await? == files) },
+        || async { Ok(api.stored_media().await? == files) },
     )
     .await?;
     if delete != "never" {
@@ -142,7 +140,7 @@ async fn a_recorder_moved_to_another_dock_is_receipted_at_both_once_without_fals
     eventually(
         Duration::from_secs(90),
         "all eight recordings stored at the hub",
-        || async { Ok(stored_media(&api).await? == 8) },
+        || async { Ok(api.stored_media().await? == 8) },
     )
     .await?;
     eventually(
@@ -192,10 +190,7 @@ async fn a_recorder_moved_to_another_dock_is_receipted_at_both_once_without_fals
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(alerts(&api).await?, vec![]);
 
-    dock_a.shutdown().await?;
-    dock_b.shutdown().await?;
-    slot.stop()?;
-    hub.shutdown().await
+    stop_all(dock_a, dock_b, slot, hub).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,7 +212,7 @@ async fn files_lost_from_a_recorder_between_docks_raise_a_file_index_gap_naming_
     eventually(
         Duration::from_secs(90),
         "the seven recordings left stored at the hub",
-        || async { Ok(stored_media(&api).await? == 7) },
+        || async { Ok(api.stored_media().await? == 7) },
     )
     .await?;
     drained(&dock_b, "dock B").await?;
@@ -242,10 +237,7 @@ async fn files_lost_from_a_recorder_between_docks_raise_a_file_index_gap_naming_
     // Both chains are whole: the loss is of files, not of records.
     check_source_chains(&api.feed().await?)?;
 
-    dock_a.shutdown().await?;
-    dock_b.shutdown().await?;
-    slot.stop()?;
-    hub.shutdown().await
+    stop_all(dock_a, dock_b, slot, hub).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,7 +255,7 @@ async fn a_recording_copied_by_two_docks_is_stored_once_and_its_second_record_ma
     eventually(
         Duration::from_secs(90),
         "dock B's copies receipted and the recorder emptied",
-        || async { Ok(stored_media(&api).await? == 8 && slot.files_left()? == 0) },
+        || async { Ok(api.stored_media().await? == 8 && slot.files_left()? == 0) },
     )
     .await?;
     drained(&dock_b, "dock B").await?;
@@ -283,26 +275,10 @@ async fn a_recording_copied_by_two_docks_is_stored_once_and_its_second_record_ma
         assert_eq!(r["recopy_of"], first["id"], "{r}");
         assert!(first.get("recopy_of").is_none());
     }
-    let blobs = count_files(&dir.path().join("hub").join("blobs"))?;
+    let blobs = media::files_under(&dir.path().join("hub").join("blobs")).len();
     assert_eq!(blobs, 4, "each recording's bytes stored once");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(alerts(&api).await?, vec![]);
 
-    dock_a.shutdown().await?;
-    dock_b.shutdown().await?;
-    slot.stop()?;
-    hub.shutdown().await
-}
-
-fn count_files(dir: &Path) -> anyhow::Result<usize> {
-    let mut n = 0;
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        if e.file_type()?.is_dir() {
-            n += count_files(&e.path())?;
-        } else {
-            n += 1;
-        }
-    }
-    Ok(n)
+    stop_all(dock_a, dock_b, slot, hub).await
 }

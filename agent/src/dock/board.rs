@@ -151,15 +151,20 @@ impl Board {
 
     /// Changes slot `slot` (from 1) with `f` and redraws its bar.
     pub fn update(&self, slot: usize, f: impl FnOnce(&mut SlotStatus)) {
+        let bar = self.bars.get(slot.wrapping_sub(1)).and_then(Option::as_ref);
         let drawn = {
             let mut slots = self.lock();
             let Some(s) = slots.get_mut(slot.wrapping_sub(1)) else {
                 return;
             };
             f(s);
-            s.clone()
+            // Copied out only to draw (this runs for every chunk copied).
+            match bar {
+                Some(_) => s.clone(),
+                None => return,
+            }
         };
-        if let Some(Some(bar)) = self.bars.get(slot.wrapping_sub(1)) {
+        if let Some(bar) = bar {
             let who = drawn.recorder.as_deref().unwrap_or("");
             bar.set_prefix(format!("slot {} {who}", drawn.slot));
             match &drawn.copying {

@@ -57,6 +57,21 @@ pub fn partial_path(media_dir: &Path, recorder: &str, entry: &FileEntry) -> Path
     media_dir.join(format!(".dock-{}", &hex::encode(id.as_ref())[..32]))
 }
 
+/// Moves a verified, synced `partial` copy to where held recordings live,
+/// named by its SHA-256, and syncs the folder; the held path.
+pub async fn hold(partial: &Path, media_dir: &Path, sha256: &str) -> anyhow::Result<PathBuf> {
+    let held = media_dir.join(sha256);
+    tokio::fs::rename(partial, &held)
+        .await
+        .with_context(|| format!("moving the copy to {}", held.display()))?;
+    let dir = media_dir.to_owned();
+    tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|d| d.sync_all()))
+        .await
+        .context("syncing the media folder")?
+        .context("syncing the media folder")?;
+    Ok(held)
+}
+
 /// Copies `entry` into `media_dir`, resuming a partial copy if one is there.
 /// `chunk` is the largest read the recorder serves; bytes are counted on `slot`.
 pub async fn copy(
@@ -163,15 +178,7 @@ pub async fn copy(
         Err(e) if e.status() == Some(Status::Unsupported) => false,
         Err(e) => return Err(e.into()),
     };
-    let held = media_dir.join(&sha256);
-    tokio::fs::rename(&partial, &held)
-        .await
-        .with_context(|| format!("moving the copy to {}", held.display()))?;
-    let dir = media_dir.to_owned();
-    tokio::task::spawn_blocking(move || std::fs::File::open(&dir).and_then(|d| d.sync_all()))
-        .await
-        .context("syncing the media folder")?
-        .context("syncing the media folder")?;
+    let held = hold(&partial, media_dir, &sha256).await?;
     Ok(Copied {
         sha256,
         size: offset,

@@ -342,15 +342,7 @@ async fn from_volume(
         tokio::fs::remove_file(&partial).await.ok();
         return Ok(None);
     }
-    let held = media_dir.join(&sha256);
-    tokio::fs::rename(&partial, &held)
-        .await
-        .with_context(|| format!("moving the copy to {}", held.display()))?;
-    let dir = media_dir.to_owned();
-    tokio::task::spawn_blocking(move || File::open(&dir).and_then(|d| d.sync_all()))
-        .await
-        .context("syncing the media folder")?
-        .context("syncing the media folder")?;
+    let held = copy::hold(&partial, media_dir, &sha256).await?;
     tracing::debug!(recorder, index = entry.index, from = %path.display(), "copied from the mass-storage volume");
     Ok(Some(Copied {
         sha256,
