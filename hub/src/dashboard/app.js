@@ -300,7 +300,8 @@ function onlineBadge(d) {
 
 function stateBadge(state) {
   const tone = { approved: "ok", pending: "warn", revoked: "bad" }[state] || "neutral";
-  return missing(state) ? DASH : badge(String(state), tone);
+  // Outlined, so that a filled green badge always means a live link or a good check.
+  return missing(state) ? DASH : h("span", { class: "badge badge-outline badge-" + tone }, String(state));
 }
 
 function battery(pct) {
@@ -664,7 +665,7 @@ async function recordView(route) {
     h(
       "div",
       { class: "view-head" },
-      h("div", null, h("div", { class: "crumbs" }, link("#/fleet", "Fleet"), " / ", deviceLink(r.device_id), " / record"), h("h1", null, kindLabel(r), " ", h("span", { class: "muted mono small" }, show(r.id)))),
+      h("div", null, h("div", { class: "crumbs" }, link("#/fleet", "Fleet"), " / ", deviceLink(r.device_id), " / record"), h("h1", null, media ? ["Recording ", show(r.file_name)] : kindLabel(r), " ", h("span", { class: "muted mono small" }, show(r.id)))),
       h("div", { class: "head-badges" }, r.verified === true ? badge("verified", "ok") : r.verified === false ? badge("verification failed", "bad") : null),
     ),
     h(

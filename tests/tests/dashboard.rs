@@ -1,0 +1,483 @@
+//! Issue 5, item 4, and SPEC.md "Interfaces → Web dashboard" ("served by the
+//! hub for operators … tested in a real headless browser"): with real data
+//! synced by a field agent (events, one in Chinese, and a recording) and an
+//! open alert raised by a broken hash chain, the system's headless Chromium
+//! signs in with the hub's token and renders the fleet (every enrolled
+//! device, online), the open alerts (kind and detail as the API gives them),
+//! a device's page (its latest records) and a record's page (verification
+//! and custody trail); a wrong token lands on the sign-in form with the 401
+//! explained; and the screenshots are real pictures of the window size, not
+//! blank, with the colours of the online badges and the open-alert count.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use evsync_agent::agent::Agent;
+use evsync_e2e::*;
+use evsync_hub::server::Hub;
+use evsync_protocol::chain::{Hash, GENESIS};
+use serde_json::Value;
+
+/// The browser window, as the screenshots must measure.
+const WIDTH: u32 = 1400;
+const HEIGHT: u32 = 1000;
+/// The longest one Chromium run may take before the test kills it.
+const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(45);
+
+/// The Chinese note of one event; it must reach the page intact.
+const NOTE_ZH: &str = "现场检查：当事人拒绝签字";
+
+/// `chromium` on the PATH, or a failure that says how to install it.
+fn chromium() -> PathBuf {
+    std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("chromium"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "chromium is not installed: run scripts/setup (as root) to install Debian's \
+                 chromium package; this test renders the dashboard in headless Chromium"
+            )
+        })
+}
+
+/// One headless Chromium run on `url` with its own fresh profile folder,
+/// in its own process group (so every process it starts is killed after it).
+fn run_chromium(dir: &Path, url: &str, mode: &[String]) -> anyhow::Result<String> {
+    use std::os::unix::process::CommandExt as _;
+    let profile = tempfile::Builder::new()
+        .prefix("chromium-profile-")
+        .tempdir_in(dir)?;
+    let mut child = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-extensions",
+            "--hide-scrollbars",
+            "--force-color-profile=srgb",
+            "--lang=en-US",
+        ])
+        .arg(format!("--user-data-dir={}", profile.path().display()))
+        .arg(format!("--window-size={WIDTH},{HEIGHT}"))
+        .arg("--virtual-time-budget=8000")
+        .args(mode)
+        .arg(url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .context("starting chromium")?;
+    let group = child.id();
+    let kill_group = || {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{group}")])
+            .stderr(Stdio::null())
+            .status();
+    };
+    // Read both pipes on threads so a chatty browser never blocks on them.
+    let mut out_pipe = child.stdout.take().context("chromium stdout")?;
+    let mut err_pipe = child.stderr.take().context("chromium stderr")?;
+    let out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut out_pipe, &mut s);
+        s
+    });
+    let err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::io::Read::read_to_string(&mut err_pipe, &mut s);
+        s
+    });
+    let deadline = Instant::now() + CHROMIUM_TIMEOUT;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    };
+    // Whatever it left behind (renderer, zygote, GPU process) goes with it.
+    kill_group();
+    let _ = child.kill();
+    let _ = child.wait();
+    let stdout = out.join().unwrap_or_default();
+    let stderr = err.join().unwrap_or_default();
+    match status {
+        None => anyhow::bail!(
+            "chromium did not finish {url} within {CHROMIUM_TIMEOUT:?}; its log:\n{stderr}"
+        ),
+        Some(s) if !s.success() => anyhow::bail!("chromium exited with {s} on {url}:\n{stderr}"),
+        Some(_) => Ok(stdout),
+    }
+}
+
+/// The page's DOM after its scripts ran.
+fn dump_dom(dir: &Path, url: &str) -> anyhow::Result<String> {
+    let dom = run_chromium(dir, url, &["--dump-dom".to_owned()])?;
+    anyhow::ensure!(dom.contains("</html>"), "no DOM from {url}: {dom:?}");
+    Ok(dom)
+}
+
+/// A screenshot of the page, decoded: (width, height, RGBA pixels).
+fn screenshot(dir: &Path, url: &str, file: &Path) -> anyhow::Result<(u32, u32, Vec<u8>)> {
+    let _ = std::fs::remove_file(file);
+    run_chromium(dir, url, &[format!("--screenshot={}", file.display())])?;
+    anyhow::ensure!(file.is_file(), "chromium wrote no screenshot of {url}");
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(file)?));
+    let mut reader = decoder
+        .read_info()
+        .with_context(|| format!("{} is not a PNG", file.display()))?;
+    let mut buf = vec![0; reader.output_buffer_size().context("PNG too large")?];
+    let info = reader.next_frame(&mut buf)?;
+    buf.truncate(info.buffer_size());
+    let rgba = match info.color_type {
+        png::ColorType::Rgba => buf,
+        png::ColorType::Rgb => buf
+            .chunks_exact(3)
+            .flat_map(|p| [p[0], p[1], p[2], 255])
+            .collect(),
+        other => anyhow::bail!("unexpected PNG colour type {other:?}"),
+    };
+    anyhow::ensure!(
+        info.bit_depth == png::BitDepth::Eight,
+        "unexpected bit depth"
+    );
+    Ok((info.width, info.height, rgba))
+}
+
+/// How many pixels have exactly the colour `rgb`.
+fn pixels_of(rgba: &[u8], rgb: [u8; 3]) -> usize {
+    rgba.chunks_exact(4).filter(|p| p[..3] == rgb).count()
+}
+
+/// Checks a screenshot is a real rendering: the window's size, many
+/// colours (text is anti-aliased), not one flat background.
+fn assert_rendered(name: &str, (w, h, rgba): &(u32, u32, Vec<u8>)) {
+    assert_eq!((*w, *h), (WIDTH, HEIGHT), "{name}: screenshot size");
+    let mut colours = std::collections::HashMap::<[u8; 3], usize>::new();
+    for p in rgba.chunks_exact(4) {
+        *colours.entry([p[0], p[1], p[2]]).or_default() += 1;
+    }
+    let background = colours.values().max().copied().unwrap_or_default();
+    let total = (w * h) as usize;
+    assert!(
+        colours.len() >= 64,
+        "{name}: only {} distinct colours: a blank or unstyled page",
+        colours.len()
+    );
+    assert!(
+        background * 100 < total * 97,
+        "{name}: {}% of the pixels are one colour: the page is (nearly) blank",
+        background * 100 / total
+    );
+}
+
+/// Text as Chromium serialises it in a text node.
+fn in_html(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('\u{a0}', "&nbsp;")
+}
+
+fn assert_shows(dom: &str, page: &str, text: &str) {
+    assert!(
+        dom.contains(&in_html(text)),
+        "the {page} page does not show {text:?}; its DOM:\n{dom}"
+    );
+}
+
+/// The page's `<main>` element (the view shown), without the sign-in template beside it.
+fn main_of(dom: &str) -> &str {
+    let start = dom.find("<main").unwrap_or(0);
+    let end = dom[start..]
+        .find("</main>")
+        .map_or(dom.len(), |e| start + e);
+    &dom[start..end]
+}
+
+fn signed_in(dom: &str, page: &str) {
+    assert!(
+        !main_of(dom).contains("id=\"login-form\""),
+        "the {page} page shows the sign-in form: the token was not taken; DOM:\n{dom}"
+    );
+    assert!(
+        !dom.contains("Could not load this page"),
+        "the {page} page failed to load; DOM:\n{dom}"
+    );
+}
+
+/// Copies a screenshot to `EVSYNC_SCREENSHOTS` (a folder) when set, for a person to look at.
+fn keep_screenshot(file: &Path) -> anyhow::Result<()> {
+    if let Some(to) = std::env::var_os("EVSYNC_SCREENSHOTS") {
+        let to = PathBuf::from(to);
+        std::fs::create_dir_all(&to)?;
+        std::fs::copy(file, to.join(file.file_name().context("file name")?))?;
+    }
+    Ok(())
+}
+
+/// Writes one spool event file (write, then rename).
+fn drop_event(spool: &Path, name: &str, event: Value) -> anyhow::Result<()> {
+    let text = serde_json::json!({ "time": "2026-11-23T09:30:00+08:00", "event": event });
+    let part = spool.join(format!("{name}.json.part"));
+    std::fs::write(&part, text.to_string())?;
+    std::fs::rename(&part, spool.join(format!("{name}.json")))?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_shows_real_fleet_alerts_devices_and_custody_in_headless_chromium(
+) -> anyhow::Result<()> {
+    let browser = chromium();
+    let started = Instant::now();
+    let dir = test_dir("dashboard")?;
+    let hub = Hub::start(hub_config(dir.path(), None)?).await?;
+    let api = Api::new(hub.http_addr, &hub.token);
+    let base = format!("http://{}", hub.http_addr);
+
+    // A field agent with events (one in Chinese, one enforcement action) and a recording.
+    let field = unique("field-dash");
+    let cfg = agent_config(dir.path(), &field, &hub.mqtt_url, &hub.public_key);
+    let spool = cfg.spool_dir.clone();
+    std::fs::create_dir_all(&spool)?;
+    let agent = Agent::start(cfg).await?;
+    drop_events(&spool, 0, 3)?;
+    drop_event(
+        &spool,
+        "ev-zh",
+        serde_json::json!({ "type": "marked_important", "note": NOTE_ZH }),
+    )?;
+    drop_event(
+        &spool,
+        "ev-action",
+        serde_json::json!({
+            "type": "action_started", "action_id": "A-DASH-1",
+            "case_number": "渝500112罚〔2026〕296号", "domain": "01",
+            "legal_basis": "《中华人民共和国行政处罚法》第五十一条"
+        }),
+    )?;
+    let mp4 = dir.path().join("VID_dash.mp4");
+    evsync_hub::demo::write_mp4(&mp4, 4, 640, 1)?;
+    std::fs::rename(&mp4, spool.join("VID_dash.mp4"))?;
+
+    // A device whose second record names the wrong predecessor: a chain break.
+    let rogue_id = unique("field-rogue");
+    let mut rogue = RawDevice::connect(&hub.mqtt_url, &rogue_id).await?;
+    rogue.announce().await?;
+    eventually(
+        Duration::from_secs(10),
+        "the rogue device enrolled",
+        || async {
+            let d = api.get_ok("/api/v1/devices").await?;
+            Ok(d["devices"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|d| d["device_id"] == rogue_id.as_str() && d["state"] == "approved")
+            }))
+        },
+    )
+    .await?;
+    let first = rogue.seal(&rogue.body(1, GENESIS, "one"));
+    rogue.send(std::slice::from_ref(&first)).await?;
+    rogue.receipt(&hub.public_key).await?;
+    rogue
+        .send(&[rogue.seal(&rogue.body(2, Hash::of(b"not the first"), "two"))])
+        .await?;
+    rogue.receipt(&hub.public_key).await?;
+
+    eventually(
+        Duration::from_secs(30),
+        "the field agent's 6 records, its recording stored, and its status at the hub",
+        || async {
+            let devices = api.get_ok("/api/v1/devices").await?;
+            let reported = devices["devices"].as_array().is_some_and(|a| {
+                a.iter().any(|d| {
+                    d["device_id"] == field.as_str()
+                        && d["online"] == true
+                        && d["status"]["backlog_records"] == 0
+                })
+            });
+            Ok(reported && hub.record_count().await? == 6 + 2 && api.stored_media().await? == 1)
+        },
+    )
+    .await?;
+
+    // What the API says, which the pages must show.
+    let devices: Vec<Value> = api.get_ok("/api/v1/devices").await?["devices"]
+        .as_array()
+        .cloned()
+        .context("devices")?;
+    let open: Vec<Value> = api.get_ok("/api/v1/alerts?open=true").await?["alerts"]
+        .as_array()
+        .cloned()
+        .context("alerts")?;
+    let alert = open
+        .iter()
+        .find(|a| a["kind"] == "chain_break" && a["device_id"] == rogue_id.as_str())
+        .with_context(|| format!("no open chain_break alert for {rogue_id}: {open:?}"))?;
+    let feed: Vec<Value> = api
+        .feed()
+        .await?
+        .into_iter()
+        .filter(|r| r["device_id"] == field.as_str())
+        .collect();
+    check_chains(&feed)?;
+    let media = feed
+        .iter()
+        .find(|r| r["kind"] == "media")
+        .context("the recording is not in the feed")?;
+    let media_id = media["id"].as_str().context("media id")?;
+    let record = api.get_ok(&format!("/api/v1/records/{media_id}")).await?;
+    let token = &hub.token;
+
+    // The page itself needs no token and holds no data; `/` leads to it.
+    for path in ["/dashboard/", "/"] {
+        let (status, page) = api.get(path, false).await?;
+        assert_eq!(status, 200, "GET {path}");
+        let page = page.as_str().unwrap_or_default();
+        assert!(page.contains("<meta charset=\"utf-8\">"), "{page}");
+        assert!(!page.contains(&field), "the page itself holds data: {page}");
+    }
+
+    // Fleet: every enrolled device, online, with its officer and unit.
+    let dom = dump_dom(dir.path(), &format!("{base}/dashboard/#token={token}"))?;
+    signed_in(&dom, "fleet");
+    assert!(dom.contains("data-view=\"fleet\""), "{dom}");
+    for d in &devices {
+        let id = d["device_id"].as_str().context("device_id")?;
+        assert_shows(&dom, "fleet", id);
+        assert!(
+            dom.contains(&format!("href=\"#/devices/{id}\"")),
+            "no link to {id}'s page"
+        );
+    }
+    assert_shows(&dom, "fleet", "online");
+    assert_shows(&dom, "fleet", "100001");
+    assert_shows(&dom, "fleet", "500112010001");
+    assert!(
+        !dom.contains(token.as_str()),
+        "the token is left in the page"
+    );
+
+    // Alerts: the open chain break, as the API words it.
+    let dom = dump_dom(
+        dir.path(),
+        &format!("{base}/dashboard/#/alerts?token={token}"),
+    )?;
+    signed_in(&dom, "alerts");
+    assert!(dom.contains("data-view=\"alerts\""), "{dom}");
+    for a in &open {
+        assert_shows(&dom, "alerts", a["kind"].as_str().context("kind")?);
+        assert_shows(&dom, "alerts", a["detail"].as_str().context("detail")?);
+    }
+    assert_shows(&dom, "alerts", &rogue_id);
+    assert_shows(&dom, "alerts", alert["detail"].as_str().unwrap_or_default());
+
+    // The field device's page: its latest records, the Chinese note intact, a link to the recording.
+    let dom = dump_dom(
+        dir.path(),
+        &format!("{base}/dashboard/#/devices/{field}?token={token}"),
+    )?;
+    signed_in(&dom, "device");
+    assert!(dom.contains("data-view=\"device\""), "{dom}");
+    assert_shows(&dom, "device", &field);
+    assert_shows(&dom, "device", NOTE_ZH);
+    assert_shows(&dom, "device", "渝500112罚〔2026〕296号");
+    assert!(
+        dom.contains(&format!("href=\"#/records/{media_id}\"")),
+        "the device page does not link its recording {media_id}"
+    );
+
+    // The recording's page: its hash, its verification, and its custody trail.
+    let dom = dump_dom(
+        dir.path(),
+        &format!("{base}/dashboard/#/records/{media_id}?token={token}"),
+    )?;
+    signed_in(&dom, "record");
+    assert!(dom.contains("data-view=\"record\""), "{dom}");
+    assert_shows(&dom, "record", media_id);
+    assert_shows(&dom, "record", record["sha256"].as_str().context("sha256")?);
+    assert_shows(&dom, "record", "VID_dash.mp4");
+    assert_eq!(record["verification"]["signature"], "valid", "{record}");
+    assert_eq!(record["verification"]["chain"], "intact", "{record}");
+    assert_shows(&dom, "record", "valid");
+    assert_shows(&dom, "record", "intact");
+    match record["custody"].as_array() {
+        Some(steps) => {
+            for s in steps {
+                assert_shows(&dom, "record", s["step"].as_str().context("step")?);
+                if let Some(actor) = s["actor"].as_str() {
+                    assert_shows(&dom, "record", actor);
+                }
+            }
+        }
+        None => assert_shows(
+            &dom,
+            "record",
+            "The hub did not send a custody trail for this record.",
+        ),
+    }
+
+    // A wrong token: back to the sign-in form, saying why.
+    let dom = dump_dom(
+        dir.path(),
+        &format!("{base}/dashboard/#token=not-the-token"),
+    )?;
+    assert!(main_of(&dom).contains("id=\"login-form\""), "{dom}");
+    assert_shows(&dom, "sign-in", "401");
+
+    // Screenshots: real renderings of the window, with the data's colours.
+    let fleet_png = dir.path().join("dashboard-fleet.png");
+    let shot = screenshot(
+        dir.path(),
+        &format!("{base}/dashboard/#token={token}"),
+        &fleet_png,
+    )?;
+    keep_screenshot(&fleet_png)?;
+    assert_rendered("fleet", &shot);
+    // The online badge's fill (--ok-bg) and the open-alert count's (--bad)
+    // are drawn only when the API reports an online device and an open alert.
+    assert!(
+        pixels_of(&shot.2, [0xe3, 0xf4, 0xea]) > 200,
+        "no online badge in the fleet screenshot"
+    );
+    assert!(
+        pixels_of(&shot.2, [0xb4, 0x23, 0x18]) > 50,
+        "no open-alert count in the fleet screenshot"
+    );
+    let record_png = dir.path().join("dashboard-record.png");
+    let shot = screenshot(
+        dir.path(),
+        &format!("{base}/dashboard/#/records/{media_id}?token={token}"),
+        &record_png,
+    )?;
+    keep_screenshot(&record_png)?;
+    assert_rendered("record", &shot);
+    let login_png = dir.path().join("dashboard-login.png");
+    let login = screenshot(dir.path(), &format!("{base}/dashboard/"), &login_png)?;
+    assert_eq!(
+        pixels_of(&login.2, [0xe3, 0xf4, 0xea]),
+        0,
+        "the sign-in page shows data"
+    );
+
+    eprintln!(
+        "dashboard checked in {:?} with {}",
+        started.elapsed(),
+        browser.display()
+    );
+    agent.shutdown().await?;
+    drop(rogue);
+    hub.shutdown().await
+}
