@@ -58,6 +58,7 @@ pub fn hub_config(dir: &Path, external_broker: Option<String>) -> anyhow::Result
             token: Some("test-token-0123456789".into()),
         },
         media: MediaConfig::default(),
+        fleet: Default::default(),
     })
 }
 
