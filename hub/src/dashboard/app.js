@@ -137,8 +137,8 @@ function progress(done, total, label) {
   return h(
     "div",
     { class: "progress" },
-    h("div", { class: "bar", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct === null ? null : Math.round(pct) }, fill),
-    h("div", { class: "bar-label" }, label || `${bytes(d)} / ${bytes(t)}`, pct === null ? "" : ` · ${pct.toFixed(0)}%`),
+    h("div", { class: "bar", role: "progressbar", "aria-valuemin": 0, "aria-valuemax": 100, "aria-valuenow": pct === null ? null : Math.floor(pct) }, fill),
+    h("div", { class: "bar-label" }, label || `${bytes(d)} / ${bytes(t)}`, pct === null ? "" : ` · ${Math.floor(pct)}%`),
   );
 }
 
@@ -249,13 +249,13 @@ async function loadDirectory() {
 function officer(id, name) {
   if (missing(id) && missing(name)) return DASH;
   const n = missing(name) ? directory.officers.get(String(id)) : name;
-  return n ? h("span", null, n, " ", h("span", { class: "muted" }, show(id))) : String(id);
+  return n ? h("span", { class: "named" }, n, " ", h("span", { class: "code" }, show(id))) : String(id);
 }
 
 function unit(code, name) {
   if (missing(code) && missing(name)) return DASH;
   const n = missing(name) ? directory.units.get(String(code)) : name;
-  return n ? h("span", { title: show(code) }, n, " ", h("span", { class: "muted" }, show(code))) : String(code);
+  return n ? h("span", { class: "named stacked" }, h("span", null, n), h("span", { class: "code" }, show(code))) : String(code);
 }
 
 // ---------------------------------------------------------------- device figures
@@ -418,18 +418,18 @@ async function fleetView() {
     return h(
       "tr",
       { "data-device": show(d.device_id), class: d.online === false ? "is-offline" : "" },
-      h("td", { class: "mono" }, deviceLink(d.device_id), n ? h("span", { class: "count count-inline", title: `${n} open alert(s)` }, String(n)) : null),
+      h("td", { class: "mono nowrap" }, deviceLink(d.device_id), n ? h("span", { class: "count count-inline", title: `${n} open alert(s)` }, String(n)) : null),
       h("td", null, show(kind)),
       h("td", null, stateBadge(d.state)),
       h("td", null, onlineBadge(d)),
       h("td", { class: "nowrap" }, ago(d.last_seen)),
       h("td", null, officer(d.officer_id, d.officer_name)),
-      h("td", null, unit(d.unit_code, d.unit_name)),
+      h("td", { class: "unit" }, unit(d.unit_code, d.unit_name)),
       h("td", { class: "num" }, battery(d.battery_pct ?? status(d).battery_pct)),
       h("td", null, storage(d.storage_free_bytes ?? status(d).storage_free_bytes, d.storage_total_bytes ?? status(d).storage_total_bytes)),
       h("td", { class: "num nowrap" }, backlog(d)),
       h("td", { class: "num nowrap" }, clockOffset(d.clock_offset_ms)),
-      h("td", { class: "mono small" }, kind === "dock" ? (docked.length ? docked.map((id, i) => [i ? ", " : "", deviceLink(id)]) : h("span", { class: "muted" }, "none")) : missing(d.docked_in) ? DASH : ["in ", deviceLink(d.docked_in)]),
+      h("td", { class: "mono small" + (kind === "dock" ? "" : " nowrap") }, kind === "dock" ? (docked.length ? docked.map((id, i) => [i ? ", " : "", deviceLink(id)]) : h("span", { class: "muted" }, "none")) : missing(d.docked_in) ? h("span", { class: "muted" }, DASH) : ["in ", deviceLink(d.docked_in)]),
     );
   });
 
@@ -487,7 +487,7 @@ async function transfersView() {
     h(
       "tr",
       null,
-      h("td", { class: "mono" }, deviceLink(d.device_id)),
+      h("td", { class: "mono nowrap" }, deviceLink(d.device_id), h("div", { class: "small muted" }, "heartbeat ", ago(status(d).at))),
       h("td", null, recordLink(t.record_id, show(t.file))),
       h("td", { class: "wide" }, progress(t.bytes_done, t.bytes_total)),
       h("td", { class: "num nowrap" }, num(t.rate_bps) === null ? DASH : bytes(t.rate_bps) + "/s"),
@@ -499,7 +499,7 @@ async function transfersView() {
     h(
       "tr",
       null,
-      h("td", { class: "mono" }, deviceLink(d.device_id)),
+      h("td", { class: "mono nowrap" }, deviceLink(d.device_id), h("div", { class: "small muted" }, "heartbeat ", ago(status(d).at))),
       h("td", { class: "num" }, show(s.slot)),
       h("td", null, missing(s.state) ? DASH : badge(String(s.state).replace("_", " "), slotTone[s.state])),
       h("td", { class: "mono" }, deviceLink(s.recorder)),
@@ -550,7 +550,7 @@ async function deviceView(route) {
   return h(
     "div",
     { class: "view", "data-view": "device" },
-    h("div", { class: "view-head" }, h("div", null, h("div", { class: "crumbs" }, link("#/fleet", "Fleet"), " / device"), h("h1", { class: "mono" }, show(d.device_id))), h("div", { class: "head-badges" }, onlineBadge(d), stateBadge(d.state), missing(kind) ? null : badge(String(kind), "neutral"))),
+    h("div", { class: "view-head" }, h("div", null, h("div", { class: "crumbs" }, link("#/fleet", "Fleet"), " / device"), h("h1", { class: "mono" }, show(d.device_id))), h("div", { class: "head-badges" }, onlineBadge(d), stateBadge(d.state), missing(kind) ? null : badge(String(kind), "neutral"), reloadButton())),
     h(
       "div",
       { class: "columns" },
@@ -578,14 +578,18 @@ async function deviceView(route) {
           ["Battery", battery(d.battery_pct ?? s.battery_pct)],
           ["Storage", storage(d.storage_free_bytes ?? s.storage_free_bytes, d.storage_total_bytes ?? s.storage_total_bytes)],
           ["Clock offset", clockOffset(d.clock_offset_ms)],
-          ["Backlog", backlog(d)],
-          ["Media backlog", mediaBacklog(s.media_backlog)],
-          ["Uploads receipted", s.uploads && s.uploads.receipted],
-          ["Upload failures", s.uploads && s.uploads.failed],
-          ["Batches sent", s.batches_sent],
-          ["Resends", s.resends],
-          ["Refused records", s.refused_records],
-          ["Heartbeat at", missing(s.at) ? DASH : ago(s.at)],
+          kind === "recorder" ? null : ["Backlog", backlog(d)],
+          ...(kind === "recorder"
+            ? []
+            : [
+                ["Media backlog", mediaBacklog(s.media_backlog)],
+                ["Uploads receipted", s.uploads && s.uploads.receipted],
+                ["Upload failures", s.uploads && s.uploads.failed],
+                ["Batches sent", s.batches_sent],
+                ["Resends", s.resends],
+                ["Refused records", s.refused_records],
+                ["Heartbeat", missing(s.at) ? DASH : ago(s.at)],
+              ]),
         ]),
       ),
     ),
@@ -624,7 +628,7 @@ async function latestRecords(id) {
 }
 
 function kindLabel(r) {
-  if (r.kind === "media") return "media";
+  if (r.kind === "media") return "recording";
   if (r.event && typeof r.event === "object" && !missing(r.event.type)) return String(r.event.type).replace(/_/g, " ");
   return show(r.kind);
 }
@@ -634,7 +638,7 @@ function summary(r) {
   const e = r.event && typeof r.event === "object" ? r.event : {};
   const parts = Object.entries(e)
     .filter(([k, v]) => k !== "type" && !missing(v))
-    .map(([k, v]) => `${k.replace(/_/g, " ")}: ${show(v)}`);
+    .map(([k, v]) => `${k.replace(/_/g, " ")}: ${/_bytes$/.test(k) && num(v) !== null ? bytes(v) : show(v)}`);
   return parts.length ? parts.join(" · ") : h("span", { class: "muted" }, DASH);
 }
 
@@ -666,7 +670,7 @@ async function recordView(route) {
       "div",
       { class: "view-head" },
       h("div", null, h("div", { class: "crumbs" }, link("#/fleet", "Fleet"), " / ", deviceLink(r.device_id), " / record"), h("h1", null, media ? ["Recording ", show(r.file_name)] : kindLabel(r), " ", h("span", { class: "muted mono small" }, show(r.id)))),
-      h("div", { class: "head-badges" }, r.verified === true ? badge("verified", "ok") : r.verified === false ? badge("verification failed", "bad") : null),
+      h("div", { class: "head-badges" }, r.verified === true ? badge("verified", "ok") : r.verified === false ? badge("verification failed", "bad") : null, reloadButton()),
     ),
     h(
       "div",
@@ -703,6 +707,20 @@ async function recordView(route) {
         ]),
       ),
     ),
+    section(
+      "Custody trail",
+      custody === null
+        ? h("p", { class: "empty" }, "The hub did not send a custody trail for this record.")
+        : custody.length === 0
+          ? h("p", { class: "empty" }, "The custody trail is empty.")
+          : h(
+              "ol",
+              { class: "timeline" },
+              custody.map((c) =>
+                h("li", { class: "step step-" + String(c.step || "").replace(/[^a-z_]/g, "") }, h("div", { class: "step-head" }, h("span", { class: "step-name" }, show(c.step)), h("span", { class: "step-time" }, when(c.at))), h("div", { class: "step-body" }, h("span", { class: "mono" }, show(c.actor)), missing(c.detail) ? null : h("span", { class: "muted" }, " · ", show(c.detail)))),
+              ),
+            ),
+    ),
     media
       ? section(
           "Recording",
@@ -722,20 +740,6 @@ async function recordView(route) {
       : null,
     event ? section("Event", fields(Object.entries(event).map(([k, x]) => [k.replace(/_/g, " "), k === "type" ? String(x).replace(/_/g, " ") : x]))) : null,
     geo ? section("Position", fields(Object.entries(geo).map(([k, x]) => [k.replace(/_/g, " "), x]))) : null,
-    section(
-      "Custody trail",
-      custody === null
-        ? h("p", { class: "empty" }, "The hub did not send a custody trail for this record.")
-        : custody.length === 0
-          ? h("p", { class: "empty" }, "The custody trail is empty.")
-          : h(
-              "ol",
-              { class: "timeline" },
-              custody.map((c) =>
-                h("li", { class: "step step-" + String(c.step || "").replace(/[^a-z_]/g, "") }, h("div", { class: "step-head" }, h("span", { class: "step-name" }, show(c.step)), h("span", { class: "step-time" }, when(c.at))), h("div", { class: "step-body" }, h("span", { class: "mono" }, show(c.actor)), missing(c.detail) ? null : h("span", { class: "muted" }, " · ", show(c.detail)))),
-              ),
-            ),
-    ),
   );
 }
 
@@ -763,12 +767,18 @@ async function downloadMedia(r, button) {
   }
 }
 
+/** Reads the page again (pages with evidence do not refresh by themselves). */
+function reloadButton() {
+  return h("button", { type: "button", class: "btn btn-small", title: "Read this page again (the read is audited)", onclick: () => render(false) }, "Reload");
+}
+
 function notFound(message) {
   return h("div", { class: "view", "data-view": "missing" }, h("div", { class: "card" }, h("h1", null, "Not found"), h("p", null, message), h("p", null, link("#/fleet", "Back to the fleet"))));
 }
 
 // ---------------------------------------------------------------- routing and session
 
+const LIVE_VIEWS = ["fleet", "alerts", "transfers"];
 const VIEWS = { fleet: fleetView, alerts: alertsView, transfers: transfersView, device: deviceView, record: recordView };
 
 function parseRoute() {
@@ -932,6 +942,9 @@ window.addEventListener("hashchange", () => {
 });
 $("logout").addEventListener("click", () => logout("Signed out."));
 setInterval(() => {
-  if (!document.hidden && loggedIn && parseRoute().name !== "record") render(true);
+  // Only views without evidence refresh themselves: a device's records and a
+  // record are evidence, and every read of them is audited (and joins the
+  // record's custody trail), so those pages are read again only on request.
+  if (!document.hidden && loggedIn && LIVE_VIEWS.includes(parseRoute().name)) render(true);
 }, REFRESH_MS);
 render(false);
