@@ -163,7 +163,10 @@ pub async fn list(
         ));
     }
     let filter = q.filter()?;
-    let described = format!("{filter:?}");
+    let described = match filter.describe() {
+        f if f.is_empty() => String::new(),
+        f => format!("; {f}"),
+    };
     let rows = state
         .read(move |s| s.records_after(after, limit, &filter))
         .await?;
@@ -173,7 +176,7 @@ pub async fn list(
                 &caller,
                 "records.list",
                 "feed",
-                format!("{} records; {described}", rows.len()),
+                format!("{} records{described}", rows.len()),
                 Some((first.hub_seq, last.hub_seq)),
             )
             .await?;
