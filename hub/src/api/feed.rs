@@ -4,9 +4,10 @@
 //! is opaque to consumers; a consumer that keeps passing back the cursor it
 //! was given sees every record exactly once, also while records arrive.
 
-use axum::extract::{Path, Query, State};
+use super::extract::{Json, Query};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Extension;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
 use evsync_protocol::chain::Hash;
@@ -163,7 +164,10 @@ pub async fn list(
         ));
     }
     let filter = q.filter()?;
-    let described = format!("{filter:?}");
+    let described = match filter.describe() {
+        f if f.is_empty() => String::new(),
+        f => format!("; {f}"),
+    };
     let rows = state
         .read(move |s| s.records_after(after, limit, &filter))
         .await?;
@@ -173,7 +177,7 @@ pub async fn list(
                 &caller,
                 "records.list",
                 "feed",
-                format!("{} records; {described}", rows.len()),
+                format!("{} records{described}", rows.len()),
                 Some((first.hub_seq, last.hub_seq)),
             )
             .await?;

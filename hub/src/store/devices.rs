@@ -477,6 +477,30 @@ impl Store {
                         slot.get("clock_offset_ms").and_then(|v| v.as_i64()),
                     ],
                 )?;
+                let said = |k: &str| slot.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+                let (officer, unit) = (said("officer"), said("unit"));
+                if officer.is_some() || unit.is_some() {
+                    let current = open_assignment(tx, recorder)?;
+                    let same = current.as_ref().is_some_and(|c| {
+                        c.officer_id == officer && c.unit_code == unit
+                    });
+                    if !same {
+                        // What the recorder itself says it is assigned to (its ZFY info).
+                        let domain = current.and_then(|c| c.domain);
+                        super::fleet::assign_in(
+                            tx,
+                            recorder,
+                            &super::fleet::NewAssignment {
+                                officer_id: officer,
+                                unit_code: unit,
+                                domain,
+                            },
+                            &t,
+                            "recorder",
+                            device_id,
+                        )?;
+                    }
+                }
                 docked.push(recorder.to_owned());
             }
             let mut stmt =

@@ -498,6 +498,26 @@ pub struct RecordFilter {
     pub case_number: Option<String>,
 }
 
+impl RecordFilter {
+    /// The filters set, as `name=value` pairs for logs and the audit log.
+    pub fn describe(&self) -> String {
+        [
+            ("device_id", &self.device_id),
+            ("officer_id", &self.officer_id),
+            ("unit_code", &self.unit_code),
+            ("domain", &self.domain),
+            ("kind", &self.kind),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("case_number", &self.case_number),
+        ]
+        .iter()
+        .filter_map(|(n, v)| v.as_ref().map(|v| format!("{n}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+}
+
 impl Store {
     /// Records after `after` in hub order that pass `filter`, at most `limit`.
     pub fn records_after(
