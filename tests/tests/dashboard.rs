@@ -576,7 +576,8 @@ async fn the_dashboard_shows_real_fleet_alerts_devices_and_custody_in_headless_c
         );
     }
     for s in custody {
-        assert_shows(&dom, "record", s["step"].as_str().context("step")?);
+        let step = s["step"].as_str().context("step")?;
+        assert_shows(&dom, "record", &step.replace('_', " "));
         assert_shows(&dom, "record", s["actor"].as_str().context("actor")?);
         assert_shows(&dom, "record", s["detail"].as_str().context("detail")?);
     }

@@ -717,7 +717,7 @@ async function recordView(route) {
               "ol",
               { class: "timeline" },
               custody.map((c) =>
-                h("li", { class: "step step-" + String(c.step || "").replace(/[^a-z_]/g, "") }, h("div", { class: "step-head" }, h("span", { class: "step-name" }, show(c.step)), h("span", { class: "step-time" }, when(c.at))), h("div", { class: "step-body" }, h("span", { class: "mono" }, show(c.actor)), missing(c.detail) ? null : h("span", { class: "muted" }, " · ", show(c.detail)))),
+                h("li", { class: "step step-" + String(c.step || "").replace(/[^a-z_]/g, "") }, h("div", { class: "step-head" }, h("span", { class: "step-name" }, missing(c.step) ? DASH : String(c.step).replace(/_/g, " ")), h("span", { class: "step-time" }, when(c.at))), h("div", { class: "step-body" }, h("span", { class: "mono" }, show(c.actor)), missing(c.detail) ? null : h("span", { class: "muted" }, " · ", show(c.detail)))),
               ),
             ),
     ),
