@@ -898,17 +898,17 @@ async function startSession() {
   $("session").hidden = false;
 }
 
-function logout(message) {
+function logout(message, tone) {
   try {
     sessionStorage.removeItem(TOKEN_KEY);
   } catch (_) {
     // Nothing kept.
   }
   loggedIn = false;
-  showLogin(message);
+  showLogin(message, tone);
 }
 
-function showLogin(message) {
+function showLogin(message, tone) {
   $("nav").hidden = true;
   $("session").hidden = true;
   setBanner(null);
@@ -917,6 +917,7 @@ function showLogin(message) {
   const msg = $("login-message");
   if (message) {
     msg.textContent = message;
+    msg.classList.toggle("login-info", tone === "info");
     msg.hidden = false;
   }
   $("login-form").addEventListener("submit", (ev) => {
@@ -940,7 +941,7 @@ window.addEventListener("hashchange", () => {
   takeTokenFromFragment();
   render(false);
 });
-$("logout").addEventListener("click", () => logout("Signed out."));
+$("logout").addEventListener("click", () => logout("Signed out. The token was removed from this tab.", "info"));
 setInterval(() => {
   // Only views without evidence refresh themselves: a device's records and a
   // record are evidence, and every read of them is audited (and joins the
