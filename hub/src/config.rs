@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 /// The hub's configuration.
@@ -27,6 +26,26 @@ pub struct HubConfig {
     pub http: HttpConfig,
     /// The media data plane: upload grants, uploads, the blob store.
     pub media: MediaConfig,
+    /// How the fleet's liveness is judged.
+    pub fleet: FleetConfig,
+}
+
+/// Fleet settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FleetConfig {
+    /// An agent not heard from for this many seconds is shown offline, even
+    /// without a last will (a connection that died silently). Keep it above
+    /// the agents' `uplink.status_secs` (default 10).
+    pub offline_after_secs: u64,
+}
+
+impl Default for FleetConfig {
+    fn default() -> Self {
+        Self {
+            offline_after_secs: 60,
+        }
+    }
 }
 
 /// Media data plane settings.
@@ -94,6 +113,7 @@ impl Default for HubConfig {
             mqtt: MqttConfig::default(),
             http: HttpConfig::default(),
             media: MediaConfig::default(),
+            fleet: FleetConfig::default(),
         }
     }
 }
@@ -124,11 +144,28 @@ fn env(name: &str) -> Option<String> {
 impl HubConfig {
     /// Reads `path` (if given), applies `EVSYNC_HUB_*` overrides and validates.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let mut cfg: HubConfig = match path {
+        let origin = path
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "hub config".into());
+        match Self::check(path) {
+            Ok(cfg) => Ok(cfg),
+            Err(problems) => anyhow::bail!(
+                "{origin}: {} problem(s):\n  {}",
+                problems.len(),
+                problems.join("\n  ")
+            ),
+        }
+    }
+
+    /// Like [`HubConfig::load`], but returns every problem found: in the
+    /// file (each section checked on its own, so one bad section does not
+    /// hide another), in the environment overrides, and in the values.
+    pub fn check(path: Option<&Path>) -> Result<Self, Vec<String>> {
+        let mut cfg = match path {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading {}", p.display()))?;
-                toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+                    .map_err(|e| vec![format!("reading {}: {e}", p.display())])?;
+                Self::parse(&text)?
             }
             None => HubConfig::default(),
         };
@@ -137,15 +174,47 @@ impl HubConfig {
         if problems.is_empty() {
             Ok(cfg)
         } else {
-            let origin = path
-                .map(|p| p.display().to_string())
-                .unwrap_or_else(|| "hub config".into());
-            anyhow::bail!(
-                "{origin}: {} problem(s):\n  {}",
-                problems.len(),
-                problems.join("\n  ")
-            )
+            Err(problems)
         }
+    }
+
+    /// Parses TOML text; on failure, checks each section alone to name every bad one.
+    fn parse(text: &str) -> Result<Self, Vec<String>> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| vec![e.to_string()])?;
+        if let Ok(cfg) = HubConfig::deserialize(toml::Value::Table(table.clone())) {
+            return Ok(cfg);
+        }
+        fn section<T: serde::de::DeserializeOwned>(
+            name: &str,
+            v: &toml::Value,
+            out: &mut Vec<String>,
+        ) {
+            if let Err(e) = T::deserialize(v.clone()) {
+                out.push(format!("[{name}]: {}", e.message().trim()));
+            }
+        }
+        let mut problems = Vec::new();
+        let mut top = toml::Table::new();
+        for (key, value) in &table {
+            match key.as_str() {
+                "mqtt" => section::<MqttConfig>(key, value, &mut problems),
+                "http" => section::<HttpConfig>(key, value, &mut problems),
+                "media" => section::<MediaConfig>(key, value, &mut problems),
+                "fleet" => section::<FleetConfig>(key, value, &mut problems),
+                _ => {
+                    top.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        // Top-level keys one at a time, so each bad one is named.
+        for (key, value) in top {
+            let mut alone = toml::Table::new();
+            alone.insert(key.clone(), value);
+            if let Err(e) = HubConfig::deserialize(toml::Value::Table(alone)) {
+                problems.push(format!("{key}: {}", e.message().trim()));
+            }
+        }
+        Err(problems)
     }
 
     fn apply_env(&mut self) -> Vec<String> {
@@ -225,6 +294,7 @@ impl HubConfig {
             ("media.max_mismatches", u64::from(m.max_mismatches)),
             ("media.idle_timeout_secs", m.idle_timeout_secs),
             ("media.partial_ttl_secs", m.partial_ttl_secs),
+            ("fleet.offline_after_secs", self.fleet.offline_after_secs),
         ] {
             if v == 0 {
                 p.push(format!("{name} = 0: expected a positive number"));
@@ -274,6 +344,24 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hub.example.toml");
         let cfg = HubConfig::load(Some(&path)).unwrap();
         assert_eq!(cfg.mqtt.listen.port(), 1884);
+    }
+
+    #[test]
+    fn check_config_names_every_bad_section_and_key_of_the_file_at_once() {
+        let text = "hub_id = 5\ngap_grace_secs = \"soon\"\n[http]\nlisten = \"nowhere\"\n[media]\ngrant_ttl_secs = -1\n[fleet]\noffline_after = 3\n";
+        let problems = HubConfig::parse(text).unwrap_err();
+        let all = problems.join("\n");
+        assert_eq!(problems.len(), 5, "{all}");
+        for needle in [
+            "[http]",
+            "[media]",
+            "[fleet]",
+            "hub_id",
+            "gap_grace_secs",
+            "offline_after",
+        ] {
+            assert!(all.contains(needle), "{needle} not named in:\n{all}");
+        }
     }
 
     #[test]

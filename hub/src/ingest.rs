@@ -434,14 +434,26 @@ impl Ingest {
                 }))
             }
             (None, Some(device)) => {
-                let key = PublicKey::from_base64(&device.public_key)
+                let Some(enrolled) = device.public_key.clone().filter(|_| device.kind.is_agent())
+                else {
+                    // A recorder's id on an agent's topic: recorders have no key and send nothing themselves.
+                    self.reject(
+                        topic_name,
+                        "unknown_device",
+                        &format!(
+                            "{agent_id} is a recorder, which has no key and cannot send records"
+                        ),
+                    );
+                    return Ok(Admission::Dropped);
+                };
+                let key = PublicKey::from_base64(&enrolled)
                     .map_err(|e| anyhow::anyhow!("enrolled key of {agent_id} is unusable: {e}"))?;
                 Ok(Admission::Admitted(Admitted {
                     topic: topic_name.to_owned(),
                     agent_id: agent_id.to_owned(),
                     signs_for_others: device.role.as_deref() == Some("dock"),
                     key,
-                    signer_key: device.public_key,
+                    signer_key: enrolled,
                     envelopes,
                 }))
             }
@@ -471,7 +483,10 @@ impl Ingest {
                     let is_agent = match enrolled.get(&body.device_id) {
                         Some(&known) => known,
                         None => {
-                            let known = self.store.device(&body.device_id)?.is_some();
+                            let known = self
+                                .store
+                                .device(&body.device_id)?
+                                .is_some_and(|d| d.kind.is_agent());
                             enrolled.insert(body.device_id.clone(), known);
                             known
                         }
@@ -539,13 +554,16 @@ impl Ingest {
             );
             return Ok(());
         }
+        let public_key = key.to_base64();
         let outcome = self.store.announce(
-            device,
-            &key.to_base64(),
-            &body.role,
-            body.officer_id.as_deref(),
-            body.unit_code.as_deref(),
-            &body.software,
+            store::Announcement {
+                device_id: device,
+                public_key: &public_key,
+                role: &body.role,
+                officer_id: body.officer_id.as_deref(),
+                unit_code: body.unit_code.as_deref(),
+                software: &body.software,
+            },
             self.auto_approve,
         )?;
         match outcome {
@@ -581,7 +599,10 @@ impl Ingest {
             return Ok(());
         }
         match serde_json::from_slice::<serde_json::Value>(payload) {
-            Ok(v) if v.is_object() => self.store.device_status(device, &v),
+            Ok(v) if v.is_object() => {
+                self.metrics.backlog(device, &v);
+                self.store.device_status(device, &v)
+            }
             Ok(_) => {
                 self.reject(topic_name, "malformed", "status: expected a JSON object");
                 Ok(())

@@ -5,6 +5,7 @@ use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 /// Label of the rejects counter.
@@ -12,6 +13,38 @@ use prometheus_client::registry::Registry;
 pub struct Reason {
     /// Why the record or message was refused (`bad_signature`, `malformed`, ...).
     pub reason: String,
+}
+
+/// Labels of an API request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Request {
+    /// HTTP method.
+    pub method: String,
+    /// Route as declared (`/api/v1/records/{id}`), so ids do not explode the series.
+    pub route: String,
+    /// Status code answered.
+    pub status: u16,
+}
+
+/// Label of per-device figures.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Device {
+    /// Device id.
+    pub device: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 ms to ~16 s.
+    Histogram::new(exponential_buckets(0.001, 2.0, 15))
+}
+
+/// API request durations by route and status.
+pub struct ApiLatency(Family<Request, Histogram, fn() -> Histogram>);
+
+impl Default for ApiLatency {
+    fn default() -> Self {
+        Self(Family::new_with_constructor(latency_histogram))
+    }
 }
 
 /// The hub's counters.
@@ -39,6 +72,20 @@ pub struct Metrics {
     pub media_mismatches: Counter,
     /// Uploads being received now.
     pub uploads_active: Gauge,
+    /// Recording reads served (playback, with or without a range).
+    pub media_reads: Counter,
+    /// Entries written to the audit log.
+    pub audit_entries: Counter,
+    /// API requests refused before reaching their handler, by reason.
+    pub api_refused: Family<Reason, Counter>,
+    /// API request durations.
+    pub api_latency: ApiLatency,
+    /// Records waiting in each agent's buffer, per its last heartbeat.
+    pub backlog_records: Family<Device, Gauge>,
+    /// Bytes of those records.
+    pub backlog_bytes: Family<Device, Gauge>,
+    /// Recordings waiting in each agent for upload, per its last heartbeat.
+    pub media_backlog: Family<Device, Gauge>,
 }
 
 impl Metrics {
@@ -49,6 +96,43 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts one API request refused by the token check.
+    pub fn reject_api(&self, reason: &str) {
+        self.api_refused
+            .get_or_create(&Reason {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Observes one API request.
+    pub fn api_request(&self, method: &str, route: &str, status: u16, took: std::time::Duration) {
+        self.api_latency
+            .0
+            .get_or_create(&Request {
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    /// Keeps an agent's backlog from its heartbeat.
+    pub fn backlog(&self, device: &str, status: &serde_json::Value) {
+        let label = Device {
+            device: device.to_owned(),
+        };
+        for (family, field) in [
+            (&self.backlog_records, "backlog_records"),
+            (&self.backlog_bytes, "backlog_bytes"),
+            (&self.media_backlog, "media_backlog"),
+        ] {
+            if let Some(v) = status.get(field).and_then(|v| v.as_i64()) {
+                family.get_or_create(&label).set(v);
+            }
+        }
     }
 
     /// Renders all counters in the Prometheus text format.
@@ -100,6 +184,41 @@ impl Metrics {
             "uploads_active",
             "Uploads being received now",
             self.uploads_active.clone(),
+        );
+        registry.register(
+            "media_reads",
+            "Recording reads served (playback)",
+            self.media_reads.clone(),
+        );
+        registry.register(
+            "audit_entries",
+            "Entries written to the audit log",
+            self.audit_entries.clone(),
+        );
+        registry.register(
+            "api_refused",
+            "API requests refused by the token check, by reason",
+            self.api_refused.clone(),
+        );
+        registry.register(
+            "api_request_duration_seconds",
+            "API request durations by method, route and status",
+            self.api_latency.0.clone(),
+        );
+        registry.register(
+            "backlog_records",
+            "Records waiting for a receipt in each agent's buffer (last heartbeat)",
+            self.backlog_records.clone(),
+        );
+        registry.register(
+            "backlog_bytes",
+            "Bytes of the records waiting in each agent's buffer (last heartbeat)",
+            self.backlog_bytes.clone(),
+        );
+        registry.register(
+            "media_backlog",
+            "Recordings waiting for upload in each agent (last heartbeat)",
+            self.media_backlog.clone(),
         );
         let mut out = String::new();
         // Writing into a String cannot fail.

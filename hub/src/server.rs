@@ -169,9 +169,10 @@ impl Hub {
             publisher: to_publisher.clone(),
             cfg: cfg.media.clone(),
         };
+        let (changes_tx, changes) = watch::channel(0u64);
         let ingest = std::thread::Builder::new()
             .name("ingest".into())
-            .spawn(move || ingest_worker(ingest, from_link, to_publisher))
+            .spawn(move || ingest_worker(ingest, from_link, to_publisher, changes_tx))
             .context("starting the ingest thread")?;
         tasks.spawn(publish_receipts(
             client,
@@ -180,11 +181,20 @@ impl Hub {
             shutdown_rx.clone(),
         ));
 
-        let state = api::AppState::new(&db, &token, metrics, media)?;
+        let parts = api::ApiParts {
+            hub_id: cfg.hub_id.clone(),
+            key: key.clone(),
+            token: token.clone(),
+            metrics,
+            offline_after: std::time::Duration::from_secs(cfg.fleet.offline_after_secs),
+            changes,
+        };
+        let state = api::AppState::new(&db, parts, media)?;
         tasks.spawn(state.uploads().clone().janitor(shutdown_rx.clone()));
         let mut http_shutdown = shutdown_rx.clone();
         tasks.spawn(async move {
-            axum::serve(listener, api::router(state))
+            let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(listener, app)
                 .with_graceful_shutdown(async move {
                     let _ = http_shutdown.changed().await;
                 })
@@ -255,6 +265,7 @@ fn ingest_worker(
     mut ingest: Ingest,
     mut from_link: mpsc::Receiver<Publish>,
     to_publisher: mpsc::UnboundedSender<Vec<Outgoing>>,
+    changes: watch::Sender<u64>,
 ) {
     while let Some(first) = from_link.blocking_recv() {
         let mut batch = vec![first];
@@ -276,6 +287,8 @@ fn ingest_worker(
                 continue;
             }
         };
+        // Pushed event streams look at the store again.
+        changes.send_modify(|n| *n += 1);
         if to_publisher.send(receipts).is_err() {
             break;
         }

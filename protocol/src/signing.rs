@@ -23,6 +23,8 @@ pub enum Context {
     Grant,
     /// A media receipt, signed by the hub.
     MediaReceipt,
+    /// The hash of an audit log entry, signed by the hub.
+    Audit,
 }
 
 impl Context {
@@ -34,6 +36,7 @@ impl Context {
             Context::Announce => b"evsync/v1 announce\0",
             Context::Grant => b"evsync/v1 grant\0",
             Context::MediaReceipt => b"evsync/v1 media-receipt\0",
+            Context::Audit => b"evsync/v1 audit\0",
         }
     }
 }

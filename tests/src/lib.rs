@@ -58,6 +58,7 @@ pub fn hub_config(dir: &Path, external_broker: Option<String>) -> anyhow::Result
             token: Some("test-token-0123456789".into()),
         },
         media: MediaConfig::default(),
+        fleet: Default::default(),
     })
 }
 
@@ -114,6 +115,69 @@ pub fn drop_events(spool: &Path, first: usize, n: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A hub (in this process, auto-approve) with one field agent whose
+/// `events` event records and one MP4 recording are synced: the recording
+/// stored verified. For tests of what the hub serves about real data.
+pub struct SyncedHub {
+    /// The hub.
+    pub hub: evsync_hub::server::Hub,
+    /// The field agent (still running).
+    pub agent: evsync_agent::agent::Agent,
+    /// The agent's id.
+    pub device_id: String,
+    /// A client with the hub's bootstrap (admin) token.
+    pub api: Api,
+    /// The media record's id.
+    pub media_id: String,
+}
+
+impl SyncedHub {
+    /// Starts the hub and the agent in `dir` and waits until all is synced.
+    pub async fn start(dir: &Path, prefix: &str, events: usize) -> anyhow::Result<Self> {
+        let hub = evsync_hub::server::Hub::start(hub_config(dir, None)?).await?;
+        let api = Api::new(hub.http_addr, &hub.token);
+        let device_id = unique(prefix);
+        let cfg = agent_config(dir, &device_id, &hub.mqtt_url, &hub.public_key);
+        drop_events(&cfg.spool_dir, 0, events)?;
+        let part = cfg.spool_dir.join("20261123_083000_0001.mp4.part");
+        evsync_hub::demo::write_mp4(&part, 3, 4_000, 5)?;
+        std::fs::rename(&part, cfg.spool_dir.join("20261123_083000_0001.mp4"))?;
+        let agent = evsync_agent::agent::Agent::start(cfg).await?;
+        eventually(
+            Duration::from_secs(30),
+            "events and the recording synced",
+            || async {
+                let feed = api.feed().await?;
+                Ok(feed.len() == events + 1
+                    && feed
+                        .iter()
+                        .any(|r| r["kind"] == "media" && r["media_state"] == "stored"))
+            },
+        )
+        .await?;
+        let media_id = api
+            .media()
+            .await?
+            .first()
+            .and_then(|r| r["id"].as_str())
+            .context("no media record")?
+            .to_owned();
+        Ok(Self {
+            hub,
+            agent,
+            device_id,
+            api,
+            media_id,
+        })
+    }
+
+    /// Stops the agent, then the hub.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.agent.shutdown().await?;
+        self.hub.shutdown().await
+    }
+}
+
 /// A child process that is killed when dropped.
 pub struct Proc {
     child: Option<Child>,
@@ -156,6 +220,11 @@ impl Proc {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Its process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// SIGKILL and reap.
@@ -279,6 +348,53 @@ impl Api {
             Ok((status, json))
         })
         .await?
+    }
+
+    /// The same hub with another token.
+    pub fn with_token(&self, token: &str) -> Self {
+        Self {
+            base: self.base.clone(),
+            token: token.to_owned(),
+        }
+    }
+
+    /// Any request with the token (if any) and a body of `content_type`;
+    /// returns status and JSON (or text wrapped in a string).
+    pub async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> anyhow::Result<(u16, Value)> {
+        let url = format!("{}{path}", self.base);
+        let mut headers = vec![("authorization", format!("Bearer {}", self.token))];
+        let body = body.map(|(ct, b)| {
+            headers.push(("content-type", ct.to_owned()));
+            b
+        });
+        let method = method.to_owned();
+        let a = tokio::task::spawn_blocking(move || media::request(&method, &url, &headers, body))
+            .await??;
+        let text = String::from_utf8_lossy(&a.body).into_owned();
+        Ok((
+            a.status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        ))
+    }
+
+    /// A JSON request with the token.
+    pub async fn send_json(
+        &self,
+        method: &str,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<(u16, Value)> {
+        self.send(
+            method,
+            path,
+            Some(("application/json", serde_json::to_vec(body)?)),
+        )
+        .await
     }
 
     /// GET with the token, requiring 200.

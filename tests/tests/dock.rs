@@ -44,6 +44,7 @@ async fn two_docked_recorders_are_emptied_into_the_hub_with_corrected_clocks() -
     let s1 = Served::start(&r1, &dir.path().join("slot1"), Faults::default())?;
     let s2 = Served::start(&r2, &dir.path().join("slot2"), Faults::default())?;
     let cfg = dock_config(dir.path(), &hub.mqtt_url, &hub.public_key, &[&s1, &s2]);
+    let dock_id = cfg.device_id.clone();
     let agent = Agent::start(cfg).await?;
 
     eventually(
@@ -129,7 +130,49 @@ async fn two_docked_recorders_are_emptied_into_the_hub_with_corrected_clocks() -
         "ZFY0002 clock still {offset_now} ms off"
     );
 
+    // Issue 5: the recorders are in the fleet, docked in this dock, with
+    // the battery, firmware and clock offset the dock reported.
+    let fleet = api.get_ok("/api/v1/devices?kind=recorder").await?;
+    let listed = fleet["devices"].as_array().cloned().unwrap_or_default();
+    assert_eq!(listed.len(), 2, "{fleet}");
+    eventually(
+        Duration::from_secs(10),
+        "both recorders shown docked and online",
+        || async {
+            let v = api.get_ok("/api/v1/devices?kind=recorder").await?;
+            Ok(v["devices"].as_array().is_some_and(|d| {
+                d.iter()
+                    .all(|r| r["docked_in"] == dock_id.as_str() && r["online"] == true)
+            }))
+        },
+    )
+    .await?;
+    for (recorder, off_hours) in [("ZFY0001", 0i64), ("ZFY0002", 2)] {
+        let d = api.get_ok(&format!("/api/v1/devices/{recorder}")).await?;
+        assert_eq!(d["kind"], "recorder", "{d}");
+        assert!(d["battery_pct"].as_i64().is_some(), "{d}");
+        assert!(
+            d["storage_total_bytes"].as_i64().is_some_and(|b| b > 0),
+            "{d}"
+        );
+        assert!(d["firmware"].as_str().is_some_and(|f| !f.is_empty()), "{d}");
+        let offset = d["clock_offset_ms"].as_i64().unwrap_or(i64::MAX);
+        assert!((offset - off_hours * 3_600_000).abs() < 2_000, "{d}");
+    }
+
     agent.shutdown().await?;
+    // The dock's last will (or its clean goodbye) takes its recorders offline with it.
+    eventually(
+        Duration::from_secs(10),
+        "the recorders offline once their dock is",
+        || async {
+            let v = api.get_ok("/api/v1/devices?kind=recorder").await?;
+            Ok(v["devices"]
+                .as_array()
+                .is_some_and(|d| d.iter().all(|r| r["online"] == false)))
+        },
+    )
+    .await?;
     s1.stop()?;
     s2.stop()?;
     hub.shutdown().await

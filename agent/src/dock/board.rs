@@ -59,6 +59,10 @@ pub struct SlotStatus {
     pub unit: Option<String>,
     /// Battery charge, percent.
     pub battery_pct: Option<u8>,
+    /// The docked recorder's firmware version.
+    pub firmware: Option<String>,
+    /// Recorder clock minus dock clock as measured on docking, milliseconds.
+    pub clock_offset_ms: Option<i64>,
     /// Files on the recorder at the last listing.
     pub files_on_recorder: usize,
     /// Files copied off it since it was docked.
@@ -87,6 +91,8 @@ impl SlotStatus {
             officer: None,
             unit: None,
             battery_pct: None,
+            firmware: None,
+            clock_offset_ms: None,
             files_on_recorder: 0,
             files_copied: 0,
             resumed_copies: 0,

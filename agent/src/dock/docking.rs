@@ -208,6 +208,8 @@ async fn open(
         s.officer = docked.officer.clone();
         s.unit = docked.unit.clone();
         s.battery_pct = Some(identity.battery_pct);
+        s.firmware = Some(identity.firmware.clone());
+        s.clock_offset_ms = Some(docked.clock_offset_ms);
         s.files_on_recorder = identity.files as usize;
     });
     // A check-out this recorder was being given when the agent stopped or

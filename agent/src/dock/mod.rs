@@ -75,6 +75,8 @@ pub async fn run_slot(
                                     s.officer = None;
                                     s.unit = None;
                                     s.battery_pct = None;
+                                    s.firmware = None;
+                                    s.clock_offset_ms = None;
                                     s.files_on_recorder = 0;
                                 }
                             });

@@ -6,7 +6,7 @@
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
 use evsync_protocol::chain::Hash;
@@ -15,17 +15,19 @@ use evsync_protocol::signing::{Context, PublicKey};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::{ApiError, AppState};
-use crate::store::StoredRecord;
+use super::{ApiError, AppState, Caller};
+use crate::store::{RecordFilter, StoredRecord};
 
 /// Largest page of the feed.
 const MAX_LIMIT: u32 = 1000;
 
-fn encode_cursor(hub_seq: i64) -> String {
+/// The opaque cursor of a hub position.
+pub(crate) fn encode_cursor(hub_seq: i64) -> String {
     B64URL.encode(format!("evsync:{hub_seq}"))
 }
 
-fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
+/// The hub position of a cursor; 400 naming it when it is not one of ours.
+pub(crate) fn decode_cursor(cursor: &str) -> Result<i64, ApiError> {
     B64URL
         .decode(cursor)
         .ok()
@@ -87,17 +89,67 @@ pub fn record_json(r: &StoredRecord) -> Value {
     v
 }
 
-/// Query of the feed.
+/// Query of the feed: a cursor, a page size, and filters.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct FeedQuery {
     after: Option<String>,
     limit: Option<u32>,
+    device_id: Option<String>,
+    officer_id: Option<String>,
+    unit_code: Option<String>,
+    domain: Option<String>,
+    kind: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    case_number: Option<String>,
 }
 
-/// `GET /api/v1/records?after=CURSOR&limit=N`
+/// An RFC 3339 time of the query as stored (UTC, milliseconds), or 400 naming the field.
+fn time_param(name: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
+    v.map(|s| {
+        chrono::DateTime::parse_from_rfc3339(&s)
+            .map(|t| crate::store::stamp(t.with_timezone(&chrono::Utc)))
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "{name} = {s:?}: expected an RFC 3339 time, e.g. 2026-11-23T09:00:00+08:00"
+                    ),
+                )
+            })
+    })
+    .transpose()
+}
+
+impl FeedQuery {
+    fn filter(&mut self) -> Result<RecordFilter, ApiError> {
+        if let Some(k) = &self.kind {
+            if k != "media" && k != "event" {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    format!("kind = {k:?}: expected media or event"),
+                ));
+            }
+        }
+        Ok(RecordFilter {
+            device_id: self.device_id.take(),
+            officer_id: self.officer_id.take(),
+            unit_code: self.unit_code.take(),
+            domain: self.domain.take(),
+            kind: self.kind.take(),
+            from: time_param("from", self.from.take())?,
+            to: time_param("to", self.to.take())?,
+            case_number: self.case_number.take(),
+        })
+    }
+}
+
+/// `GET /api/v1/records?after=CURSOR&limit=N&device_id=&officer_id=&unit_code=&domain=&kind=&from=&to=&case_number=`
 pub async fn list(
     State(state): State<AppState>,
-    Query(q): Query<FeedQuery>,
+    Extension(caller): Extension<Caller>,
+    Query(mut q): Query<FeedQuery>,
 ) -> Result<Json<Value>, ApiError> {
     let after = match q.after.as_deref() {
         None | Some("") => 0,
@@ -110,7 +162,25 @@ pub async fn list(
             format!("limit = {limit}: expected 1 to {MAX_LIMIT}"),
         ));
     }
-    let rows = state.read(move |s| s.records_after(after, limit)).await?;
+    let filter = q.filter()?;
+    let described = match filter.describe() {
+        f if f.is_empty() => String::new(),
+        f => format!("; {f}"),
+    };
+    let rows = state
+        .read(move |s| s.records_after(after, limit, &filter))
+        .await?;
+    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+        state
+            .audit(
+                &caller,
+                "records.list",
+                "feed",
+                format!("{} records{described}", rows.len()),
+                Some((first.hub_seq, last.hub_seq)),
+            )
+            .await?;
+    }
     let last = rows.last().map(|r| r.hub_seq).unwrap_or(after);
     let records: Vec<Value> = rows.iter().map(record_json).collect();
     Ok(Json(
@@ -121,6 +191,7 @@ pub async fn list(
 /// `GET /api/v1/records/{id}`: the record, its signature checked again now, and its chain link.
 pub async fn one(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let lookup = id.clone();
@@ -160,7 +231,20 @@ pub async fn one(
         Some(h) if h == r.body.prev_hash => "intact".to_owned(),
         Some(h) => format!("broken: predecessor stored with hash {h}"),
     };
+    state
+        .audit(&caller, "record.read", &id, String::new(), None)
+        .await?;
+    let (lookup, hub_seq) = (id.clone(), r.hub_seq);
+    let (media, accesses) = state
+        .read(move |s| Ok((s.media(&lookup)?, s.audit_of_record(&lookup, hub_seq)?)))
+        .await?;
     let mut v = record_json(&r);
+    v["custody"] = json!(super::custody::trail(
+        &r,
+        &state.hub_id,
+        media.as_ref(),
+        &accesses
+    ));
     v["verified"] = json!(signature == "valid" && hash_ok);
     v["verification"] = json!({
         "signature": signature,
@@ -189,12 +273,6 @@ pub async fn alerts(
     let open = q.open.unwrap_or(false);
     let alerts = state.read(move |s| s.alerts(open, limit)).await?;
     Ok(Json(json!({ "alerts": alerts })))
-}
-
-/// `GET /api/v1/devices`
-pub async fn devices(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let devices = state.read(|s| s.devices()).await?;
-    Ok(Json(json!({ "devices": devices })))
 }
 
 #[cfg(test)]

@@ -1,34 +1,49 @@
 //! The HTTP API under `/api/v1` for the supervision platform and operators,
-//! plus `/metrics` and `/healthz`. JSON, RFC 3339 times, bearer-token auth.
+//! plus `/metrics` and `/healthz`. JSON, RFC 3339 times, bearer tokens with
+//! roles ([`auth`]); every read of evidence is written to the audit log
+//! before the evidence is answered.
 
-mod auth;
+mod audit;
+pub mod auth;
+mod custody;
+mod events;
 mod feed;
+mod fleet;
+mod tokens;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use axum::extract::State;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, head};
+use axum::routing::{delete, get, head, post, put};
 use axum::{Json, Router};
+use evsync_protocol::signing::SigningKey;
 use serde_json::json;
 
 use crate::config::MediaConfig;
 use crate::ingest::Outgoing;
 use crate::media::{self, Blobs, Issuer, Uploads};
 use crate::metrics::Metrics;
-use crate::store::Store;
+use crate::store::{AuditEvent, Store};
+pub use auth::Caller;
 
 /// Shared state of the API handlers.
 #[derive(Clone)]
 pub struct AppState {
     store: Arc<Mutex<Store>>,
-    token_hash: Arc<[u8; 32]>,
+    key: Arc<SigningKey>,
+    bootstrap_hash: Arc<String>,
     metrics: Arc<Metrics>,
     uploads: Arc<Uploads>,
+    offline_after: Duration,
+    changes: watch::Receiver<u64>,
+    hub_id: String,
 }
 
 /// What the media data plane of the API needs.
@@ -43,30 +58,50 @@ pub struct MediaParts {
     pub cfg: MediaConfig,
 }
 
+/// What the API needs besides the store and media.
+pub struct ApiParts {
+    /// This hub's id (custody trails name it).
+    pub hub_id: String,
+    /// The hub key: signs audit entries.
+    pub key: Arc<SigningKey>,
+    /// The bootstrap (admin) token.
+    pub token: String,
+    /// Counters.
+    pub metrics: Arc<Metrics>,
+    /// An agent silent this long counts as offline.
+    pub offline_after: Duration,
+    /// Moves whenever records or alerts were stored (for pushed events).
+    pub changes: watch::Receiver<u64>,
+}
+
 impl AppState {
-    /// Opens a connection to the store at `db` (reads, and the media states
-    /// uploads write) and remembers the token's hash.
-    pub fn new(
-        db: &Path,
-        token: &str,
-        metrics: Arc<Metrics>,
-        media: MediaParts,
-    ) -> anyhow::Result<Self> {
+    /// Opens a connection to the store at `db` (reads, the audit log, operator
+    /// changes, and the media states uploads write).
+    pub fn new(db: &Path, parts: ApiParts, media: MediaParts) -> anyhow::Result<Self> {
         let store = Arc::new(Mutex::new(Store::open(db)?));
         let uploads = Arc::new(Uploads::new(
             media.blobs,
             media.issuer,
             store.clone(),
             media.publisher,
-            metrics.clone(),
+            parts.metrics.clone(),
             media.cfg,
         ));
         Ok(Self {
             store,
-            token_hash: Arc::new(auth::hash(token)),
-            metrics,
+            key: parts.key,
+            bootstrap_hash: Arc::new(crate::store::token_hash(&parts.token)),
+            metrics: parts.metrics,
             uploads,
+            offline_after: parts.offline_after,
+            changes: parts.changes,
+            hub_id: parts.hub_id,
         })
+    }
+
+    /// The hub's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The upload service.
@@ -79,16 +114,49 @@ impl AppState {
         &self,
         f: impl FnOnce(&Store) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, ApiError> {
+        self.write(move |s| f(s)).await
+    }
+
+    /// Runs a blocking change against the store off the async runtime.
+    pub(crate) async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
         let store = self.store.clone();
         tokio::task::spawn_blocking(move || {
-            let guard = store
+            let mut guard = store
                 .lock()
                 .map_err(|_| anyhow::anyhow!("store lock poisoned"))?;
-            f(&guard)
+            f(&mut guard)
         })
         .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("read task failed: {e}")))?
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("store task failed: {e}")))?
         .map_err(ApiError::internal)
+    }
+
+    /// Writes an audit entry for what `caller` does; the request is refused
+    /// (500) when the entry cannot be written, so no evidence is read unaudited.
+    pub(crate) async fn audit(
+        &self,
+        caller: &Caller,
+        action: &str,
+        target: &str,
+        detail: String,
+        hub_seqs: Option<(i64, i64)>,
+    ) -> Result<(), ApiError> {
+        let key = self.key.clone();
+        let ev = AuditEvent {
+            actor: caller.name.clone(),
+            role: caller.role.as_str().to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            remote: caller.remote.clone(),
+            detail,
+            hub_seqs,
+        };
+        self.write(move |s| s.audit(&key, &ev)).await?;
+        self.metrics.audit_entries.inc();
+        Ok(())
     }
 }
 
@@ -126,11 +194,25 @@ impl IntoResponse for ApiError {
 /// All routes.
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
+        .route("/whoami", get(tokens::whoami))
         .route("/records", get(feed::list))
         .route("/records/{id}", get(feed::one))
         .route("/records/{id}/media", get(media::serve::media))
         .route("/alerts", get(feed::alerts))
-        .route("/devices", get(feed::devices))
+        .route("/events", get(events::stream))
+        .route("/devices", get(fleet::devices).post(fleet::register))
+        .route("/devices/{id}", get(fleet::device))
+        .route("/devices/{id}/approve", post(fleet::approve))
+        .route("/devices/{id}/revoke", post(fleet::revoke))
+        .route("/devices/{id}/assignment", put(fleet::assign))
+        .route("/officers", get(fleet::officers).post(fleet::put_officer))
+        .route("/officers/import", post(fleet::import_officers))
+        .route("/units", get(fleet::units).post(fleet::put_unit))
+        .route("/units/import", post(fleet::import_units))
+        .route("/audit", get(audit::list))
+        .route("/audit/verify", get(audit::verify))
+        .route("/tokens", get(tokens::list).post(tokens::create))
+        .route("/tokens/{id}", delete(tokens::revoke))
         .route("/openapi.json", get(openapi))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -145,7 +227,27 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/v1", api)
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), timed))
         .with_state(state)
+}
+
+/// Counts every request by route and status, with its duration.
+async fn timed(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(req).await;
+    state.metrics.api_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 async fn healthz(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {

@@ -177,6 +177,7 @@ pub async fn run(
             token: None,
         },
         media: MediaConfig::default(),
+        fleet: Default::default(),
     };
     let mut hub = Hub::start(hub_cfg).await?;
     eprintln!("demo: hub up, data in {}", root.display());

@@ -11,7 +11,7 @@ use evsync_protocol::record::Kind;
 use tower::ServiceExt as _;
 use tower_http::services::ServeFile;
 
-use crate::api::{ApiError, AppState};
+use crate::api::{ApiError, AppState, Caller};
 use crate::store::MediaState;
 
 /// The handler.
@@ -52,6 +52,19 @@ pub async fn media(
             )))
         }
     }
+    let caller = req
+        .extensions()
+        .get::<Caller>()
+        .cloned()
+        .ok_or_else(|| ApiError::internal(anyhow::anyhow!("media read without a caller")))?;
+    let range = req
+        .headers()
+        .get(header::RANGE)
+        .and_then(|v| v.to_str().ok())
+        .map(|r| format!("range {r}"))
+        .unwrap_or_else(|| "whole".into());
+    state.audit(&caller, "media.read", &id, range, None).await?;
+    state.metrics().media_reads.inc();
     let path = state
         .uploads()
         .blobs()

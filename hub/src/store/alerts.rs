@@ -172,6 +172,22 @@ pub(crate) fn raise_visible_at(
     Ok(())
 }
 
+fn alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+    Ok(Alert {
+        id: r.get(0)?,
+        kind: r.get(1)?,
+        device_id: r.get(2)?,
+        agent_id: r.get(3)?,
+        seq_from: r.get(4)?,
+        seq_to: r.get(5)?,
+        file_from: r.get(6)?,
+        file_to: r.get(7)?,
+        detail: r.get(8)?,
+        raised_at: r.get(9)?,
+        resolved_at: r.get(10)?,
+    })
+}
+
 impl Store {
     /// Visible alerts, newest first; `open_only` leaves out resolved ones.
     pub fn alerts(&self, open_only: bool, limit: u32) -> anyhow::Result<Vec<Alert>> {
@@ -180,20 +196,28 @@ impl Store {
              WHERE visible_after <= ?3 AND (?1 = 0 OR resolved_at IS NULL) ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = stmt
-            .query_map(params![open_only, limit, now()], |r| {
-                Ok(Alert {
-                    id: r.get(0)?,
-                    kind: r.get(1)?,
-                    device_id: r.get(2)?,
-                    agent_id: r.get(3)?,
-                    seq_from: r.get(4)?,
-                    seq_to: r.get(5)?,
-                    file_from: r.get(6)?,
-                    file_to: r.get(7)?,
-                    detail: r.get(8)?,
-                    raised_at: r.get(9)?,
-                    resolved_at: r.get(10)?,
-                })
+            .query_map(params![open_only, limit, now()], alert)?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    /// Alerts that became visible after the point `after` (visible_after,
+    /// id) and by `until`, in the order they became visible: what a pushed
+    /// stream has not sent yet. Each comes with its visibility time.
+    pub fn alerts_visible_after(
+        &self,
+        after: (&str, i64),
+        until: &str,
+        limit: u32,
+    ) -> anyhow::Result<Vec<(String, Alert)>> {
+        let mut stmt = self.conn().prepare_cached(
+            "SELECT id, kind, device_id, agent_id, seq_from, seq_to, file_from, file_to, detail, raised_at, resolved_at, visible_after FROM alerts
+             WHERE (visible_after > ?1 OR (visible_after = ?1 AND id > ?2)) AND visible_after <= ?3
+             ORDER BY visible_after, id LIMIT ?4",
+        )?;
+        let rows = stmt
+            .query_map(params![after.0, after.1, until, limit], |r| {
+                Ok((r.get(11)?, alert(r)?))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         Ok(rows)

@@ -2,27 +2,36 @@
 //! verified records with their exact signed bytes, media bookkeeping,
 //! alerts and rejects. Versioned migrations: `schema.sql` (1), `media.sql` (2),
 //! `chains.sql` (3: a chain's source is (device_id, agent_id); file indexes
-//! of recorders across docks; re-copies).
+//! of recorders across docks; re-copies), `fleet.sql` (4: device kinds and
+//! live figures, units, officers, assignment history, API tokens, the audit
+//! log, filter columns of the feed).
 //!
 //! One writer (the ingest worker) and any number of readers (API, CLI), each
 //! with its own connection. A record is durable once the transaction that
 //! inserted it has committed; receipts are issued only after that.
 
 mod alerts;
+mod audit;
 mod devices;
 mod file_index;
+mod fleet;
 mod media;
 mod records;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 pub use alerts::{Alert, AlertKind};
-pub use devices::{Announced, DeviceRow, DeviceState};
+pub use audit::{AuditCheck, AuditEntry, AuditEvent};
+pub use devices::{apply_liveness, Announced, Announcement, DeviceKind, DeviceRow, DeviceState};
 pub(crate) use file_index::delivered as media_delivered;
+pub use fleet::{parse_officers_csv, parse_units_csv, Assignment, NewAssignment, Officer, Unit};
 pub(crate) use media::expect as expect_media;
 pub use media::{MediaRow, MediaState};
+pub use records::RecordFilter;
 pub(crate) use records::{insert as insert_record, source_name};
 pub use records::{Inserted, StoredRecord, VerifiedRecord};
+pub use tokens::{token_hash, NewToken, Role, TokenRow};
 
 use std::path::Path;
 
@@ -30,7 +39,7 @@ use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 3;
+const SCHEMA_VERSION: i64 = 4;
 
 /// A connection to the hub store.
 pub struct Store {
@@ -76,10 +85,11 @@ impl Store {
                 "store schema version {version} is newer than this hub understands ({SCHEMA_VERSION}): upgrade the hub"
             );
         }
-        let steps: [(i64, &str); 3] = [
+        let steps: [(i64, &str); 4] = [
             (1, include_str!("schema.sql")),
             (2, include_str!("media.sql")),
             (3, include_str!("chains.sql")),
+            (4, include_str!("fleet.sql")),
         ];
         for (to, sql) in steps.into_iter().filter(|(to, _)| *to > version) {
             let tx = self.conn.transaction()?;

@@ -17,8 +17,8 @@ use rusqlite::{params, OptionalExtension, Transaction};
 use std::time::Duration;
 
 use super::alerts::{raise, AlertKind, Subject};
-use super::file_index;
 use super::media::MediaState;
+use super::{devices, file_index, fleet};
 use super::{now, Store};
 
 /// A record whose signature has been verified, ready to store.
@@ -226,9 +226,30 @@ pub(crate) fn insert(
             }
         }
     }
+    let (domain, case_number) = match &b.event {
+        Some(Event::ActionStarted {
+            domain,
+            case_number,
+            ..
+        }) => (Some(domain.clone()), case_number.clone()),
+        Some(Event::ActionEnded { case_number, .. }) => (None, case_number.clone()),
+        _ => (None, None),
+    };
+    // A record without a domain of its own is in its device's domain, or its unit's.
+    let domain = match domain {
+        Some(d) => Some(d),
+        None => tx
+            .prepare_cached(
+                "SELECT COALESCE((SELECT domain FROM devices WHERE device_id = ?1),
+                                 (SELECT domain FROM units WHERE unit_code = ?2))",
+            )?
+            .query_row(params![device, b.unit_code], |r| r.get(0))?,
+    };
+    let occurred = b.device_time - chrono::Duration::milliseconds(b.clock_offset_ms);
     tx.prepare_cached(
-        "INSERT INTO records (id, device_id, seq, agent_id, kind, hash, prev_hash, body, signature, signer_key, received_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+        "INSERT INTO records (id, device_id, seq, agent_id, kind, hash, prev_hash, body, signature, signer_key, received_at,
+                              occurred_at, officer_id, unit_code, domain, case_number)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         b.id.to_string(),
@@ -241,8 +262,14 @@ pub(crate) fn insert(
         rec.bytes,
         rec.signature.as_slice(),
         rec.signer_key,
-        now()
+        now(),
+        super::stamp(occurred),
+        b.officer_id,
+        b.unit_code,
+        domain,
+        case_number
     ])?;
+    fleet_facts(tx, b)?;
     if b.seq < max {
         resolve_filled_gaps(tx, device, agent, b.seq)?;
     }
@@ -254,6 +281,66 @@ pub(crate) fn insert(
         file_index::reported_missing(tx, b, *from_index, *to_index, gap_grace)?;
     }
     Ok(Inserted::New)
+}
+
+/// What a record tells about the fleet: a recorder seen through a dock,
+/// its battery and storage, a measured clock offset, a check-out.
+fn fleet_facts(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<()> {
+    let device = b.device_id.as_str();
+    if device != b.agent_id {
+        devices::seen_recorder(tx, device)?;
+    }
+    match &b.event {
+        Some(Event::DeviceStatus {
+            battery_pct,
+            storage_free_bytes,
+            storage_total_bytes,
+        }) => devices::recorder_status(
+            tx,
+            device,
+            *battery_pct,
+            *storage_free_bytes,
+            *storage_total_bytes,
+        ),
+        Some(Event::ClockChecked { offset_ms, .. }) => {
+            devices::clock_offset(tx, device, *offset_ms)
+        }
+        Some(Event::RecorderCheckedOut {
+            officer_id,
+            unit_code,
+            ..
+        }) => {
+            let at = b.ingest_time;
+            let domain = fleet::open_assignment(tx, device)?.and_then(|a| a.domain);
+            fleet::assign_in(
+                tx,
+                device,
+                &fleet::NewAssignment {
+                    officer_id: Some(officer_id.clone()),
+                    unit_code: Some(unit_code.clone()),
+                    domain,
+                },
+                &super::stamp(at),
+                "check_out",
+                &b.agent_id,
+            )
+        }
+        Some(Event::RecorderCheckedIn { .. }) => {
+            let domain = fleet::open_assignment(tx, device)?.and_then(|a| a.domain);
+            fleet::assign_in(
+                tx,
+                device,
+                &fleet::NewAssignment {
+                    domain,
+                    ..Default::default()
+                },
+                &super::stamp(b.ingest_time),
+                "check_in",
+                &b.agent_id,
+            )
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Resolves gap alerts of the source (device, agent) that `seq` completes;
@@ -390,14 +477,77 @@ fn parse(raw: Raw) -> anyhow::Result<StoredRecord> {
     })
 }
 
+/// Which records of the feed to return; every field narrows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFilter {
+    /// Records about this device.
+    pub device_id: Option<String>,
+    /// Records made while the device was assigned to this officer.
+    pub officer_id: Option<String>,
+    /// ... to this unit.
+    pub unit_code: Option<String>,
+    /// Records in this enforcement domain (the action's, else the device's or unit's).
+    pub domain: Option<String>,
+    /// `media` or `event`.
+    pub kind: Option<String>,
+    /// Happened at or after this time (RFC 3339, as stored), by the agent's clock.
+    pub from: Option<String>,
+    /// Happened before this time.
+    pub to: Option<String>,
+    /// Records of enforcement actions with this case number.
+    pub case_number: Option<String>,
+}
+
+impl RecordFilter {
+    /// The filters set, as `name=value` pairs for logs and the audit log.
+    pub fn describe(&self) -> String {
+        [
+            ("device_id", &self.device_id),
+            ("officer_id", &self.officer_id),
+            ("unit_code", &self.unit_code),
+            ("domain", &self.domain),
+            ("kind", &self.kind),
+            ("from", &self.from),
+            ("to", &self.to),
+            ("case_number", &self.case_number),
+        ]
+        .iter()
+        .filter_map(|(n, v)| v.as_ref().map(|v| format!("{n}={v}")))
+        .collect::<Vec<_>>()
+        .join(" ")
+    }
+}
+
 impl Store {
-    /// Records after `after` in hub order, at most `limit`.
-    pub fn records_after(&self, after: i64, limit: u32) -> anyhow::Result<Vec<StoredRecord>> {
-        let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM {FROM} WHERE r.hub_seq > ?1 ORDER BY r.hub_seq LIMIT ?2"
-        ))?;
+    /// Records after `after` in hub order that pass `filter`, at most `limit`.
+    pub fn records_after(
+        &self,
+        after: i64,
+        limit: u32,
+        filter: &RecordFilter,
+    ) -> anyhow::Result<Vec<StoredRecord>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE r.hub_seq > ?1");
+        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&after];
+        for (column, value, op) in [
+            ("r.device_id", &filter.device_id, "="),
+            ("r.officer_id", &filter.officer_id, "="),
+            ("r.unit_code", &filter.unit_code, "="),
+            ("r.domain", &filter.domain, "="),
+            ("r.kind", &filter.kind, "="),
+            ("r.occurred_at", &filter.from, ">="),
+            ("r.occurred_at", &filter.to, "<"),
+            ("r.case_number", &filter.case_number, "="),
+        ] {
+            if let Some(v) = value {
+                args.push(v);
+                sql.push_str(&format!(" AND {column} {op} ?{}", args.len()));
+            }
+        }
+        args.push(&limit);
+        sql.push_str(&format!(" ORDER BY r.hub_seq LIMIT ?{}", args.len()));
+        let mut stmt = self.conn().prepare_cached(&sql)?;
         let raws = stmt
-            .query_map(params![after, limit], row)?
+            .query_map(args.as_slice(), row)?
             .collect::<Result<Vec<_>, _>>()?;
         raws.into_iter().map(parse).collect()
     }
@@ -424,6 +574,15 @@ impl Store {
             )?
             .query_row(params![device_id, agent_id, seq as i64], |r| r.get(0))
             .optional()?)
+    }
+
+    /// Hub position of the newest record (0 when there is none).
+    pub fn last_hub_seq(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COALESCE(MAX(hub_seq), 0) FROM records", [], |r| {
+                r.get(0)
+            })?)
     }
 
     /// Number of stored records.

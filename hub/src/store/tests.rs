@@ -8,7 +8,9 @@ use evsync_protocol::envelope::Envelope;
 use evsync_protocol::record::{Event, Kind, Media, RecordBody, VERSION};
 use evsync_protocol::signing::{Context, SigningKey};
 
-use super::{expect_media, insert_record, media_delivered, Inserted, Store, VerifiedRecord};
+use super::{
+    expect_media, insert_record, media_delivered, Inserted, RecordFilter, Store, VerifiedRecord,
+};
 
 const LONG: Duration = Duration::from_secs(3600);
 
@@ -449,12 +451,22 @@ fn a_version_2_store_migrates_keeping_records_cursors_and_alerts() {
         .conn()
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 3);
-    let all = s.records_after(0, 10).unwrap();
+    assert_eq!(version, 4);
+    let all = s.records_after(0, 10, &RecordFilter::default()).unwrap();
     assert_eq!(
         all.iter().map(|r| r.hub_seq).collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
+    // Version 4: the recorder is in the fleet, and the feed's filters see old records.
+    let recorder = s.device("ZFY0001").unwrap().unwrap();
+    assert_eq!(recorder.kind, super::DeviceKind::Recorder);
+    let media_only = RecordFilter {
+        device_id: Some("ZFY0001".into()),
+        kind: Some("media".into()),
+        ..RecordFilter::default()
+    };
+    let found = s.records_after(0, 10, &media_only).unwrap();
+    assert_eq!(found.iter().map(|r| r.hub_seq).collect::<Vec<_>>(), vec![2]);
     assert_eq!(
         s.media(&old[1].body.id.to_string())
             .unwrap()
@@ -470,7 +482,7 @@ fn a_version_2_store_migrates_keeping_records_cursors_and_alerts() {
     let mut at_b = Source::new("ZFY0001", "dock-b");
     let new = [at_b.event(), at_b.media(3, "c")];
     assert_eq!(put(&mut s, Duration::ZERO, &new), vec![Inserted::New; 2]);
-    let all = s.records_after(0, 10).unwrap();
+    let all = s.records_after(0, 10, &RecordFilter::default()).unwrap();
     assert_eq!(
         all.iter().map(|r| r.hub_seq).collect::<Vec<_>>(),
         vec![1, 2, 3, 8, 9]

@@ -1,0 +1,312 @@
+//! The fleet over HTTP: devices with live status and assignment history,
+//! enrollment, assignments, units and officers (one by one or CSV). Every
+//! change is written to the audit log with who made it.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::{ApiError, AppState, Caller};
+use crate::store::{
+    apply_liveness, parse_officers_csv, parse_units_csv, DeviceRow, DeviceState, NewAssignment,
+    Officer, Unit,
+};
+
+/// Largest CSV import accepted, bytes.
+pub const MAX_IMPORT: usize = 8 * 1024 * 1024;
+
+fn unprocessable(problems: Vec<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, problems.join("; "))
+}
+
+/// An operator error (unknown device, bad field) from the store, as 404 or 422.
+fn refused(e: anyhow::Error) -> ApiError {
+    let msg = format!("{e:#}");
+    if msg.starts_with("no device") || msg.starts_with("no token") {
+        ApiError::not_found(msg)
+    } else {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, msg)
+    }
+}
+
+/// Query of the device list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceQuery {
+    kind: Option<String>,
+    unit_code: Option<String>,
+}
+
+/// `GET /api/v1/devices?kind=&unit_code=`
+pub async fn devices(
+    State(state): State<AppState>,
+    Query(q): Query<DeviceQuery>,
+) -> Result<Json<Value>, ApiError> {
+    if let Some(k) = &q.kind {
+        if crate::store::DeviceKind::from_name(k).is_none() {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("kind = {k:?}: expected dock, field or recorder"),
+            ));
+        }
+    }
+    let mut devices = state.read(|s| s.devices()).await?;
+    apply_liveness(&mut devices, state.offline_after);
+    devices.retain(|d| {
+        q.kind.as_deref().is_none_or(|k| d.kind.as_str() == k)
+            && q.unit_code
+                .as_deref()
+                .is_none_or(|u| d.unit_code.as_deref() == Some(u))
+    });
+    Ok(Json(json!({ "devices": devices })))
+}
+
+/// One device with liveness applied (a recorder is online while its dock is).
+async fn live_device(state: &AppState, id: &str) -> Result<DeviceRow, ApiError> {
+    let mut all = state.read(|s| s.devices()).await?;
+    apply_liveness(&mut all, state.offline_after);
+    all.into_iter()
+        .find(|d| d.device_id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no device {id:?}")))
+}
+
+/// `GET /api/v1/devices/{id}`: the device, its assignment history, the
+/// recorders in it (a dock) and its open alerts.
+pub async fn device(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let d = live_device(&state, &id).await?;
+    let lookup = id.clone();
+    let (assignments, alerts) = state
+        .read(move |s| {
+            let alerts: Vec<_> = s
+                .alerts(true, 1000)?
+                .into_iter()
+                .filter(|a| {
+                    a.device_id.as_deref() == Some(&lookup)
+                        || a.agent_id.as_deref() == Some(&lookup)
+                })
+                .collect();
+            Ok((s.assignments(&lookup)?, alerts))
+        })
+        .await?;
+    let mut v = json!(d);
+    v["assignments"] = json!(assignments);
+    v["alerts"] = json!(alerts);
+    Ok(Json(v))
+}
+
+/// Body of `POST /api/v1/devices`: registers a recorder ahead of its first docking.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Register {
+    device_id: String,
+    kind: String,
+}
+
+/// `POST /api/v1/devices`
+pub async fn register(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(r): Json<Register>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if r.kind != "recorder" {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "kind = {:?}: only recorders are registered here; docks and field devices enroll by announcing their key, then are approved",
+                r.kind
+            ),
+        ));
+    }
+    let id = r.device_id.clone();
+    let d = state
+        .write(move |s| Ok(s.register_recorder(&id)))
+        .await?
+        .map_err(refused)?;
+    state
+        .audit(
+            &caller,
+            "device.register",
+            &d.device_id,
+            String::new(),
+            None,
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!(d))))
+}
+
+async fn set_state(
+    state: AppState,
+    caller: Caller,
+    id: String,
+    to: DeviceState,
+    action: &str,
+) -> Result<Json<Value>, ApiError> {
+    let lookup = id.clone();
+    let d = state
+        .write(move |s| Ok(s.set_device_state(&lookup, to)))
+        .await?
+        .map_err(refused)?;
+    state
+        .audit(&caller, action, &id, String::new(), None)
+        .await?;
+    Ok(Json(json!(d)))
+}
+
+/// `POST /api/v1/devices/{id}/approve`
+pub async fn approve(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_state(state, caller, id, DeviceState::Approved, "device.approve").await
+}
+
+/// `POST /api/v1/devices/{id}/revoke`
+pub async fn revoke(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    set_state(state, caller, id, DeviceState::Revoked, "device.revoke").await
+}
+
+/// `PUT /api/v1/devices/{id}/assignment`
+pub async fn assign(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Json(a): Json<NewAssignment>,
+) -> Result<Json<Value>, ApiError> {
+    let problems = a.problems();
+    if !problems.is_empty() {
+        return Err(unprocessable(problems));
+    }
+    let (lookup, by) = (id.clone(), caller.name.clone());
+    let detail = serde_json::to_string(&a).unwrap_or_default();
+    state
+        .write(move |s| Ok(s.assign(&lookup, &a, &by)))
+        .await?
+        .map_err(refused)?;
+    state
+        .audit(&caller, "device.assign", &id, detail, None)
+        .await?;
+    let lookup = id.clone();
+    let history = state.read(move |s| s.assignments(&lookup)).await?;
+    Ok(Json(json!({ "device_id": id, "assignments": history })))
+}
+
+/// Query of the officer list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OfficerQuery {
+    unit_code: Option<String>,
+}
+
+/// `GET /api/v1/officers?unit_code=`
+pub async fn officers(
+    State(state): State<AppState>,
+    Query(q): Query<OfficerQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let list = state
+        .read(move |s| s.officers(q.unit_code.as_deref()))
+        .await?;
+    Ok(Json(json!({ "officers": list })))
+}
+
+/// `GET /api/v1/units`
+pub async fn units(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let list = state.read(|s| s.units()).await?;
+    Ok(Json(json!({ "units": list })))
+}
+
+/// `POST /api/v1/officers`: adds or replaces one officer.
+pub async fn put_officer(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(o): Json<Officer>,
+) -> Result<Json<Value>, ApiError> {
+    let problems = o.problems();
+    if !problems.is_empty() {
+        return Err(unprocessable(problems));
+    }
+    let id = o.officer_id.clone();
+    let saved = o.clone();
+    state.write(move |s| s.upsert_officers(&[o])).await?;
+    state
+        .audit(&caller, "officer.put", &id, String::new(), None)
+        .await?;
+    Ok(Json(json!(saved)))
+}
+
+/// `POST /api/v1/units`: adds or replaces one unit.
+pub async fn put_unit(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Json(u): Json<Unit>,
+) -> Result<Json<Value>, ApiError> {
+    let problems = u.problems();
+    if !problems.is_empty() {
+        return Err(unprocessable(problems));
+    }
+    let id = u.unit_code.clone();
+    let saved = u.clone();
+    state.write(move |s| s.upsert_units(&[u])).await?;
+    state
+        .audit(&caller, "unit.put", &id, String::new(), None)
+        .await?;
+    Ok(Json(json!(saved)))
+}
+
+fn csv_text(body: &axum::body::Bytes) -> Result<&str, ApiError> {
+    if body.len() > MAX_IMPORT {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("{} bytes of CSV: expected at most {MAX_IMPORT}", body.len()),
+        ));
+    }
+    std::str::from_utf8(body).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("the CSV is not UTF-8 ({e}): expected UTF-8 text with a header line"),
+        )
+    })
+}
+
+/// `POST /api/v1/officers/import` with a CSV body: all rows or none.
+pub async fn import_officers(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let rows = parse_officers_csv(csv_text(&body)?).map_err(unprocessable)?;
+    let n = state.write(move |s| s.upsert_officers(&rows)).await?;
+    state
+        .audit(
+            &caller,
+            "officers.import",
+            "officers",
+            format!("{n} rows"),
+            None,
+        )
+        .await?;
+    Ok(Json(json!({ "imported": n })))
+}
+
+/// `POST /api/v1/units/import` with a CSV body: all rows or none.
+pub async fn import_units(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let rows = parse_units_csv(csv_text(&body)?).map_err(unprocessable)?;
+    let n = state.write(move |s| s.upsert_units(&rows)).await?;
+    state
+        .audit(&caller, "units.import", "units", format!("{n} rows"), None)
+        .await?;
+    Ok(Json(json!({ "imported": n })))
+}

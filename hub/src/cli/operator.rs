@@ -1,0 +1,479 @@
+//! The operator's commands on the hub machine: devices, officers, units,
+//! tokens, the audit log and configuration checks. They work on the store
+//! directly (the hub may be running); every change is written to the audit
+//! log as `cli:<user>`, signed with the hub key like the API's entries.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use evsync_protocol::signing::SigningKey;
+
+use super::{AuditAction, DevicesAction, OfficersAction, TokensAction, UnitsAction};
+use crate::config::HubConfig;
+use crate::server::hub_key;
+use crate::store::{
+    apply_liveness, parse_officers_csv, parse_units_csv, AuditEvent, DeviceState, NewAssignment,
+    Officer, Role, Store, Unit,
+};
+
+/// The store, the hub key and who is acting.
+struct Operator {
+    store: Store,
+    key: SigningKey,
+    actor: String,
+    cfg: HubConfig,
+}
+
+impl Operator {
+    fn open(config: Option<PathBuf>) -> anyhow::Result<Self> {
+        let cfg = HubConfig::load(config.as_deref())?;
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("data_dir = {}: cannot create it", cfg.data_dir.display()))?;
+        let store = Store::open(&cfg.data_dir.join("hub.sqlite"))?;
+        let key = hub_key(&cfg.data_dir)?;
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".into());
+        Ok(Self {
+            store,
+            key,
+            actor: format!("cli:{user}"),
+            cfg,
+        })
+    }
+
+    /// Writes an audit entry for a change made from the command line.
+    fn audited(&mut self, action: &str, target: &str, detail: String) -> anyhow::Result<()> {
+        let ev = AuditEvent {
+            actor: self.actor.clone(),
+            role: "admin".into(),
+            action: action.into(),
+            target: target.into(),
+            remote: "cli".into(),
+            detail,
+            hub_seqs: None,
+        };
+        self.store.audit(&self.key, &ev)?;
+        Ok(())
+    }
+}
+
+fn json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
+}
+
+fn or_dash<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref().map_or_else(|| "-".to_owned(), |v| v.to_string())
+}
+
+/// `evsync-hub devices …`
+pub fn devices(config: Option<PathBuf>, action: DevicesAction) -> anyhow::Result<()> {
+    let mut op = Operator::open(config)?;
+    let offline_after = std::time::Duration::from_secs(op.cfg.fleet.offline_after_secs);
+    match action {
+        DevicesAction::List {
+            kind,
+            json: as_json,
+        } => {
+            let mut list = op.store.devices()?;
+            apply_liveness(&mut list, offline_after);
+            if let Some(k) = &kind {
+                anyhow::ensure!(
+                    crate::store::DeviceKind::from_name(k).is_some(),
+                    "--kind {k:?}: expected dock, field or recorder"
+                );
+                list.retain(|d| d.kind.as_str() == k);
+            }
+            if as_json {
+                return json(&list);
+            }
+            println!(
+                "{:<24} {:<8} {:<8} {:<7} {:<7} {:<12} {:<4} {:>7} {:>9} {:<16} last seen",
+                "device",
+                "kind",
+                "state",
+                "online",
+                "officer",
+                "unit",
+                "dom",
+                "battery",
+                "backlog",
+                "docked in"
+            );
+            for d in list {
+                println!(
+                    "{:<24} {:<8} {:<8} {:<7} {:<7} {:<12} {:<4} {:>7} {:>9} {:<16} {}",
+                    d.device_id,
+                    d.kind.as_str(),
+                    d.state.as_str(),
+                    if d.online { "online" } else { "offline" },
+                    or_dash(&d.officer_id),
+                    or_dash(&d.unit_code),
+                    or_dash(&d.domain),
+                    d.battery_pct.map_or("-".into(), |b| format!("{b}%")),
+                    or_dash(&d.backlog_records),
+                    or_dash(&d.docked_in),
+                    or_dash(&d.last_seen)
+                );
+            }
+        }
+        DevicesAction::Show {
+            device_id,
+            json: as_json,
+        } => {
+            let mut all = op.store.devices()?;
+            apply_liveness(&mut all, offline_after);
+            let d = all
+                .into_iter()
+                .find(|d| d.device_id == device_id)
+                .with_context(|| {
+                    format!("no device {device_id:?} (see `evsync-hub devices list`)")
+                })?;
+            let history = op.store.assignments(&device_id)?;
+            if as_json {
+                let mut v = serde_json::json!(d);
+                v["assignments"] = serde_json::json!(history);
+                return json(&v);
+            }
+            println!(
+                "device      {} ({}, {})",
+                d.device_id,
+                d.kind.as_str(),
+                d.state.as_str()
+            );
+            println!(
+                "online      {} (last seen {})",
+                d.online,
+                or_dash(&d.last_seen)
+            );
+            println!("key         {}", or_dash(&d.public_key));
+            println!(
+                "software    {}  firmware {}  config {}",
+                or_dash(&d.software),
+                or_dash(&d.firmware),
+                or_dash(&d.config_version)
+            );
+            println!(
+                "assigned    officer {}  unit {}  domain {}",
+                or_dash(&d.officer_id),
+                or_dash(&d.unit_code),
+                or_dash(&d.domain)
+            );
+            println!(
+                "status      battery {}  storage {}/{} bytes free  clock offset {} ms  backlog {} records / {} bytes  docked in {}",
+                or_dash(&d.battery_pct),
+                or_dash(&d.storage_free_bytes),
+                or_dash(&d.storage_total_bytes),
+                or_dash(&d.clock_offset_ms),
+                or_dash(&d.backlog_records),
+                or_dash(&d.backlog_bytes),
+                or_dash(&d.docked_in)
+            );
+            println!("history");
+            for a in history {
+                println!(
+                    "  {} .. {}  officer {}  unit {}  domain {}  ({} by {})",
+                    a.from,
+                    a.to.as_deref().unwrap_or("now"),
+                    or_dash(&a.officer_id),
+                    or_dash(&a.unit_code),
+                    or_dash(&a.domain),
+                    a.source,
+                    a.by
+                );
+            }
+        }
+        DevicesAction::Approve { device_id } => {
+            let d = op
+                .store
+                .set_device_state(&device_id, DeviceState::Approved)?;
+            op.audited("device.approve", &device_id, String::new())?;
+            println!(
+                "{} approved ({})",
+                d.device_id,
+                d.public_key.map_or(
+                    "a recorder: its dock signs its records".into(),
+                    |k| format!("key {k}")
+                )
+            );
+        }
+        DevicesAction::Revoke { device_id } => {
+            let d = op
+                .store
+                .set_device_state(&device_id, DeviceState::Revoked)?;
+            op.audited("device.revoke", &device_id, String::new())?;
+            println!("{} revoked", d.device_id);
+        }
+        DevicesAction::Register { device_id } => {
+            let d = op.store.register_recorder(&device_id)?;
+            op.audited("device.register", &device_id, String::new())?;
+            println!("recorder {} registered ({})", d.device_id, d.state.as_str());
+        }
+        DevicesAction::Assign {
+            device_id,
+            officer,
+            unit,
+            domain,
+        } => {
+            let a = NewAssignment {
+                officer_id: officer,
+                unit_code: unit,
+                domain,
+            };
+            let actor = op.actor.clone();
+            op.store.assign(&device_id, &a, &actor)?;
+            op.audited("device.assign", &device_id, serde_json::to_string(&a)?)?;
+            println!(
+                "{device_id} assigned to officer {} of unit {} (domain {})",
+                or_dash(&a.officer_id),
+                or_dash(&a.unit_code),
+                or_dash(&a.domain)
+            );
+        }
+    }
+    Ok(())
+}
+
+fn read_csv(file: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+}
+
+fn problems(file: &Path, p: Vec<String>) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{}: {} problem(s), nothing imported:\n  {}",
+        file.display(),
+        p.len(),
+        p.join("\n  ")
+    )
+}
+
+/// `evsync-hub officers …`
+pub fn officers(config: Option<PathBuf>, action: OfficersAction) -> anyhow::Result<()> {
+    let mut op = Operator::open(config)?;
+    match action {
+        OfficersAction::List {
+            unit,
+            json: as_json,
+        } => {
+            let list = op.store.officers(unit.as_deref())?;
+            if as_json {
+                return json(&list);
+            }
+            println!(
+                "{:<8} {:<12} {:<14} {:<6} active",
+                "officer", "name", "unit", "domain"
+            );
+            for o in list {
+                println!(
+                    "{:<8} {:<12} {:<14} {:<6} {}",
+                    o.officer_id,
+                    o.name,
+                    or_dash(&o.unit_code),
+                    or_dash(&o.domain),
+                    o.active
+                );
+            }
+        }
+        OfficersAction::Add {
+            id,
+            name,
+            unit,
+            domain,
+        } => {
+            let o = Officer {
+                officer_id: id,
+                name,
+                unit_code: unit,
+                domain,
+                active: true,
+            };
+            let p = o.problems();
+            anyhow::ensure!(p.is_empty(), "{}", p.join("; "));
+            op.store.upsert_officers(std::slice::from_ref(&o))?;
+            op.audited("officer.put", &o.officer_id, String::new())?;
+            println!("officer {} {} saved", o.officer_id, o.name);
+        }
+        OfficersAction::Import { file } => {
+            let rows = parse_officers_csv(&read_csv(&file)?).map_err(|p| problems(&file, p))?;
+            let n = op.store.upsert_officers(&rows)?;
+            op.audited(
+                "officers.import",
+                "officers",
+                format!("{n} rows from {}", file.display()),
+            )?;
+            println!("{n} officers imported from {}", file.display());
+        }
+    }
+    Ok(())
+}
+
+/// `evsync-hub units …`
+pub fn units(config: Option<PathBuf>, action: UnitsAction) -> anyhow::Result<()> {
+    let mut op = Operator::open(config)?;
+    match action {
+        UnitsAction::List { json: as_json } => {
+            let list = op.store.units()?;
+            if as_json {
+                return json(&list);
+            }
+            println!("{:<14} {:<8} {:<6} name", "unit", "district", "domain");
+            for u in list {
+                println!(
+                    "{:<14} {:<8} {:<6} {}",
+                    u.unit_code,
+                    or_dash(&u.district_code),
+                    or_dash(&u.domain),
+                    u.name
+                );
+            }
+        }
+        UnitsAction::Add {
+            code,
+            name,
+            district,
+            domain,
+        } => {
+            let u = Unit {
+                unit_code: code,
+                name,
+                district_code: district,
+                domain,
+                parent_code: None,
+            };
+            let p = u.problems();
+            anyhow::ensure!(p.is_empty(), "{}", p.join("; "));
+            op.store.upsert_units(std::slice::from_ref(&u))?;
+            op.audited("unit.put", &u.unit_code, String::new())?;
+            println!("unit {} {} saved", u.unit_code, u.name);
+        }
+        UnitsAction::Import { file } => {
+            let rows = parse_units_csv(&read_csv(&file)?).map_err(|p| problems(&file, p))?;
+            let n = op.store.upsert_units(&rows)?;
+            op.audited(
+                "units.import",
+                "units",
+                format!("{n} rows from {}", file.display()),
+            )?;
+            println!("{n} units imported from {}", file.display());
+        }
+    }
+    Ok(())
+}
+
+/// `evsync-hub tokens …`
+pub fn tokens(config: Option<PathBuf>, action: TokensAction) -> anyhow::Result<()> {
+    let mut op = Operator::open(config)?;
+    match action {
+        TokensAction::Create {
+            name,
+            role,
+            json: as_json,
+        } => {
+            let role = Role::parse(&role)?;
+            let actor = op.actor.clone();
+            let t = op.store.create_token(&name, role, &actor)?;
+            op.audited(
+                "token.create",
+                &t.row.id,
+                format!("{} ({})", t.row.name, role.as_str()),
+            )?;
+            if as_json {
+                return json(&t);
+            }
+            eprintln!(
+                "token {} for {} with role {}; shown this once, keep it safe:",
+                t.row.id,
+                t.row.name,
+                role.as_str()
+            );
+            println!("{}", t.token);
+        }
+        TokensAction::List { json: as_json } => {
+            let list = op.store.tokens()?;
+            if as_json {
+                return json(&list);
+            }
+            println!(
+                "{:<9} {:<20} {:<9} {:<25} revoked",
+                "id", "name", "role", "created"
+            );
+            for t in list {
+                println!(
+                    "{:<9} {:<20} {:<9} {:<25} {}",
+                    t.id,
+                    t.name,
+                    t.role.as_str(),
+                    t.created_at,
+                    or_dash(&t.revoked_at)
+                );
+            }
+        }
+        TokensAction::Revoke { id } => {
+            let t = op.store.revoke_token(&id)?;
+            op.audited("token.revoke", &id, t.name.clone())?;
+            println!("token {} ({}) revoked", t.id, t.name);
+        }
+    }
+    Ok(())
+}
+
+/// `evsync-hub audit …`
+pub fn audit(config: Option<PathBuf>, action: AuditAction) -> anyhow::Result<()> {
+    let op = Operator::open(config)?;
+    match action {
+        AuditAction::Verify { json: as_json } => {
+            let check = op.store.verify_audit(&op.key.public())?;
+            if as_json {
+                json(&check)?;
+            } else if check.intact {
+                println!(
+                    "audit log intact: {} entries, head {}",
+                    check.entries, check.head
+                );
+            }
+            if let (Some(seq), Some(problem)) = (check.first_bad_seq, &check.problem) {
+                anyhow::bail!("audit log broken at entry {seq}: {problem}");
+            }
+        }
+        AuditAction::List {
+            after,
+            limit,
+            json: as_json,
+        } => {
+            let entries = op.store.audit_entries(after, limit)?;
+            if as_json {
+                return json(&entries);
+            }
+            for e in entries {
+                println!(
+                    "{:>6} {} {:<20} {:<9} {:<16} {} from {} {}",
+                    e.seq, e.at, e.actor, e.role, e.action, e.target, e.remote, e.detail
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `evsync-hub check-config`: every problem at once, exit 1 if any.
+pub fn check_config(config: Option<&Path>) -> anyhow::Result<()> {
+    let origin = config.map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
+    match HubConfig::check(config) {
+        Ok(cfg) => {
+            println!(
+                "{origin}: ok (hub_id {}, data_dir {}, broker {}, api {})",
+                cfg.hub_id,
+                cfg.data_dir.display(),
+                if cfg.mqtt.embedded {
+                    format!("embedded on {}", cfg.mqtt.listen)
+                } else {
+                    cfg.mqtt.url.clone().unwrap_or_default()
+                },
+                cfg.http.listen
+            );
+            Ok(())
+        }
+        Err(p) => anyhow::bail!("{origin}: {} problem(s):\n  {}", p.len(), p.join("\n  ")),
+    }
+}

@@ -1,0 +1,286 @@
+//! Issue 5 item 2, for the supervision platform: the records feed filtered
+//! by device, officer, unit, domain, kind, time range and case number (each
+//! filter returns exactly the matching records, and paging a filtered feed
+//! sees each once), and new records and alerts pushed as server-sent events
+//! that resume after the last event seen (`Last-Event-ID`) without a gap or
+//! a repeat.
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use evsync_agent::agent::Agent;
+use evsync_e2e::*;
+use evsync_hub::server::Hub;
+use serde_json::{json, Value};
+
+/// Drops one spool event file.
+fn drop_event(spool: &std::path::Path, name: &str, time: &str, event: Value) -> anyhow::Result<()> {
+    std::fs::create_dir_all(spool)?;
+    let part = spool.join(format!("{name}.json.part"));
+    std::fs::write(&part, json!({ "time": time, "event": event }).to_string())?;
+    std::fs::rename(&part, spool.join(format!("{name}.json")))?;
+    Ok(())
+}
+
+async fn ids(api: &Api, query: &str) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let v = api
+            .get_ok(&format!("/api/v1/records?limit=2&after={cursor}&{query}"))
+            .await?;
+        let page = v["records"].as_array().cloned().unwrap_or_default();
+        if page.is_empty() {
+            return Ok(out);
+        }
+        out.extend(
+            page.iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_owned)),
+        );
+        cursor = v["cursor"].as_str().unwrap_or_default().to_owned();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_feed_filter_returns_exactly_the_matching_records() -> anyhow::Result<()> {
+    let dir = test_dir("feed-filters")?;
+    let hub = Hub::start(hub_config(dir.path(), None)?).await?;
+    let api = Api::new(hub.http_addr, &hub.token);
+    let a = unique("field-a");
+    let b = unique("field-b");
+    let mut acfg = agent_config(dir.path(), &a, &hub.mqtt_url, &hub.public_key);
+    acfg.officer_id = Some("200001".into());
+    acfg.unit_code = Some("500112000001".into());
+    let mut bcfg = agent_config(dir.path(), &b, &hub.mqtt_url, &hub.public_key);
+    bcfg.officer_id = Some("200002".into());
+    bcfg.unit_code = Some("500109000001".into());
+    // Agent a: a market-regulation action with a case number, the next morning another event.
+    drop_event(
+        &acfg.spool_dir,
+        "e1",
+        "2026-11-23T09:00:00+08:00",
+        json!({"type": "action_started", "action_id": "act-1", "case_number": "渝北市监罚〔2026〕17号", "domain": "01"}),
+    )?;
+    drop_event(
+        &acfg.spool_dir,
+        "e2",
+        "2026-11-23T09:40:00+08:00",
+        json!({"type": "action_ended", "action_id": "act-1", "case_number": "渝北市监罚〔2026〕17号"}),
+    )?;
+    drop_event(
+        &acfg.spool_dir,
+        "e3",
+        "2026-11-24T08:00:00+08:00",
+        json!({"type": "duty_started"}),
+    )?;
+    // Agent b: a city-management action on the 23rd and a recording.
+    drop_event(
+        &bcfg.spool_dir,
+        "e1",
+        "2026-11-23T10:00:00+08:00",
+        json!({"type": "action_started", "action_id": "act-2", "domain": "05"}),
+    )?;
+    let part = bcfg.spool_dir.join("VID_0001.mp4.part");
+    evsync_hub::demo::write_mp4(&part, 2, 2_000, 3)?;
+    std::fs::rename(&part, bcfg.spool_dir.join("VID_0001.mp4"))?;
+    let agents = [Agent::start(acfg).await?, Agent::start(bcfg).await?];
+    eventually(Duration::from_secs(30), "5 records in the feed", || async {
+        Ok(api.feed().await?.len() == 5)
+    })
+    .await?;
+    let feed = api.feed().await?;
+    let by = |pred: &dyn Fn(&Value) -> bool| -> Vec<String> {
+        feed.iter()
+            .filter(|r| pred(r))
+            .filter_map(|r| r["id"].as_str().map(str::to_owned))
+            .collect()
+    };
+    let case = "渝北市监罚〔2026〕17号";
+    let cases: Vec<(String, Vec<String>)> = vec![
+        (
+            format!("device_id={a}"),
+            by(&|r| r["device_id"] == a.as_str()),
+        ),
+        (
+            "officer_id=200002".into(),
+            by(&|r| r["officer_id"] == "200002"),
+        ),
+        (
+            "unit_code=500112000001".into(),
+            by(&|r| r["unit_code"] == "500112000001"),
+        ),
+        ("kind=media".into(), by(&|r| r["kind"] == "media")),
+        (
+            "domain=05".into(),
+            by(&|r| r["event"]["action_id"] == "act-2"),
+        ),
+        (
+            "case_number=".to_owned() + &urlencode(case),
+            by(&|r| r["event"]["case_number"] == case),
+        ),
+        (
+            // The 23rd in China Standard Time.
+            format!(
+                "from={}&to={}",
+                urlencode("2026-11-23T00:00:00+08:00"),
+                urlencode("2026-11-24T00:00:00+08:00")
+            ),
+            by(&|r| r["event"]["action_id"].is_string()),
+        ),
+        (
+            format!(
+                "device_id={a}&from={}",
+                urlencode("2026-11-24T00:00:00+08:00")
+            ),
+            by(&|r| r["event"]["type"] == "duty_started"),
+        ),
+    ];
+    for (query, want) in &cases {
+        assert!(!want.is_empty(), "{query}: the fixture has matches");
+        assert_eq!(&ids(&api, query).await?, want, "{query}");
+    }
+    for bad in ["kind=video", "from=yesterday", "colour=red"] {
+        let (status, v) = api.get(&format!("/api/v1/records?{bad}"), true).await?;
+        assert_eq!(status, 400, "{bad}: {v}");
+    }
+    for agent in agents {
+        agent.shutdown().await?;
+    }
+    hub.shutdown().await
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// One server-sent event.
+#[derive(Debug, Clone)]
+struct Sse {
+    event: String,
+    id: String,
+    data: Value,
+}
+
+/// Reads `n` events from `/api/v1/events` (resuming after `last_id`), then hangs up.
+async fn read_events(
+    base: String,
+    token: String,
+    last_id: Option<String>,
+    n: usize,
+) -> anyhow::Result<Vec<Sse>> {
+    tokio::task::spawn_blocking(move || {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(Duration::from_secs(20)))
+            .build()
+            .new_agent();
+        let mut req = agent
+            .get(format!("{base}/api/v1/events"))
+            .header("Authorization", format!("Bearer {token}"));
+        if let Some(id) = last_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let mut resp = req.call()?;
+        let reader = std::io::BufReader::new(resp.body_mut().as_reader());
+        let mut out = Vec::new();
+        let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
+        for line in reader.lines() {
+            let line = line?;
+            if let Some(v) = line.strip_prefix("event: ") {
+                event = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("id: ") {
+                id = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data.push_str(v);
+            } else if line.is_empty() && !data.is_empty() {
+                out.push(Sse {
+                    event: std::mem::take(&mut event),
+                    id: std::mem::take(&mut id),
+                    data: serde_json::from_str(&std::mem::take(&mut data))?,
+                });
+                if out.len() == n {
+                    return Ok(out);
+                }
+            }
+        }
+        anyhow::bail!("the stream ended after {} events", out.len())
+    })
+    .await?
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn new_records_and_alerts_are_pushed_and_a_reconnect_resumes_after_the_last_event(
+) -> anyhow::Result<()> {
+    let dir = test_dir("push")?;
+    let mut cfg = hub_config(dir.path(), None)?;
+    cfg.gap_grace_secs = 0;
+    let hub = Hub::start(cfg).await?;
+    let api = Api::new(hub.http_addr, &hub.token);
+    let base = format!("http://{}", hub.http_addr);
+    let (status, t) = api
+        .send_json(
+            "POST",
+            "/api/v1/tokens",
+            &json!({"name": "platform-push", "role": "platform"}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{t}");
+    let token = t["token"].as_str().unwrap_or_default().to_owned();
+
+    // A stream opened before anything is stored.
+    let first = tokio::spawn(read_events(base.clone(), token.clone(), None, 8));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let id = unique("field-push");
+    let acfg = agent_config(dir.path(), &id, &hub.mqtt_url, &hub.public_key);
+    drop_events(&acfg.spool_dir, 0, 5)?;
+    let agent = Agent::start(acfg).await?;
+    eventually(Duration::from_secs(20), "5 records stored", || async {
+        Ok(api.feed().await?.len() == 5)
+    })
+    .await?;
+    // Then a device that skips seq 2: a sequence gap alert, pushed after its records.
+    let raw = RawDevice::connect(&hub.mqtt_url, &unique("raw-push")).await?;
+    raw.announce().await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let one = raw.seal(&raw.body(1, evsync_protocol::chain::GENESIS, "one"));
+    let three = raw.seal(&raw.body(3, evsync_protocol::chain::GENESIS, "three"));
+    raw.send(&[one, three]).await?;
+    eventually(Duration::from_secs(20), "7 records stored", || async {
+        Ok(api.feed().await?.len() == 7)
+    })
+    .await?;
+    let got = tokio::time::timeout(Duration::from_secs(25), first).await???;
+    let kinds: Vec<&str> = got.iter().map(|e| e.event.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [["record"; 7].as_slice(), &["alert"]].concat(),
+        "{got:?}"
+    );
+    let feed = api.feed().await?;
+    for (pushed, fed) in got.iter().zip(&feed) {
+        assert_eq!(pushed.data["id"], fed["id"], "pushed in feed order");
+        verify_feed_record(&pushed.data)?;
+    }
+    assert_eq!(got[7].data["kind"], "sequence_gap", "{:?}", got[7]);
+
+    // Resume after the 3rd event: the rest follows, once each, the alert last.
+    let resumed = read_events(base.clone(), token.clone(), Some(got[2].id.clone()), 5).await?;
+    let ids: Vec<&Value> = resumed.iter().map(|e| &e.data["id"]).collect();
+    let expected: Vec<&Value> = got[3..].iter().map(|e| &e.data["id"]).collect();
+    assert_eq!(ids, expected);
+    assert_eq!(resumed[4].event, "alert");
+    let (status, _) = api.get("/api/v1/events", false).await?;
+    assert_eq!(status, 401);
+
+    // Pushed records are evidence reads: in the audit log under the platform's token.
+    let audit = api.get_ok("/api/v1/audit?limit=1000").await?;
+    assert!(audit["entries"].as_array().is_some_and(|e| e
+        .iter()
+        .any(|e| e["actor"] == "platform-push" && e["target"] == "events")));
+    agent.shutdown().await?;
+    hub.shutdown().await
+}
