@@ -1,9 +1,9 @@
 //! The audit log over HTTP, for auditors: entries in order, and a check of
 //! the whole chain against the hub's key.
 
-use axum::extract::{Query, State};
+use super::extract::{Json, Query};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

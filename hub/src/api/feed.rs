@@ -4,9 +4,10 @@
 //! is opaque to consumers; a consumer that keeps passing back the cursor it
 //! was given sees every record exactly once, also while records arrive.
 
-use axum::extract::{Path, Query, State};
+use super::extract::{Json, Query};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Extension;
 use base64::engine::general_purpose::{STANDARD as B64, URL_SAFE_NO_PAD as B64URL};
 use base64::Engine;
 use evsync_protocol::chain::Hash;

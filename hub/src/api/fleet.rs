@@ -2,9 +2,10 @@
 //! enrollment, assignments, units and officers (one by one or CSV). Every
 //! change is written to the audit log with who made it.
 
-use axum::extract::{Path, Query, State};
+use super::extract::{Json, Query};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

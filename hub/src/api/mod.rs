@@ -7,6 +7,7 @@ mod audit;
 pub mod auth;
 mod custody;
 mod events;
+mod extract;
 mod feed;
 mod fleet;
 mod tokens;

@@ -1,8 +1,9 @@
 //! API tokens over HTTP (admins only) and `whoami` (anyone with a token).
 
+use super::extract::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::Extension;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
