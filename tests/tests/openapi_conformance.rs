@@ -65,6 +65,10 @@ struct Rows {
     media_size: u64,
     awaiting_id: String,
     grant_token: String,
+    /// A feed cursor with records after it.
+    cursor: String,
+    /// The field agent and the hand-driven device.
+    device_ids: [String; 2],
 }
 
 /// A field agent syncs three events and a recording (stored at the hub); a
@@ -147,6 +151,7 @@ async fn real_rows(hub: &Hub, api: &Api, dir: &Path) -> anyhow::Result<(Rows, Ag
     )
     .await?;
     let text = |v: &Value| v.as_str().map(str::to_owned).context("not a string");
+    let (_, cursor) = api.page("", 1).await?;
     let rows = Rows {
         event_id: text(&event["id"])?,
         media_id: text(&media["id"])?,
@@ -154,6 +159,8 @@ async fn real_rows(hub: &Hub, api: &Api, dir: &Path) -> anyhow::Result<(Rows, Ag
         media_size: media["size"].as_u64().context("media size")?,
         awaiting_id: grant.record_id.to_string(),
         grant_token,
+        cursor,
+        device_ids: [text(&event["device_id"])?, dev.id.clone()],
     };
     Ok((rows, agent))
 }
@@ -169,6 +176,8 @@ fn schemathesis_toml(rows: &Rows, hooks: &Path) -> String {
         media_size: size,
         awaiting_id,
         grant_token,
+        cursor,
+        device_ids: [agent_id, device_id],
     } = rows;
     format!(
         r#"# Written by tests/tests/openapi_conformance.rs for one run against a test hub.
@@ -183,6 +192,10 @@ values = [{event_id}, {media_id}, {awaiting_id}]
 values = [{media_id}]
 [dictionaries.uploads]
 values = [{awaiting_id}]
+[dictionaries.devices]
+values = [{agent_id}, {device_id}]
+[dictionaries.cursors]
+values = [{cursor}]
 [dictionaries.offsets]
 values = [0, 8, {upload_last}, {upload_size}]
 [dictionaries.ranges]
@@ -196,6 +209,18 @@ values = [{etag}, {weak}, "*", "\"other\""]
 "header.If-Range" = {{ dictionary = "etags", probability = 0.25 }}
 "header.If-None-Match" = {{ dictionary = "etags", probability = 0.25 }}
 "header.Upload-Offset" = {{ dictionary = "offsets", probability = 0.6 }}
+"query.after" = {{ dictionary = "cursors", probability = 0.5 }}
+"query.device_id" = {{ dictionary = "devices", probability = 0.5 }}
+
+[[operations]]
+include-path-regex = "^/api/v1/devices/\\{{id\\}}"
+parameters = {{ "path.id" = {{ dictionary = "devices", probability = 0.7 }} }}
+
+# The event stream never ends: read what it has for a second, then hang up.
+[[operations]]
+include-path = "/api/v1/events"
+request-timeout = 1
+max-stream-events = 2
 
 # Whether a range is satisfiable depends on the recording's size, which a
 # schema cannot say: one that is not is refused with the documented 416.
@@ -230,6 +255,9 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
         event_id = q(event_id),
         media_id = q(media_id),
         awaiting_id = q(awaiting_id),
+        agent_id = q(agent_id),
+        device_id = q(device_id),
+        cursor = q(cursor),
         last = size - 1,
         upload_size = UPLOAD_SIZE,
         upload_last = UPLOAD_SIZE - 1,
@@ -340,7 +368,18 @@ async fn schemathesis_finds_no_server_error_and_no_response_contradicting_the_op
     let status = match tokio::time::timeout(RUN_LIMIT, st.wait()).await {
         Ok(status) => Some(status?),
         Err(_) => {
-            st.kill().await?;
+            // Interrupted, it still prints what it found so far; then it is killed.
+            if let Some(pid) = st.id() {
+                let _ = std::process::Command::new("kill")
+                    .args(["-INT", &pid.to_string()])
+                    .status();
+            }
+            if tokio::time::timeout(Duration::from_secs(5), st.wait())
+                .await
+                .is_err()
+            {
+                st.kill().await?;
+            }
             None
         }
     };
