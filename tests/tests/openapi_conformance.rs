@@ -235,11 +235,22 @@ include-path = "/api/v1/uploads/{{id}}"
 headers = {{ Authorization = {grant_header} }}
 parameters = {{ "path.id" = {{ dictionary = "uploads", probability = 0.8 }} }}
 
-# The feed's cursor is opaque: only strings the feed issued are cursors, which
-# a schema cannot say, so any other string is refused with the documented 400.
+# The feed's cursor (and the event stream's Last-Event-ID) is opaque: only
+# strings the hub issued are cursors, which a schema cannot say, so any other
+# string is refused with the documented 400.
 [[operations]]
 include-path = "/api/v1/records"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401"]
+[[operations]]
+include-path = "/api/v1/events"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401"]
+
+# A CSV import needs a header line naming the columns and at least one row,
+# which a schema for a text body cannot say: other text is refused with the
+# documented 422.
+[[operations]]
+include-path-regex = "^/api/v1/(officers|units)/import$"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "422"]
 
 # Whether bytes are taken depends on what the hub already holds and on the
 # signed size and SHA-256, which a schema cannot say: a body at the wrong
