@@ -165,7 +165,14 @@ impl HubConfig {
             Some(p) => {
                 let text = std::fs::read_to_string(p)
                     .map_err(|e| vec![format!("reading {}: {e}", p.display())])?;
-                Self::parse(&text)?
+                match Self::parse(&text) {
+                    Ok(cfg) => cfg,
+                    Err(mut problems) => {
+                        // The overrides are checked too, so one run names everything.
+                        problems.extend(HubConfig::default().apply_env());
+                        return Err(problems);
+                    }
+                }
             }
             None => HubConfig::default(),
         };

@@ -253,6 +253,20 @@ async fn pooled_recorders_are_checked_in_on_docking_and_out_to_the_next_officer(
         .any(|r| r["officer_id"] == "020304" && r["event"]["files"] == 2));
     assert_eq!(Storage::peek(&r1)?.zfy.officer_no, "000000");
     check_chains(&feed)?;
+    // Issue 5: the hub's history of ZFY0201 has 020304's check-out, closed by the check-in.
+    let d = api.get_ok("/api/v1/devices/ZFY0201").await?;
+    let history = d["assignments"].as_array().cloned().unwrap_or_default();
+    let out = history
+        .iter()
+        .position(|a| a["source"] == "check_out" && a["officer_id"] == "020304")
+        .ok_or_else(|| anyhow::anyhow!("no check-out in {d}"))?;
+    assert!(history[out]["to"].is_string(), "closed: {d}");
+    assert!(
+        history[out + 1..]
+            .iter()
+            .any(|a| a["source"] == "check_in" && a["officer_id"].is_null()),
+        "{d}"
+    );
 
     agent.shutdown().await?;
     s1.stop()?;

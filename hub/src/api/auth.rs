@@ -83,6 +83,7 @@ pub async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_owned());
     let Some(given) = given else {
+        state.metrics.reject_api("missing_token");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing Authorization: Bearer <token> (the hub's own token is in its data folder, file api-token; others are made with `evsync-hub tokens create`)",

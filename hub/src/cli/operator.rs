@@ -6,7 +6,6 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use evsync_protocol::signing::SigningKey;
 
 use super::{AuditAction, DevicesAction, OfficersAction, TokensAction, UnitsAction};
 use crate::config::HubConfig;
@@ -16,10 +15,9 @@ use crate::store::{
     Officer, Role, Store, Unit,
 };
 
-/// The store, the hub key and who is acting.
+/// The store and who is acting (the hub key is loaded when a change is audited).
 struct Operator {
     store: Store,
-    key: SigningKey,
     actor: String,
     cfg: HubConfig,
 }
@@ -30,13 +28,11 @@ impl Operator {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("data_dir = {}: cannot create it", cfg.data_dir.display()))?;
         let store = Store::open(&cfg.data_dir.join("hub.sqlite"))?;
-        let key = hub_key(&cfg.data_dir)?;
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| "unknown".into());
         Ok(Self {
             store,
-            key,
             actor: format!("cli:{user}"),
             cfg,
         })
@@ -53,8 +49,21 @@ impl Operator {
             detail,
             hub_seqs: None,
         };
-        self.store.audit(&self.key, &ev)?;
+        let key = hub_key(&self.cfg.data_dir)?;
+        self.store.audit(&key, &ev)?;
         Ok(())
+    }
+
+    /// The hub's public key, from the key the hub made at its first run.
+    fn public_key(&self) -> anyhow::Result<evsync_protocol::signing::PublicKey> {
+        let path = self.cfg.data_dir.join("hub.key");
+        anyhow::ensure!(
+            path.exists(),
+            "no hub key at {}: data_dir = {} is not where this hub keeps its data",
+            path.display(),
+            self.cfg.data_dir.display()
+        );
+        Ok(hub_key(&self.cfg.data_dir)?.public())
     }
 }
 
@@ -423,7 +432,7 @@ pub fn audit(config: Option<PathBuf>, action: AuditAction) -> anyhow::Result<()>
     let op = Operator::open(config)?;
     match action {
         AuditAction::Verify { json: as_json } => {
-            let check = op.store.verify_audit(&op.key.public())?;
+            let check = op.store.verify_audit(&op.public_key()?)?;
             if as_json {
                 json(&check)?;
             } else if check.intact {

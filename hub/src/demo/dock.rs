@@ -36,7 +36,7 @@ pub const MAX_RECORDERS: usize = 16;
 pub const DRIFT_SECS: i64 = 2 * 3600;
 
 /// Officers of the dock's unit the recorders are assigned to (姓名).
-const OFFICERS: &[&str] = &[
+pub const OFFICERS: &[&str] = &[
     "张伟", "李娜", "王磊", "刘洋", "陈静", "杨帆", "赵敏", "黄强", "周杰", "吴婷", "徐斌", "孙丽",
     "马骏", "朱琳", "胡军", "郭蕾",
 ];

@@ -182,6 +182,7 @@ pub async fn run(
     let mut hub = Hub::start(hub_cfg).await?;
     eprintln!("demo: hub up, data in {}", root.display());
 
+    register_fleet(&root.join("hub/hub.sqlite"), &opts)?;
     let mut agents = Vec::new();
     // With a reused --data folder, earlier runs' records are already there.
     let mut expected = hub.record_count().await? as usize;
@@ -281,6 +282,57 @@ pub async fn run(
         eprintln!("demo: stopping");
     }
     shutdown(agents, dock, hub).await
+}
+
+/// Field officers of the demo units (姓名), one per field agent.
+const FIELD_OFFICERS: &[&str] = &[
+    "王芳", "李强", "张敏", "刘杰", "陈洁", "杨军", "赵磊", "黄丽",
+];
+
+/// What an operator would have set up before the shift: the demo's units and
+/// officers (as an import from the district's roster would), and each field
+/// device's domain.
+fn register_fleet(db: &Path, opts: &DemoOptions) -> anyhow::Result<()> {
+    let mut store = crate::store::Store::open(db)?;
+    let mut units = Vec::new();
+    let mut officers = Vec::new();
+    for n in 0..opts.agents {
+        let unit = demo_unit(n);
+        officers.push(crate::store::Officer {
+            officer_id: format!("{:06}", 100_001 + n),
+            name: FIELD_OFFICERS[n % FIELD_OFFICERS.len()].to_owned(),
+            unit_code: Some(unit.code.clone()),
+            domain: Some(unit.domain.clone()),
+            active: true,
+        });
+        units.push(unit);
+    }
+    if opts.recorders > 0 {
+        let unit = demo_unit(DOCK_UNIT);
+        for (k, name) in dock::OFFICERS.iter().take(opts.recorders).enumerate() {
+            officers.push(crate::store::Officer {
+                officer_id: format!("{:06}", 200_001 + k),
+                name: (*name).to_owned(),
+                unit_code: Some(unit.code.clone()),
+                domain: Some(unit.domain.clone()),
+                active: true,
+            });
+        }
+        units.push(unit);
+    }
+    let units: Vec<crate::store::Unit> = units
+        .into_iter()
+        .map(|u| crate::store::Unit {
+            district_code: Some(u.code[..6].to_owned()),
+            domain: Some(u.domain),
+            unit_code: u.code,
+            name: u.name,
+            parent_code: None,
+        })
+        .collect();
+    store.upsert_units(&units)?;
+    store.upsert_officers(&officers)?;
+    Ok(())
 }
 
 /// Stops the field agents, the dock and its recorders, then the hub.

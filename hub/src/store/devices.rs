@@ -120,9 +120,9 @@ pub struct DeviceRow {
     pub online: bool,
     /// The agent's last heartbeat as sent.
     pub status: Option<serde_json::Value>,
-    /// Battery charge, percent (recorders, as reported on docking).
+    /// Battery charge, percent (recorders as reported on docking; field devices from their heartbeat).
     pub battery_pct: Option<i64>,
-    /// Free storage, bytes.
+    /// Free storage, bytes (an agent's data folder; a recorder's own storage).
     pub storage_free_bytes: Option<i64>,
     /// Total storage, bytes.
     pub storage_total_bytes: Option<i64>,
@@ -432,7 +432,9 @@ impl Store {
             tx.execute(
                 "UPDATE devices SET last_seen = ?2, online = ?3, status = ?4,
                      backlog_records = COALESCE(?5, backlog_records), backlog_bytes = COALESCE(?6, backlog_bytes),
-                     config_version = COALESCE(?7, config_version)
+                     config_version = COALESCE(?7, config_version), battery_pct = COALESCE(?8, battery_pct),
+                     storage_free_bytes = COALESCE(?9, storage_free_bytes),
+                     storage_total_bytes = COALESCE(?10, storage_total_bytes)
                  WHERE device_id = ?1",
                 params![
                     device_id,
@@ -441,7 +443,10 @@ impl Store {
                     status.to_string(),
                     int("backlog_records"),
                     int("backlog_bytes"),
-                    status.get("config_version").and_then(|v| v.as_str())
+                    status.get("config_version").and_then(|v| v.as_str()),
+                    int("battery_pct").filter(|b| (0..=100).contains(b)),
+                    int("storage_free_bytes"),
+                    int("storage_total_bytes")
                 ],
             )?;
             let Some(slots) = status.get("slots").and_then(|s| s.as_array()) else {
@@ -477,6 +482,30 @@ impl Store {
                         slot.get("clock_offset_ms").and_then(|v| v.as_i64()),
                     ],
                 )?;
+                let said = |k: &str| slot.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+                let (officer, unit) = (said("officer"), said("unit"));
+                if officer.is_some() || unit.is_some() {
+                    let current = open_assignment(tx, recorder)?;
+                    let same = current.as_ref().is_some_and(|c| {
+                        c.officer_id == officer && c.unit_code == unit
+                    });
+                    if !same {
+                        // What the recorder itself says it is assigned to (its ZFY info).
+                        let domain = current.and_then(|c| c.domain);
+                        super::fleet::assign_in(
+                            tx,
+                            recorder,
+                            &super::fleet::NewAssignment {
+                                officer_id: officer,
+                                unit_code: unit,
+                                domain,
+                            },
+                            &t,
+                            "recorder",
+                            device_id,
+                        )?;
+                    }
+                }
                 docked.push(recorder.to_owned());
             }
             let mut stmt =

@@ -65,9 +65,10 @@ pub struct Assignment {
     pub from: String,
     /// End, `None` while it lasts.
     pub to: Option<String>,
-    /// `operator`, `check_out` or `announce`.
+    /// `operator`, `check_out`, `check_in`, `announce`, or `recorder` (what a
+    /// docked recorder's own identity said, as its dock reported it).
     pub source: String,
-    /// Who made it: the API token's name, or the device that reported it.
+    /// Who made it: the API token's name, or the agent that reported it.
     pub by: String,
 }
 
