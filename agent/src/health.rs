@@ -17,6 +17,8 @@ pub struct Health {
 }
 
 /// Reads the health of the device whose agent keeps its data in `data_dir`.
+// statvfs's field widths differ between platforms (u64 here, u32 on some).
+#[allow(clippy::unnecessary_cast)]
 pub fn read(data_dir: &Path) -> Health {
     let (free, total) = match nix::sys::statvfs::statvfs(data_dir) {
         Ok(s) => {
