@@ -249,6 +249,22 @@ async fn each_role_reaches_exactly_its_endpoints_and_every_evidence_read_is_audi
         let (status, _) = admin.get(&call.path, false).await?;
         assert_eq!(status, 401, "GET {} without a token", call.path);
     }
+    // A method a route does not take is 405, not a question of roles.
+    let (status, body) = admin.send("DELETE", "/api/v1/records", None).await?;
+    assert_eq!(status, 405, "{body}");
+    // A JSON body must be an object of known fields.
+    for (body, said) in [
+        (json!([null, null]), "expected a JSON object"),
+        (
+            json!({ "officer_id": "100001", "unit": "x" }),
+            "unknown field \"unit\"",
+        ),
+    ] {
+        let path = format!("/api/v1/devices/{}/assignment", s.device_id);
+        let (status, v) = admin.send_json("PUT", &path, &body).await?;
+        assert_eq!(status, 422, "{v}");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains(said)), "{v}");
+    }
     // Every refusal is counted by reason, and every request timed by route.
     let refused = |r: &'static str| {
         let api = admin.clone();
