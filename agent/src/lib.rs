@@ -24,6 +24,7 @@ pub mod cli;
 pub mod config;
 pub mod dock;
 pub mod gps;
+pub mod health;
 pub mod probe;
 pub mod records;
 pub mod spool;

@@ -287,6 +287,13 @@ impl Sender {
         if let Some(gps) = &self.reporting.gps {
             status["gps"] = gps.status();
         }
+        let data_dir = self.cfg.data_dir.clone();
+        let health = tokio::task::spawn_blocking(move || crate::health::read(&data_dir))
+            .await
+            .unwrap_or_default();
+        status["storage_free_bytes"] = serde_json::json!(health.storage_free_bytes);
+        status["storage_total_bytes"] = serde_json::json!(health.storage_total_bytes);
+        status["battery_pct"] = serde_json::json!(health.battery_pct);
         self.client
             .publish(
                 topic(&self.cfg.device_id, Channel::Status),

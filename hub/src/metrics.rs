@@ -84,7 +84,7 @@ pub struct Metrics {
     pub backlog_records: Family<Device, Gauge>,
     /// Bytes of those records.
     pub backlog_bytes: Family<Device, Gauge>,
-    /// Recordings waiting in each agent for upload, per its last heartbeat.
+    /// Recordings waiting in each agent for their media receipt, per its last heartbeat.
     pub media_backlog: Family<Device, Gauge>,
 }
 
@@ -124,12 +124,15 @@ impl Metrics {
         let label = Device {
             device: device.to_owned(),
         };
-        for (family, field) in [
-            (&self.backlog_records, "backlog_records"),
-            (&self.backlog_bytes, "backlog_bytes"),
-            (&self.media_backlog, "media_backlog"),
+        for (family, value) in [
+            (&self.backlog_records, status.get("backlog_records")),
+            (&self.backlog_bytes, status.get("backlog_bytes")),
+            (
+                &self.media_backlog,
+                status.get("media_backlog").and_then(|m| m.get("files")),
+            ),
         ] {
-            if let Some(v) = status.get(field).and_then(|v| v.as_i64()) {
+            if let Some(v) = value.and_then(|v| v.as_i64()) {
                 family.get_or_create(&label).set(v);
             }
         }

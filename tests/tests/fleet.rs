@@ -92,6 +92,17 @@ async fn a_killed_agent_is_offline_within_the_configured_time_and_a_frozen_one_t
         d["backlog_records"].as_i64().is_some(),
         "backlog from heartbeats: {d}"
     );
+    assert!(
+        d["storage_total_bytes"].as_i64().is_some_and(|t| t > 0)
+            && d["storage_free_bytes"].as_i64().is_some(),
+        "the agent's storage from its heartbeat: {d}"
+    );
+    let (_, metrics) = api.get("/metrics", false).await?;
+    let metrics = metrics.as_str().unwrap_or_default();
+    for family in ["backlog_records", "backlog_bytes", "media_backlog"] {
+        let series = format!("evsync_hub_{family}{{device=\"{frozen}\"}} ");
+        assert!(metrics.contains(&series), "{series} not in /metrics");
+    }
     proc.kill9();
     hub.shutdown().await
 }

@@ -278,6 +278,16 @@ async fn uploads_resume_from_the_offset_the_hub_holds_and_ranges_return_the_righ
     )
     .await?;
     assert_eq!(beyond.status, 416);
+    assert_eq!(
+        beyond.header("content-range"),
+        Some(format!("bytes */{size}").as_str())
+    );
+    assert_eq!(
+        beyond.header("content-type"),
+        Some("application/json"),
+        "a refusal is not labelled as the recording: {}",
+        beyond.text()
+    );
     let etag = format!("\"{}\"", sha256(&content));
     let cached = call(
         "GET",

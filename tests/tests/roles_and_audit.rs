@@ -178,6 +178,7 @@ async fn each_role_reaches_exactly_its_endpoints_and_every_evidence_read_is_audi
 
     // Evidence reads each token made (actor, action, target) → count.
     let mut reads: HashMap<(String, String, String), usize> = HashMap::new();
+    let mut forbidden = 0.0;
     let mut n = 0;
     for (role, name, api) in &holders {
         n += 1;
@@ -208,6 +209,7 @@ async fn each_role_reaches_exactly_its_endpoints_and_every_evidence_read_is_audi
                         .or_default() += 1;
                 }
             } else {
+                forbidden += 1.0;
                 assert_eq!(
                     status,
                     403,
@@ -237,12 +239,52 @@ async fn each_role_reaches_exactly_its_endpoints_and_every_evidence_read_is_audi
         admin.with_token(&t)
     };
     let nobody = admin.with_token("not-a-token-of-this-hub");
+    let mut bad_tokens = 0.0;
     for call in calls(&s, 99, &revoked_id) {
         for api in [&revoked, &nobody] {
             let (status, body) = api.send(call.method, &call.path, call.body.clone()).await?;
             assert_eq!(status, 401, "{} {}: {body}", call.method, call.path);
+            bad_tokens += 1.0;
         }
+        let (status, _) = admin.get(&call.path, false).await?;
+        assert_eq!(status, 401, "GET {} without a token", call.path);
     }
+    // A method a route does not take is 405, not a question of roles.
+    let (status, body) = admin.send("DELETE", "/api/v1/records", None).await?;
+    assert_eq!(status, 405, "{body}");
+    // A JSON body must be an object of known fields.
+    for (body, said) in [
+        (json!([null, null]), "expected a JSON object"),
+        (
+            json!({ "officer_id": "100001", "unit": "x" }),
+            "unknown field \"unit\"",
+        ),
+    ] {
+        let path = format!("/api/v1/devices/{}/assignment", s.device_id);
+        let (status, v) = admin.send_json("PUT", &path, &body).await?;
+        assert_eq!(status, 422, "{v}");
+        assert!(v["error"].as_str().is_some_and(|e| e.contains(said)), "{v}");
+    }
+    // Every refusal is counted by reason, and every request timed by route.
+    let refused = |r: &'static str| {
+        let api = admin.clone();
+        async move {
+            api.metric(&format!("evsync_hub_api_refused_total{{reason=\"{r}\"}}"))
+                .await
+        }
+    };
+    assert_eq!(refused("forbidden").await?, forbidden);
+    assert_eq!(refused("bad_token").await?, bad_tokens);
+    assert_eq!(
+        refused("missing_token").await?,
+        calls(&s, 99, "x").len() as f64
+    );
+    assert!(
+        admin
+            .metric("evsync_hub_api_request_duration_seconds_count{method=\"GET\",route=\"/api/v1/records/{id}/media\",status=\"200\"}")
+            .await?
+            >= 3.0
+    );
 
     // Every evidence read is in the audit log, with its actor, role, action, target and address.
     let auditor = &holders[2].2;

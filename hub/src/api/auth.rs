@@ -83,6 +83,7 @@ pub async fn require_token(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(|t| t.trim().to_owned());
     let Some(given) = given else {
+        state.metrics.reject_api("missing_token");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing Authorization: Bearer <token> (the hub's own token is in its data folder, file api-token; others are made with `evsync-hub tokens create`)",
@@ -124,6 +125,13 @@ pub async fn require_token(
         .map(|p| p.as_str().to_owned())
         .unwrap_or_default();
     let roles = allowed(req.method(), &route);
+    if roles.is_empty() {
+        // A route that exists, with a method it does not take.
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            format!("{} {route}: method not allowed", req.method()),
+        ));
+    }
     if !roles.contains(&caller.role) {
         state.metrics.reject_api("forbidden");
         let needed: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
@@ -134,11 +142,7 @@ pub async fn require_token(
                 req.method(),
                 caller.name,
                 caller.role.as_str(),
-                if needed.is_empty() {
-                    "a route that exists".to_owned()
-                } else {
-                    needed.join(" or ")
-                }
+                needed.join(" or ")
             ),
         ));
     }

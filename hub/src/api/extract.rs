@@ -5,6 +5,7 @@
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
+use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 
 use super::ApiError;
@@ -38,6 +39,54 @@ fn json_refusal(e: JsonRejection) -> ApiError {
         _ => String::new(),
     };
     ApiError::new(status, format!("{}{expected}", e.body_text()))
+}
+
+/// A JSON object body that may carry only the `KNOWN` fields: a typo in a
+/// field name is refused (422, naming it) instead of silently ignored, and
+/// anything but an object (an array, say) is refused too. For types that
+/// must stay lenient elsewhere (CSV rows ignore extra columns).
+pub struct Strict<T>(pub T);
+
+/// The fields a [`Strict`] body may carry.
+pub trait Fields {
+    /// Field names.
+    const KNOWN: &'static [&'static str];
+}
+
+impl<S: Send + Sync, T: DeserializeOwned + Fields> FromRequest<S> for Strict<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let Json(v) = Json::<serde_json::Value>::from_request(req, state).await?;
+        let unprocessable = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, m);
+        let Some(fields) = v.as_object() else {
+            return Err(unprocessable(format!(
+                "the body is {}: expected a JSON object with fields {}",
+                kind(&v),
+                T::KNOWN.join(", ")
+            )));
+        };
+        if let Some(unknown) = fields.keys().find(|k| !T::KNOWN.contains(&k.as_str())) {
+            return Err(unprocessable(format!(
+                "unknown field {unknown:?}: expected {}",
+                T::KNOWN.join(", ")
+            )));
+        }
+        serde_json::from_value(v)
+            .map(Strict)
+            .map_err(|e| unprocessable(format!("the body: {e}")))
+    }
+}
+
+fn kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
 }
 
 /// Query parameters; a malformed or unknown one is a 400 [`ApiError`].

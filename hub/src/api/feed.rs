@@ -260,6 +260,7 @@ pub async fn one(
 
 /// Query of the alerts list.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct AlertQuery {
     open: Option<bool>,
     limit: Option<u32>,
@@ -270,7 +271,13 @@ pub async fn alerts(
     State(state): State<AppState>,
     Query(q): Query<AlertQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    let limit = q.limit.unwrap_or(100).min(MAX_LIMIT);
+    let limit = q.limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            format!("limit = {limit}: expected 1 to {MAX_LIMIT}"),
+        ));
+    }
     let open = q.open.unwrap_or(false);
     let alerts = state.read(move |s| s.alerts(open, limit)).await?;
     Ok(Json(json!({ "alerts": alerts })))

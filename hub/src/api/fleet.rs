@@ -2,7 +2,7 @@
 //! enrollment, assignments, units and officers (one by one or CSV). Every
 //! change is written to the audit log with who made it.
 
-use super::extract::{Json, Query};
+use super::extract::{Fields, Json, Query, Strict};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Extension;
@@ -108,11 +108,33 @@ pub struct Register {
     kind: String,
 }
 
+impl Fields for Register {
+    const KNOWN: &'static [&'static str] = &["device_id", "kind"];
+}
+
+impl Fields for NewAssignment {
+    const KNOWN: &'static [&'static str] = &["officer_id", "unit_code", "domain"];
+}
+
+impl Fields for Officer {
+    const KNOWN: &'static [&'static str] = &["officer_id", "name", "unit_code", "domain", "active"];
+}
+
+impl Fields for Unit {
+    const KNOWN: &'static [&'static str] = &[
+        "unit_code",
+        "name",
+        "district_code",
+        "domain",
+        "parent_code",
+    ];
+}
+
 /// `POST /api/v1/devices`
 pub async fn register(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Json(r): Json<Register>,
+    Strict(r): Strict<Register>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     if r.kind != "recorder" {
         return Err(ApiError::new(
@@ -124,6 +146,18 @@ pub async fn register(
         ));
     }
     let id = r.device_id.clone();
+    let lookup = id.clone();
+    if let Some(d) = state.read(move |s| s.device(&lookup)).await? {
+        if d.kind.is_agent() {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "{id} is a {} (an agent that enrolls by announcing its key), not a recorder",
+                    d.kind.as_str()
+                ),
+            ));
+        }
+    }
     let d = state
         .write(move |s| Ok(s.register_recorder(&id)))
         .await?
@@ -181,7 +215,7 @@ pub async fn assign(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-    Json(a): Json<NewAssignment>,
+    Strict(a): Strict<NewAssignment>,
 ) -> Result<Json<Value>, ApiError> {
     let problems = a.problems();
     if !problems.is_empty() {
@@ -229,7 +263,7 @@ pub async fn units(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
 pub async fn put_officer(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Json(o): Json<Officer>,
+    Strict(o): Strict<Officer>,
 ) -> Result<Json<Value>, ApiError> {
     let problems = o.problems();
     if !problems.is_empty() {
@@ -248,7 +282,7 @@ pub async fn put_officer(
 pub async fn put_unit(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Json(u): Json<Unit>,
+    Strict(u): Strict<Unit>,
 ) -> Result<Json<Value>, ApiError> {
     let problems = u.problems();
     if !problems.is_empty() {

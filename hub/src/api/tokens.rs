@@ -1,6 +1,6 @@
 //! API tokens over HTTP (admins only) and `whoami` (anyone with a token).
 
-use super::extract::Json;
+use super::extract::{Fields, Json, Strict};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Extension;
@@ -29,11 +29,15 @@ pub struct CreateToken {
     role: String,
 }
 
+impl Fields for CreateToken {
+    const KNOWN: &'static [&'static str] = &["name", "role"];
+}
+
 /// `POST /api/v1/tokens`: the new token is in the answer, this once.
 pub async fn create(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Json(c): Json<CreateToken>,
+    Strict(c): Strict<CreateToken>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let role = Role::parse(&c.role)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;

@@ -92,15 +92,44 @@ pub async fn media(
         // The client's copy is of other content: send the whole file.
         req.headers_mut().remove(header::RANGE);
     }
+    let range = req.headers().get(header::RANGE).cloned();
     let served = ServeFile::new(&path)
         .oneshot(req)
         .await
         .map_err(|e| ApiError::internal(anyhow::anyhow!("serving {}: {e}", path.display())))?;
-    if served.status() == StatusCode::NOT_FOUND {
-        return Err(ApiError::internal(anyhow::anyhow!(
-            "the recording of record {id} is marked stored but its blob {} is missing",
-            path.display()
-        )));
+    match served.status() {
+        StatusCode::OK | StatusCode::PARTIAL_CONTENT => {}
+        StatusCode::NOT_FOUND => {
+            return Err(ApiError::internal(anyhow::anyhow!(
+                "the recording of record {id} is marked stored but its blob {} is missing",
+                path.display()
+            )))
+        }
+        StatusCode::RANGE_NOT_SATISFIABLE => {
+            // Said in JSON like every other refusal, not labelled as the recording.
+            let given = range
+                .as_ref()
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            let mut r = ApiError::new(
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                format!(
+                    "Range = {given:?}: expected one range within the {} bytes of the recording (bytes=first-last, bytes=first- or bytes=-suffix)",
+                    row.size
+                ),
+            )
+            .into_response();
+            if let Some(v) = served.headers().get(header::CONTENT_RANGE) {
+                r.headers_mut().insert(header::CONTENT_RANGE, v.clone());
+            }
+            return Ok(r);
+        }
+        // Conditional answers (If-Modified-Since, If-Unmodified-Since): as they are, with the ETag.
+        _ => {
+            let mut r = served.map(Body::new);
+            r.headers_mut().insert(header::ETAG, etag_value);
+            return Ok(r);
+        }
     }
     let mut r = served.map(Body::new);
     let h = r.headers_mut();

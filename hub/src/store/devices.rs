@@ -120,9 +120,9 @@ pub struct DeviceRow {
     pub online: bool,
     /// The agent's last heartbeat as sent.
     pub status: Option<serde_json::Value>,
-    /// Battery charge, percent (recorders, as reported on docking).
+    /// Battery charge, percent (recorders as reported on docking; field devices from their heartbeat).
     pub battery_pct: Option<i64>,
-    /// Free storage, bytes.
+    /// Free storage, bytes (an agent's data folder; a recorder's own storage).
     pub storage_free_bytes: Option<i64>,
     /// Total storage, bytes.
     pub storage_total_bytes: Option<i64>,
@@ -432,7 +432,9 @@ impl Store {
             tx.execute(
                 "UPDATE devices SET last_seen = ?2, online = ?3, status = ?4,
                      backlog_records = COALESCE(?5, backlog_records), backlog_bytes = COALESCE(?6, backlog_bytes),
-                     config_version = COALESCE(?7, config_version)
+                     config_version = COALESCE(?7, config_version), battery_pct = COALESCE(?8, battery_pct),
+                     storage_free_bytes = COALESCE(?9, storage_free_bytes),
+                     storage_total_bytes = COALESCE(?10, storage_total_bytes)
                  WHERE device_id = ?1",
                 params![
                     device_id,
@@ -441,7 +443,10 @@ impl Store {
                     status.to_string(),
                     int("backlog_records"),
                     int("backlog_bytes"),
-                    status.get("config_version").and_then(|v| v.as_str())
+                    status.get("config_version").and_then(|v| v.as_str()),
+                    int("battery_pct").filter(|b| (0..=100).contains(b)),
+                    int("storage_free_bytes"),
+                    int("storage_total_bytes")
                 ],
             )?;
             let Some(slots) = status.get("slots").and_then(|s| s.as_array()) else {

@@ -77,6 +77,18 @@ pub fn token_hash(token: &str) -> String {
     evsync_protocol::chain::Hash::of(token.as_bytes()).to_hex()
 }
 
+/// A token name: 1 to 64 of `A-Z a-z 0-9 . _ @ : -`, starting with a
+/// letter or digit (it shows in logs, the audit log and custody trails).
+pub fn valid_name(name: &str) -> bool {
+    let ok = |c: char| c.is_ascii_alphanumeric() || "._@:-".contains(c);
+    name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.chars().all(ok)
+}
+
 fn random_hex(n: usize) -> anyhow::Result<String> {
     let mut bytes = vec![0u8; n];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
@@ -107,9 +119,10 @@ const COLUMNS: &str = "id, name, role, created_at, created_by, revoked_at";
 impl Store {
     /// Creates a token for `name` with `role`.
     pub fn create_token(&mut self, name: &str, role: Role, by: &str) -> anyhow::Result<NewToken> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
-            anyhow::bail!("token name {name:?}: expected 1 to 64 printable characters");
+        if !valid_name(name) {
+            anyhow::bail!(
+                "token name {name:?}: expected 1 to 64 of A-Z a-z 0-9 . _ @ : -, starting with a letter or digit"
+            );
         }
         let id = random_hex(4)?;
         let token = format!("evs_{id}_{}", random_hex(24)?);
@@ -195,6 +208,11 @@ mod tests {
         s.revoke_token(&t.row.id).unwrap();
         assert!(s.token_by_hash(&token_hash(&t.token)).unwrap().is_none());
         assert!(s.revoke_token("nope").is_err());
-        assert!(s.create_token("", Role::Admin, "cli").is_err());
+        for bad in ["", " platform", "-x", "名字", "a\u{8a}", &"a".repeat(65)] {
+            assert!(s.create_token(bad, Role::Admin, "cli").is_err(), "{bad:?}");
+        }
+        assert!(s
+            .create_token("platform-prod@cq:2", Role::Admin, "cli")
+            .is_ok());
     }
 }
