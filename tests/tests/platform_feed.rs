@@ -83,11 +83,34 @@ async fn each_feed_filter_returns_exactly_the_matching_records() -> anyhow::Resu
     let part = bcfg.spool_dir.join("VID_0001.mp4.part");
     evsync_hub::demo::write_mp4(&part, 2, 2_000, 3)?;
     std::fs::rename(&part, bcfg.spool_dir.join("VID_0001.mp4"))?;
-    let agents = [Agent::start(acfg).await?, Agent::start(bcfg).await?];
-    eventually(Duration::from_secs(30), "5 records in the feed", || async {
-        Ok(api.feed().await?.len() == 5)
+    // a's records first, then b's, then one more of a's: a's records are
+    // not contiguous in the feed.
+    let a_spool = acfg.spool_dir.clone();
+    let agent_a = Agent::start(acfg).await?;
+    eventually(
+        Duration::from_secs(30),
+        "a's 3 records in the feed",
+        || async { Ok(api.feed().await?.len() == 3) },
+    )
+    .await?;
+    let agent_b = Agent::start(bcfg).await?;
+    eventually(
+        Duration::from_secs(30),
+        "b's 2 records in the feed",
+        || async { Ok(api.feed().await?.len() == 5) },
+    )
+    .await?;
+    drop_event(
+        &a_spool,
+        "e4",
+        "2026-11-24T17:30:00+08:00",
+        json!({"type": "duty_ended"}),
+    )?;
+    eventually(Duration::from_secs(30), "6 records in the feed", || async {
+        Ok(api.feed().await?.len() == 6)
     })
     .await?;
+    let agents = [agent_a, agent_b];
     let feed = api.feed().await?;
     let by = |pred: &dyn Fn(&Value) -> bool| -> Vec<String> {
         feed.iter()
@@ -132,14 +155,76 @@ async fn each_feed_filter_returns_exactly_the_matching_records() -> anyhow::Resu
                 "device_id={a}&from={}",
                 urlencode("2026-11-24T00:00:00+08:00")
             ),
-            by(&|r| r["event"]["type"] == "duty_started"),
+            by(&|r| {
+                r["device_id"] == a.as_str()
+                    && r["device_time"].as_str().is_some_and(|t| t >= "2026-11-24")
+            }),
         ),
     ];
+    // Newest first, paged: the same records in reverse.
+    let mut newest_first = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let v = api
+            .get_ok(&format!(
+                "/api/v1/records?order=desc&limit=2&after={cursor}"
+            ))
+            .await?;
+        let page = v["records"].as_array().cloned().unwrap_or_default();
+        if page.is_empty() {
+            break;
+        }
+        newest_first.extend(
+            page.iter()
+                .filter_map(|r| r["id"].as_str().map(str::to_owned)),
+        );
+        cursor = v["cursor"].as_str().unwrap_or_default().to_owned();
+    }
+    let mut oldest_first = by(&|_| true);
+    oldest_first.reverse();
+    assert_eq!(newest_first, oldest_first);
+    let b_signed = by(&|r| r["agent_id"] == b.as_str());
+    assert_eq!(ids(&api, &format!("agent_id={b}")).await?, b_signed);
+
+    // A filtered read is in the custody trail of the records it returned, and only those.
+    let (status, t) = api
+        .send_json(
+            "POST",
+            "/api/v1/tokens",
+            &json!({"name": "platform-filter", "role": "platform"}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{t}");
+    let platform = api.with_token(t["token"].as_str().unwrap_or_default());
+    let of_a = platform
+        .get_ok(&format!("/api/v1/records?device_id={a}"))
+        .await?;
+    assert_eq!(of_a["records"].as_array().map(Vec::len), Some(4));
+    let read_by_platform = |r: &Value| {
+        r["custody"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|st| st["step"] == "accessed" && st["actor"] == "platform-filter")
+        })
+    };
+    for r in &feed {
+        let id = r["id"].as_str().unwrap_or_default();
+        let one = api.get_ok(&format!("/api/v1/records/{id}")).await?;
+        assert_eq!(
+            read_by_platform(&one),
+            r["device_id"] == a.as_str(),
+            "{one}"
+        );
+    }
     for (query, want) in &cases {
         assert!(!want.is_empty(), "{query}: the fixture has matches");
         assert_eq!(&ids(&api, query).await?, want, "{query}");
     }
-    for bad in ["kind=video", "from=yesterday", "colour=red"] {
+    for bad in [
+        "kind=video",
+        "from=yesterday",
+        "colour=red",
+        "order=sideways",
+    ] {
         let (status, v) = api.get(&format!("/api/v1/records?{bad}"), true).await?;
         assert_eq!(status, 400, "{bad}: {v}");
     }

@@ -92,14 +92,14 @@ impl Pusher {
                     ))
                 })
                 .await?;
-            if let (Some(first), Some(last)) = (records.first(), records.last()) {
+            if !records.is_empty() {
                 self.state
                     .audit(
                         &self.caller,
                         "records.list",
                         "events",
                         format!("{} records pushed", records.len()),
-                        Some((first.hub_seq, last.hub_seq)),
+                        records.iter().map(|r| r.hub_seq).collect(),
                     )
                     .await?;
             }

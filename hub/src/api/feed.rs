@@ -96,7 +96,9 @@ pub fn record_json(r: &StoredRecord) -> Value {
 pub struct FeedQuery {
     after: Option<String>,
     limit: Option<u32>,
+    order: Option<String>,
     device_id: Option<String>,
+    agent_id: Option<String>,
     officer_id: Option<String>,
     unit_code: Option<String>,
     domain: Option<String>,
@@ -135,6 +137,7 @@ impl FeedQuery {
         }
         Ok(RecordFilter {
             device_id: self.device_id.take(),
+            agent_id: self.agent_id.take(),
             officer_id: self.officer_id.take(),
             unit_code: self.unit_code.take(),
             domain: self.domain.take(),
@@ -146,13 +149,27 @@ impl FeedQuery {
     }
 }
 
-/// `GET /api/v1/records?after=CURSOR&limit=N&device_id=&officer_id=&unit_code=&domain=&kind=&from=&to=&case_number=`
+/// `GET /api/v1/records?after=CURSOR&limit=N&order=asc|desc&device_id=&agent_id=&officer_id=&unit_code=&domain=&kind=&from=&to=&case_number=`
+///
+/// In hub order by default; `order=desc` gives the newest first, and its
+/// cursor continues towards older records.
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Query(mut q): Query<FeedQuery>,
 ) -> Result<Json<Value>, ApiError> {
+    let descending = match q.order.as_deref() {
+        None | Some("asc") => false,
+        Some("desc") => true,
+        Some(o) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                format!("order = {o:?}: expected asc or desc"),
+            ))
+        }
+    };
     let after = match q.after.as_deref() {
+        None | Some("") if descending => i64::MAX,
         None | Some("") => 0,
         Some(c) => decode_cursor(c)?,
     };
@@ -169,20 +186,31 @@ pub async fn list(
         f => format!("; {f}"),
     };
     let rows = state
-        .read(move |s| s.records_after(after, limit, &filter))
+        .read(move |s| match descending {
+            false => s.records_after(after, limit, &filter),
+            true => s.records_before(after, limit, &filter),
+        })
         .await?;
-    if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+    if !rows.is_empty() {
         state
             .audit(
                 &caller,
                 "records.list",
                 "feed",
-                format!("{} records{described}", rows.len()),
-                Some((first.hub_seq, last.hub_seq)),
+                format!(
+                    "{} records{}{described}",
+                    rows.len(),
+                    if descending { ", newest first" } else { "" }
+                ),
+                rows.iter().map(|r| r.hub_seq).collect(),
             )
             .await?;
     }
-    let last = rows.last().map(|r| r.hub_seq).unwrap_or(after);
+    let last = match rows.last() {
+        Some(r) => r.hub_seq,
+        None if after == i64::MAX => 0,
+        None => after,
+    };
     let records: Vec<Value> = rows.iter().map(record_json).collect();
     Ok(Json(
         json!({ "records": records, "cursor": encode_cursor(last) }),
@@ -233,7 +261,7 @@ pub async fn one(
         Some(h) => format!("broken: predecessor stored with hash {h}"),
     };
     state
-        .audit(&caller, "record.read", &id, String::new(), None)
+        .audit(&caller, "record.read", &id, String::new(), Vec::new())
         .await?;
     let (lookup, hub_seq) = (id.clone(), r.hub_seq);
     let (media, accesses) = state

@@ -168,7 +168,7 @@ pub async fn register(
             "device.register",
             &d.device_id,
             String::new(),
-            None,
+            Vec::new(),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(json!(d))))
@@ -187,7 +187,7 @@ async fn set_state(
         .await?
         .map_err(refused)?;
     state
-        .audit(&caller, action, &id, String::new(), None)
+        .audit(&caller, action, &id, String::new(), Vec::new())
         .await?;
     Ok(Json(json!(d)))
 }
@@ -228,7 +228,7 @@ pub async fn assign(
         .await?
         .map_err(refused)?;
     state
-        .audit(&caller, "device.assign", &id, detail, None)
+        .audit(&caller, "device.assign", &id, detail, Vec::new())
         .await?;
     let lookup = id.clone();
     let history = state.read(move |s| s.assignments(&lookup)).await?;
@@ -273,7 +273,7 @@ pub async fn put_officer(
     let saved = o.clone();
     state.write(move |s| s.upsert_officers(&[o])).await?;
     state
-        .audit(&caller, "officer.put", &id, String::new(), None)
+        .audit(&caller, "officer.put", &id, String::new(), Vec::new())
         .await?;
     Ok(Json(json!(saved)))
 }
@@ -292,7 +292,7 @@ pub async fn put_unit(
     let saved = u.clone();
     state.write(move |s| s.upsert_units(&[u])).await?;
     state
-        .audit(&caller, "unit.put", &id, String::new(), None)
+        .audit(&caller, "unit.put", &id, String::new(), Vec::new())
         .await?;
     Ok(Json(json!(saved)))
 }
@@ -326,7 +326,7 @@ pub async fn import_officers(
             "officers.import",
             "officers",
             format!("{n} rows"),
-            None,
+            Vec::new(),
         )
         .await?;
     Ok(Json(json!({ "imported": n })))
@@ -341,7 +341,13 @@ pub async fn import_units(
     let rows = parse_units_csv(csv_text(&body)?).map_err(unprocessable)?;
     let n = state.write(move |s| s.upsert_units(&rows)).await?;
     state
-        .audit(&caller, "units.import", "units", format!("{n} rows"), None)
+        .audit(
+            &caller,
+            "units.import",
+            "units",
+            format!("{n} rows"),
+            Vec::new(),
+        )
         .await?;
     Ok(Json(json!({ "imported": n })))
 }

@@ -143,7 +143,7 @@ impl AppState {
         action: &str,
         target: &str,
         detail: String,
-        hub_seqs: Option<(i64, i64)>,
+        records: Vec<i64>,
     ) -> Result<(), ApiError> {
         let key = self.key.clone();
         let ev = AuditEvent {
@@ -153,7 +153,7 @@ impl AppState {
             target: target.to_owned(),
             remote: caller.remote.clone(),
             detail,
-            hub_seqs,
+            records,
         };
         self.write(move |s| s.audit(&key, &ev)).await?;
         self.metrics.audit_entries.inc();

@@ -52,7 +52,7 @@ pub async fn create(
             "token.create",
             &t.row.id,
             format!("{} ({})", t.row.name, role.as_str()),
-            None,
+            Vec::new(),
         )
         .await?;
     Ok((StatusCode::CREATED, Json(json!(t))))
@@ -70,7 +70,7 @@ pub async fn revoke(
         .await?
         .map_err(|e| ApiError::not_found(format!("{e:#}")))?;
     state
-        .audit(&caller, "token.revoke", &id, t.name.clone(), None)
+        .audit(&caller, "token.revoke", &id, t.name.clone(), Vec::new())
         .await?;
     Ok(Json(json!(t)))
 }

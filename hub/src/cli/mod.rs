@@ -307,7 +307,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
             let cfg = HubConfig::load(config.as_deref())?;
             let mut hub = Hub::start(cfg).await?;
             eprintln!(
-                "evsync-hub: api http://{}  mqtt {}  hub key {}",
+                "evsync-hub: api http://{0}  dashboard http://{0}/dashboard/  mqtt {1}  hub key {2}",
                 hub.http_addr,
                 hub.mqtt_url,
                 hub.public_key.to_base64()

@@ -47,7 +47,7 @@ impl Operator {
             target: target.into(),
             remote: "cli".into(),
             detail,
-            hub_seqs: None,
+            records: Vec::new(),
         };
         let key = hub_key(&self.cfg.data_dir)?;
         self.store.audit(&key, &ev)?;

@@ -525,7 +525,7 @@ async function deviceView(route) {
   const [one, fleet] = await Promise.all([optional(`/api/v1/devices/${enc}`), loadFleet()]);
   const d = (one && typeof one === "object" && !Array.isArray(one) && (one.device || one)) || fleet.devices.find((x) => x.device_id === id);
   if (!d) return notFound(`No device with id ${id}.`);
-  const records = await latestRecords(id);
+  const records = await latestRecords(id, kindOf(d));
   const alerts = Array.isArray(d.alerts)
     ? d.alerts.filter((a) => a && typeof a === "object")
     : asArray(await optional("/api/v1/alerts?limit=1000"), "alerts").filter((a) => a && (a.device_id === id || a.agent_id === id));
@@ -611,20 +611,13 @@ async function deviceView(route) {
   );
 }
 
-/** The device's newest records, newest first (at most 20). */
-async function latestRecords(id) {
-  const enc = encodeURIComponent(id);
-  let cursor = "";
-  let kept = [];
-  // The feed runs oldest first; follow it to its end (bounded) and keep the tail.
-  for (let page = 0; page < 10; page += 1) {
-    const body = await api(`/api/v1/records?device_id=${enc}&limit=1000` + (cursor ? `&after=${encodeURIComponent(cursor)}` : ""));
-    const records = asArray(body, "records").filter((r) => r && typeof r === "object");
-    kept = kept.concat(records.filter((r) => r.device_id === id)).slice(-20);
-    if (!records.length || !body || missing(body.cursor) || body.cursor === cursor) break;
-    cursor = String(body.cursor);
-  }
-  return kept.reverse();
+/** The device's newest records, newest first (at most 20): a dock's are the
+ * records it signed (about its recorders), any other device's those about it.
+ * One audited read of 20 records. */
+async function latestRecords(id, kind) {
+  const by = kind === "dock" ? "agent_id" : "device_id";
+  const body = await api(`/api/v1/records?${by}=${encodeURIComponent(id)}&order=desc&limit=20`);
+  return asArray(body, "records").filter((r) => r && typeof r === "object");
 }
 
 function kindLabel(r) {

@@ -267,8 +267,10 @@ pub async fn run(
         "demo: all {expected} records verified, stored and receipted from {} field agents, recordings uploaded and verified\n\
          demo: feed    curl -H 'Authorization: Bearer {}' '{api}/api/v1/records?limit=5'\n\
          demo: alerts  {api}/api/v1/alerts   metrics {api}/metrics\n\
+         demo: dashboard {api}/dashboard/#token={}\n\
          demo: hub key {} (also in {})",
         agents.len(),
+        hub.token,
         hub.token,
         hub.public_key.to_base64(),
         root.join("hub/hub.pub").display()

@@ -34,8 +34,8 @@ pub struct AuditEvent {
     pub remote: String,
     /// Anything else worth keeping (range read, filter, reason).
     pub detail: String,
-    /// For a page of the feed: the first and last hub positions it returned.
-    pub hub_seqs: Option<(i64, i64)>,
+    /// For a read of the feed: the hub positions of the records it returned.
+    pub records: Vec<i64>,
 }
 
 /// One entry as stored.
@@ -186,8 +186,8 @@ impl Store {
                 target: ev.target.clone(),
                 remote: ev.remote.clone(),
                 detail: ev.detail.clone(),
-                first_hub_seq: ev.hub_seqs.map(|s| s.0),
-                last_hub_seq: ev.hub_seqs.map(|s| s.1),
+                first_hub_seq: ev.records.iter().min().copied(),
+                last_hub_seq: ev.records.iter().max().copied(),
                 prev_hash,
                 hash: String::new(),
                 signature: String::new(),
@@ -212,6 +212,12 @@ impl Store {
                 e.hash,
                 e.signature
             ])?;
+            let mut link = tx.prepare_cached(
+                "INSERT OR IGNORE INTO audit_reads (hub_seq, audit_seq) VALUES (?1, ?2)",
+            )?;
+            for hub_seq in &ev.records {
+                link.execute(params![hub_seq, e.seq])?;
+            }
             Ok(e)
         })
     }
@@ -227,8 +233,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// Entries about one record: reads of it and of its media, and the feed
-    /// pages that returned it (by its hub position).
+    /// Entries about one record: reads of it and of its media, and the reads
+    /// of the feed that returned it (by its hub position).
     pub fn audit_of_record(
         &self,
         record_id: &str,
@@ -236,7 +242,7 @@ impl Store {
     ) -> anyhow::Result<Vec<AuditEntry>> {
         let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT {COLUMNS} FROM audit WHERE target = ?1
-             UNION SELECT {COLUMNS} FROM audit WHERE action = 'records.list' AND first_hub_seq <= ?2 AND last_hub_seq >= ?2
+             UNION SELECT {COLUMNS} FROM audit WHERE seq IN (SELECT audit_seq FROM audit_reads WHERE hub_seq = ?2)
              ORDER BY seq"
         ))?;
         let rows = stmt

@@ -115,6 +115,14 @@ CREATE TABLE IF NOT EXISTS audit (
     signature   TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS audit_by_target ON audit (target);
+-- Which records each read of the feed (or event stream) returned, by hub
+-- position: the index behind a record's custody trail. The chained entry
+-- itself keeps the range read and the filter (detail).
+CREATE TABLE IF NOT EXISTS audit_reads (
+    hub_seq     INTEGER NOT NULL,
+    audit_seq   INTEGER NOT NULL,
+    PRIMARY KEY (hub_seq, audit_seq)
+) WITHOUT ROWID;
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
@@ -137,6 +145,7 @@ UPDATE records SET
     domain = json_extract(CAST(body AS TEXT), '$.event.domain'),
     case_number = json_extract(CAST(body AS TEXT), '$.event.case_number');
 CREATE INDEX IF NOT EXISTS records_by_device ON records (device_id, hub_seq);
+CREATE INDEX IF NOT EXISTS records_by_agent ON records (agent_id, hub_seq);
 CREATE INDEX IF NOT EXISTS records_by_officer ON records (officer_id, hub_seq);
 CREATE INDEX IF NOT EXISTS records_by_unit ON records (unit_code, hub_seq);
 CREATE INDEX IF NOT EXISTS records_by_domain ON records (domain, hub_seq);

@@ -482,6 +482,8 @@ fn parse(raw: Raw) -> anyhow::Result<StoredRecord> {
 pub struct RecordFilter {
     /// Records about this device.
     pub device_id: Option<String>,
+    /// Records signed by this agent (a dock's records are about its recorders).
+    pub agent_id: Option<String>,
     /// Records made while the device was assigned to this officer.
     pub officer_id: Option<String>,
     /// ... to this unit.
@@ -503,6 +505,7 @@ impl RecordFilter {
     pub fn describe(&self) -> String {
         [
             ("device_id", &self.device_id),
+            ("agent_id", &self.agent_id),
             ("officer_id", &self.officer_id),
             ("unit_code", &self.unit_code),
             ("domain", &self.domain),
@@ -526,10 +529,37 @@ impl Store {
         limit: u32,
         filter: &RecordFilter,
     ) -> anyhow::Result<Vec<StoredRecord>> {
-        let mut sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE r.hub_seq > ?1");
-        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&after];
+        self.records_page(after, limit, filter, false)
+    }
+
+    /// Records before `before` in reverse hub order (newest first) that pass
+    /// `filter`, at most `limit`.
+    pub fn records_before(
+        &self,
+        before: i64,
+        limit: u32,
+        filter: &RecordFilter,
+    ) -> anyhow::Result<Vec<StoredRecord>> {
+        self.records_page(before, limit, filter, true)
+    }
+
+    fn records_page(
+        &self,
+        from: i64,
+        limit: u32,
+        filter: &RecordFilter,
+        descending: bool,
+    ) -> anyhow::Result<Vec<StoredRecord>> {
+        let (op, order) = if descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let mut sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE r.hub_seq {op} ?1");
+        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&from];
         for (column, value, op) in [
             ("r.device_id", &filter.device_id, "="),
+            ("r.agent_id", &filter.agent_id, "="),
             ("r.officer_id", &filter.officer_id, "="),
             ("r.unit_code", &filter.unit_code, "="),
             ("r.domain", &filter.domain, "="),
@@ -544,7 +574,10 @@ impl Store {
             }
         }
         args.push(&limit);
-        sql.push_str(&format!(" ORDER BY r.hub_seq LIMIT ?{}", args.len()));
+        sql.push_str(&format!(
+            " ORDER BY r.hub_seq {order} LIMIT ?{}",
+            args.len()
+        ));
         let mut stmt = self.conn().prepare_cached(&sql)?;
         let raws = stmt
             .query_map(args.as_slice(), row)?
