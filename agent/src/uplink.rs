@@ -170,6 +170,9 @@ pub struct Sender {
     inflight: VecDeque<InFlight>,
     last_rewind: Instant,
     reporting: Reporting,
+    /// A dock slot changed: publish the status at the next tick (at most once a second).
+    status_due: bool,
+    last_status: Instant,
 }
 
 /// What the status message reports beside the uplink's own counters.
@@ -209,6 +212,8 @@ impl Sender {
             inflight: VecDeque::new(),
             last_rewind: Instant::now(),
             reporting,
+            status_due: false,
+            last_status: Instant::now(),
         })
     }
 
@@ -258,7 +263,9 @@ impl Sender {
             .context("publishing the announcement")
     }
 
-    async fn publish_status(&self) -> anyhow::Result<()> {
+    async fn publish_status(&mut self) -> anyhow::Result<()> {
+        self.status_due = false;
+        self.last_status = Instant::now();
         let (backlog, media) =
             with_buffer(&self.buffer, |b| Ok((b.backlog()?, b.media_backlog()?))).await?;
         let s = &self.stats;
@@ -443,7 +450,16 @@ impl Sender {
                 }
                 Some(p) = receipts.recv() => self.on_receipt(p).await?,
                 _ = new_records.notified() => {}
-                _ = tick.tick() => self.check_timers().await?,
+                _ = tick.tick() => {
+                    self.check_timers().await?;
+                    if self.status_due
+                        && self.last_status.elapsed() >= Duration::from_secs(1)
+                        && link.borrow().up
+                    {
+                        self.publish_status().await?;
+                    }
+                }
+                _ = self.reporting.board.changed() => self.status_due = true,
                 _ = status.tick() => if link.borrow().up { self.publish_status().await? },
             }
             if link.borrow().up {

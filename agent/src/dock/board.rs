@@ -109,6 +109,8 @@ impl SlotStatus {
 pub struct Board {
     slots: Mutex<Vec<SlotStatus>>,
     bars: Vec<Option<ProgressBar>>,
+    /// Told when a slot changes state, so the heartbeat can say so soon.
+    changed: tokio::sync::Notify,
 }
 
 fn style() -> ProgressStyle {
@@ -143,7 +145,14 @@ impl Board {
         Self {
             slots: Mutex::new(slots),
             bars,
+            changed: tokio::sync::Notify::new(),
         }
+    }
+
+    /// Waits until a slot changes state (a recorder docked, identified,
+    /// emptied, pulled).
+    pub async fn changed(&self) {
+        self.changed.notified().await
     }
 
     fn lock(&self) -> MutexGuard<'_, Vec<SlotStatus>> {
@@ -163,7 +172,11 @@ impl Board {
             let Some(s) = slots.get_mut(slot.wrapping_sub(1)) else {
                 return;
             };
+            let before = s.state;
             f(s);
+            if s.state != before {
+                self.changed.notify_one();
+            }
             // Copied out only to draw (this runs for every chunk copied).
             match bar {
                 Some(_) => s.clone(),
@@ -269,6 +282,25 @@ mod tests {
     fn board(n: usize, bars: Option<&MultiProgress>) -> Arc<Board> {
         let ports: Vec<String> = (1..=n).map(|i| format!("/dev/ttyACM{i}")).collect();
         Arc::new(Board::new(&ports, bars))
+    }
+
+    #[tokio::test]
+    async fn a_change_of_state_is_told_and_bytes_copied_are_not() {
+        let b = board(1, None);
+        let told = |b: &Arc<Board>| {
+            let b = b.clone();
+            async move {
+                tokio::time::timeout(std::time::Duration::from_millis(50), b.changed())
+                    .await
+                    .is_ok()
+            }
+        };
+        b.update(1, |s| s.files_on_recorder = 3);
+        assert!(!told(&b).await, "no state change");
+        b.update(1, |s| s.state = SlotState::Copying);
+        assert!(told(&b).await);
+        b.update(1, |s| s.files_copied += 1);
+        assert!(!told(&b).await, "progress within a state");
     }
 
     #[test]
