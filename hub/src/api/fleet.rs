@@ -10,10 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState, Caller};
-use crate::store::{
-    apply_liveness, parse_officers_csv, parse_units_csv, DeviceRow, DeviceState, NewAssignment,
-    Officer, Unit,
-};
+use crate::store::{apply_liveness, DeviceRow, DeviceState, NewAssignment, Officer, Roster, Unit};
 
 /// Largest CSV import accepted, bytes.
 pub const MAX_IMPORT: usize = 8 * 1024 * 1024;
@@ -259,42 +256,29 @@ pub async fn units(State(state): State<AppState>) -> Result<Json<Value>, ApiErro
     Ok(Json(json!({ "units": list })))
 }
 
-/// `POST /api/v1/officers`: adds or replaces one officer.
-pub async fn put_officer(
+/// `POST /api/v1/officers` and `POST /api/v1/units`: adds or replaces one.
+pub async fn put<T: Roster + Fields>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
-    Strict(o): Strict<Officer>,
+    Strict(item): Strict<T>,
 ) -> Result<Json<Value>, ApiError> {
-    let problems = o.problems();
+    let problems = item.problems();
     if !problems.is_empty() {
         return Err(unprocessable(problems));
     }
-    let id = o.officer_id.clone();
-    let saved = o.clone();
-    state.write(move |s| s.upsert_officers(&[o])).await?;
+    let key = item.key().to_owned();
+    let saved = json!(item);
+    state.write(move |s| T::upsert(s, &[item])).await?;
     state
-        .audit(&caller, "officer.put", &id, String::new(), Vec::new())
+        .audit(
+            &caller,
+            &format!("{}.put", T::KIND),
+            &key,
+            String::new(),
+            Vec::new(),
+        )
         .await?;
-    Ok(Json(json!(saved)))
-}
-
-/// `POST /api/v1/units`: adds or replaces one unit.
-pub async fn put_unit(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    Strict(u): Strict<Unit>,
-) -> Result<Json<Value>, ApiError> {
-    let problems = u.problems();
-    if !problems.is_empty() {
-        return Err(unprocessable(problems));
-    }
-    let id = u.unit_code.clone();
-    let saved = u.clone();
-    state.write(move |s| s.upsert_units(&[u])).await?;
-    state
-        .audit(&caller, "unit.put", &id, String::new(), Vec::new())
-        .await?;
-    Ok(Json(json!(saved)))
+    Ok(Json(saved))
 }
 
 fn csv_text(body: &axum::body::Bytes) -> Result<&str, ApiError> {
@@ -312,39 +296,21 @@ fn csv_text(body: &axum::body::Bytes) -> Result<&str, ApiError> {
     })
 }
 
-/// `POST /api/v1/officers/import` with a CSV body: all rows or none.
-pub async fn import_officers(
+/// `POST /api/v1/officers/import` and `POST /api/v1/units/import` with a
+/// CSV body: all rows or none.
+pub async fn import<T: Roster>(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
-    let rows = parse_officers_csv(csv_text(&body)?).map_err(unprocessable)?;
-    let n = state.write(move |s| s.upsert_officers(&rows)).await?;
+    let rows = T::parse_csv(csv_text(&body)?).map_err(unprocessable)?;
+    let n = state.write(move |s| T::upsert(s, &rows)).await?;
+    let kind = format!("{}s", T::KIND);
     state
         .audit(
             &caller,
-            "officers.import",
-            "officers",
-            format!("{n} rows"),
-            Vec::new(),
-        )
-        .await?;
-    Ok(Json(json!({ "imported": n })))
-}
-
-/// `POST /api/v1/units/import` with a CSV body: all rows or none.
-pub async fn import_units(
-    State(state): State<AppState>,
-    Extension(caller): Extension<Caller>,
-    body: axum::body::Bytes,
-) -> Result<Json<Value>, ApiError> {
-    let rows = parse_units_csv(csv_text(&body)?).map_err(unprocessable)?;
-    let n = state.write(move |s| s.upsert_units(&rows)).await?;
-    state
-        .audit(
-            &caller,
-            "units.import",
-            "units",
+            &format!("{kind}.import"),
+            &kind,
             format!("{n} rows"),
             Vec::new(),
         )

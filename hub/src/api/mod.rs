@@ -31,7 +31,7 @@ use crate::config::MediaConfig;
 use crate::ingest::Outgoing;
 use crate::media::{self, Blobs, Issuer, Uploads};
 use crate::metrics::Metrics;
-use crate::store::{AuditEvent, Store};
+use crate::store::{AuditEvent, Officer, Store, Unit};
 pub use auth::Caller;
 
 /// Shared state of the API handlers.
@@ -206,10 +206,13 @@ pub fn router(state: AppState) -> Router {
         .route("/devices/{id}/approve", post(fleet::approve))
         .route("/devices/{id}/revoke", post(fleet::revoke))
         .route("/devices/{id}/assignment", put(fleet::assign))
-        .route("/officers", get(fleet::officers).post(fleet::put_officer))
-        .route("/officers/import", post(fleet::import_officers))
-        .route("/units", get(fleet::units).post(fleet::put_unit))
-        .route("/units/import", post(fleet::import_units))
+        .route(
+            "/officers",
+            get(fleet::officers).post(fleet::put::<Officer>),
+        )
+        .route("/officers/import", post(fleet::import::<Officer>))
+        .route("/units", get(fleet::units).post(fleet::put::<Unit>))
+        .route("/units/import", post(fleet::import::<Unit>))
         .route("/audit", get(audit::list))
         .route("/audit/verify", get(audit::verify))
         .route("/tokens", get(tokens::list).post(tokens::create))

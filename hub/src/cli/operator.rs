@@ -11,8 +11,7 @@ use super::{AuditAction, DevicesAction, OfficersAction, TokensAction, UnitsActio
 use crate::config::HubConfig;
 use crate::server::hub_key;
 use crate::store::{
-    apply_liveness, parse_officers_csv, parse_units_csv, AuditEvent, DeviceState, NewAssignment,
-    Officer, Role, Store, Unit,
+    apply_liveness, AuditEvent, DeviceState, NewAssignment, Officer, Role, Roster, Store, Unit,
 };
 
 /// The store and who is acting (the hub key is loaded when a change is audited).
@@ -51,6 +50,39 @@ impl Operator {
         };
         let key = hub_key(&self.cfg.data_dir)?;
         self.store.audit(&key, &ev)?;
+        Ok(())
+    }
+
+    /// Adds or replaces one officer or unit.
+    fn put<T: Roster>(&mut self, item: T) -> anyhow::Result<()> {
+        let p = item.problems();
+        anyhow::ensure!(p.is_empty(), "{}", p.join("; "));
+        T::upsert(&mut self.store, std::slice::from_ref(&item))?;
+        self.audited(&format!("{}.put", T::KIND), item.key(), String::new())?;
+        println!("{} {} saved", T::KIND, item.key());
+        Ok(())
+    }
+
+    /// Imports officers or units from a CSV file: all rows or none.
+    fn import<T: Roster>(&mut self, file: &Path) -> anyhow::Result<()> {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        let rows = T::parse_csv(&text).map_err(|p| {
+            anyhow::anyhow!(
+                "{}: {} problem(s), nothing imported:\n  {}",
+                file.display(),
+                p.len(),
+                p.join("\n  ")
+            )
+        })?;
+        let n = T::upsert(&mut self.store, &rows)?;
+        let kind = format!("{}s", T::KIND);
+        self.audited(
+            &format!("{kind}.import"),
+            &kind,
+            format!("{n} rows from {}", file.display()),
+        )?;
+        println!("{n} {kind} imported from {}", file.display());
         Ok(())
     }
 
@@ -244,19 +276,6 @@ pub fn devices(config: Option<PathBuf>, action: DevicesAction) -> anyhow::Result
     Ok(())
 }
 
-fn read_csv(file: &Path) -> anyhow::Result<String> {
-    std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
-}
-
-fn problems(file: &Path, p: Vec<String>) -> anyhow::Error {
-    anyhow::anyhow!(
-        "{}: {} problem(s), nothing imported:\n  {}",
-        file.display(),
-        p.len(),
-        p.join("\n  ")
-    )
-}
-
 /// `evsync-hub officers …`
 pub fn officers(config: Option<PathBuf>, action: OfficersAction) -> anyhow::Result<()> {
     let mut op = Operator::open(config)?;
@@ -297,21 +316,10 @@ pub fn officers(config: Option<PathBuf>, action: OfficersAction) -> anyhow::Resu
                 domain,
                 active: true,
             };
-            let p = o.problems();
-            anyhow::ensure!(p.is_empty(), "{}", p.join("; "));
-            op.store.upsert_officers(std::slice::from_ref(&o))?;
-            op.audited("officer.put", &o.officer_id, String::new())?;
-            println!("officer {} {} saved", o.officer_id, o.name);
+            op.put(o)?;
         }
         OfficersAction::Import { file } => {
-            let rows = parse_officers_csv(&read_csv(&file)?).map_err(|p| problems(&file, p))?;
-            let n = op.store.upsert_officers(&rows)?;
-            op.audited(
-                "officers.import",
-                "officers",
-                format!("{n} rows from {}", file.display()),
-            )?;
-            println!("{n} officers imported from {}", file.display());
+            op.import::<Officer>(&file)?;
         }
     }
     Ok(())
@@ -350,21 +358,10 @@ pub fn units(config: Option<PathBuf>, action: UnitsAction) -> anyhow::Result<()>
                 domain,
                 parent_code: None,
             };
-            let p = u.problems();
-            anyhow::ensure!(p.is_empty(), "{}", p.join("; "));
-            op.store.upsert_units(std::slice::from_ref(&u))?;
-            op.audited("unit.put", &u.unit_code, String::new())?;
-            println!("unit {} {} saved", u.unit_code, u.name);
+            op.put(u)?;
         }
         UnitsAction::Import { file } => {
-            let rows = parse_units_csv(&read_csv(&file)?).map_err(|p| problems(&file, p))?;
-            let n = op.store.upsert_units(&rows)?;
-            op.audited(
-                "units.import",
-                "units",
-                format!("{n} rows from {}", file.display()),
-            )?;
-            println!("{n} units imported from {}", file.display());
+            op.import::<Unit>(&file)?;
         }
     }
     Ok(())

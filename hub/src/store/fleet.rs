@@ -203,6 +203,53 @@ fn parse_csv<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Units and officers alike: kept one by one or imported from CSV, all
+/// rows or none.
+pub trait Roster: serde::de::DeserializeOwned + Serialize + Clone + Send + 'static {
+    /// `officer` or `unit`, for audit actions and messages.
+    const KIND: &'static str;
+    /// Its key: the officer's or unit's number.
+    fn key(&self) -> &str;
+    /// Every problem, each naming the field.
+    fn problems(&self) -> Vec<String>;
+    /// Rows from CSV text with a header line; every bad row named.
+    fn parse_csv(text: &str) -> Result<Vec<Self>, Vec<String>>;
+    /// Adds or replaces `rows` in one transaction; returns how many.
+    fn upsert(store: &mut Store, rows: &[Self]) -> anyhow::Result<usize>;
+}
+
+impl Roster for Officer {
+    const KIND: &'static str = "officer";
+    fn key(&self) -> &str {
+        &self.officer_id
+    }
+    fn problems(&self) -> Vec<String> {
+        Officer::problems(self)
+    }
+    fn parse_csv(text: &str) -> Result<Vec<Self>, Vec<String>> {
+        parse_officers_csv(text)
+    }
+    fn upsert(store: &mut Store, rows: &[Self]) -> anyhow::Result<usize> {
+        store.upsert_officers(rows)
+    }
+}
+
+impl Roster for Unit {
+    const KIND: &'static str = "unit";
+    fn key(&self) -> &str {
+        &self.unit_code
+    }
+    fn problems(&self) -> Vec<String> {
+        Unit::problems(self)
+    }
+    fn parse_csv(text: &str) -> Result<Vec<Self>, Vec<String>> {
+        parse_units_csv(text)
+    }
+    fn upsert(store: &mut Store, rows: &[Self]) -> anyhow::Result<usize> {
+        store.upsert_units(rows)
+    }
+}
+
 const ASSIGNMENT_COLUMNS: &str =
     "device_id, officer_id, unit_code, domain, from_at, to_at, source, by_whom";
 

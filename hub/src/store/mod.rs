@@ -25,7 +25,9 @@ pub use alerts::{Alert, AlertKind};
 pub use audit::{AuditCheck, AuditEntry, AuditEvent};
 pub use devices::{apply_liveness, Announced, Announcement, DeviceKind, DeviceRow, DeviceState};
 pub(crate) use file_index::delivered as media_delivered;
-pub use fleet::{parse_officers_csv, parse_units_csv, Assignment, NewAssignment, Officer, Unit};
+pub use fleet::{
+    parse_officers_csv, parse_units_csv, Assignment, NewAssignment, Officer, Roster, Unit,
+};
 pub(crate) use media::expect as expect_media;
 pub use media::{MediaRow, MediaState};
 pub use records::RecordFilter;
