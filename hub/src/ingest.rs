@@ -600,6 +600,20 @@ impl Ingest {
         }
         match serde_json::from_slice::<serde_json::Value>(payload) {
             Ok(v) if v.is_object() => {
+                // Only agents the hub knows have a status (and metric
+                // series): a retained status of a device unknown here (an old
+                // one on a shared broker) is left alone.
+                if !self
+                    .store
+                    .device(device)?
+                    .is_some_and(|d| d.kind.is_agent())
+                {
+                    tracing::debug!(
+                        device,
+                        "status of a device that is not an enrolled agent ignored"
+                    );
+                    return Ok(());
+                }
                 self.metrics.backlog(device, &v);
                 self.store.device_status(device, &v)
             }
@@ -647,6 +661,68 @@ mod tests {
                 altitude_m: None,
             }),
         }
+    }
+
+    #[test]
+    fn only_an_enrolled_agent_s_status_is_kept_and_becomes_metric_series() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = Arc::new(SigningKey::from_seed_for_tests(&[5; 32]).unwrap());
+        let metrics = Arc::new(Metrics::default());
+        let issuer = Arc::new(Issuer::new(
+            "hub".into(),
+            key.clone(),
+            "http://127.0.0.1:1".into(),
+            Duration::from_secs(60),
+        ));
+        let store = Store::open(&dir.path().join("h.sqlite")).unwrap();
+        let mut ingest = Ingest::new(
+            store,
+            "hub".into(),
+            key,
+            true,
+            Duration::ZERO,
+            metrics.clone(),
+            issuer,
+        );
+        let status = br#"{"online":true,"backlog_records":7,"backlog_bytes":700,"media_backlog":{"files":2,"bytes":9,"failed":0}}"#;
+        let topic_of = |id: &str| topic::topic(id, Channel::Status);
+        ingest
+            .process(&[(&topic_of("stranger"), status.as_slice())])
+            .unwrap();
+        assert!(!metrics.render().contains("stranger"));
+        assert!(ingest.store().device("stranger").unwrap().is_none());
+
+        let agent_key = SigningKey::from_seed_for_tests(&[6; 32]).unwrap();
+        let announce = AnnounceBody {
+            v: 1,
+            device_id: "field-1".into(),
+            public_key: agent_key.public().to_base64(),
+            role: "field".into(),
+            officer_id: None,
+            unit_code: None,
+            software: "test".into(),
+            sent_at: chrono::Utc::now(),
+        }
+        .seal(&agent_key);
+        ingest
+            .process(&[
+                (
+                    &topic::topic("field-1", Channel::Announce),
+                    announce.as_slice(),
+                ),
+                (&topic_of("field-1"), status.as_slice()),
+            ])
+            .unwrap();
+        let text = metrics.render();
+        for series in [
+            "evsync_hub_backlog_records{device=\"field-1\"} 7",
+            "evsync_hub_backlog_bytes{device=\"field-1\"} 700",
+            "evsync_hub_media_backlog{device=\"field-1\"} 2",
+        ] {
+            assert!(text.contains(series), "{series} not in {text}");
+        }
+        let d = ingest.store().device("field-1").unwrap().unwrap();
+        assert_eq!((d.online, d.backlog_records), (true, Some(7)));
     }
 
     #[test]
