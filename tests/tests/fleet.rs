@@ -260,6 +260,34 @@ async fn a_district_is_imported_and_a_recorder_changing_hands_keeps_its_history(
     let api = Api::new(hub.http_addr, &hub.token);
     let d = api.get_ok("/api/v1/devices/ZFY0101").await?;
     assert_eq!(d["assignments"], shown["assignments"]);
+    // Who had it when: 王伟 from the first assignment until the second, nobody before.
+    let first = history[0]["from"].as_str().unwrap_or_default();
+    let second = history[1]["from"].as_str().unwrap_or_default();
+    let between = chrono::DateTime::parse_from_rfc3339(first)? + chrono::Duration::milliseconds(1);
+    let before = chrono::DateTime::parse_from_rfc3339(first)? - chrono::Duration::seconds(1);
+    let at = |t: String| {
+        let api = api.clone();
+        async move {
+            let q = t.replace('+', "%2B");
+            api.get_ok(&format!("/api/v1/devices/ZFY0101?at={q}")).await
+        }
+    };
+    if between < chrono::DateTime::parse_from_rfc3339(second)? {
+        assert_eq!(
+            at(between.to_rfc3339()).await?["assigned_at"]["officer_id"],
+            "200001"
+        );
+    }
+    assert_eq!(
+        at(second.to_owned()).await?["assigned_at"]["officer_id"],
+        "200002"
+    );
+    assert_eq!(at(before.to_rfc3339()).await?["assigned_at"], Value::Null);
+    let cli_at = ok_json(
+        &["devices", "show", "ZFY0101", "--at", second, "--json"],
+        &config,
+    )?;
+    assert_eq!(cli_at["assigned_at"]["officer_id"], "200002");
     let audit = api.get_ok("/api/v1/audit").await?;
     let actions: Vec<&str> = audit["entries"]
         .as_array()

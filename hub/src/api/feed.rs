@@ -109,7 +109,7 @@ pub struct FeedQuery {
 }
 
 /// An RFC 3339 time of the query as stored (UTC, milliseconds), or 400 naming the field.
-fn time_param(name: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
+pub(crate) fn time_param(name: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
     v.map(|s| {
         chrono::DateTime::parse_from_rfc3339(&s)
             .map(|t| crate::store::stamp(t.with_timezone(&chrono::Utc)))

@@ -70,15 +70,32 @@ async fn live_device(state: &AppState, id: &str) -> Result<DeviceRow, ApiError> 
         .ok_or_else(|| ApiError::not_found(format!("no device {id:?}")))
 }
 
-/// `GET /api/v1/devices/{id}`: the device, its assignment history, the
-/// recorders in it (a dock) and its open alerts.
+/// Query of one device.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceAt {
+    at: Option<String>,
+}
+
+/// `GET /api/v1/devices/{id}?at=TIME`: the device, its assignment history,
+/// the recorders docked in it (a dock), its open alerts, and with `at` who
+/// had it then (`assigned_at`).
 pub async fn device(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(q): Query<DeviceAt>,
 ) -> Result<Json<Value>, ApiError> {
+    let at = super::feed::time_param("at", q.at)?;
     let d = live_device(&state, &id).await?;
+    let docked: Vec<String> = state
+        .read(|s| s.devices())
+        .await?
+        .into_iter()
+        .filter(|r| r.docked_in.as_deref() == Some(id.as_str()))
+        .map(|r| r.device_id)
+        .collect();
     let lookup = id.clone();
-    let (assignments, alerts) = state
+    let (assignments, alerts, assigned_at) = state
         .read(move |s| {
             let alerts: Vec<_> = s
                 .alerts(true, 1000)?
@@ -88,12 +105,20 @@ pub async fn device(
                         || a.agent_id.as_deref() == Some(&lookup)
                 })
                 .collect();
-            Ok((s.assignments(&lookup)?, alerts))
+            let then = match &at {
+                Some(t) => Some(s.assignment_at(&lookup, t)?),
+                None => None,
+            };
+            Ok((s.assignments(&lookup)?, alerts, then))
         })
         .await?;
     let mut v = json!(d);
     v["assignments"] = json!(assignments);
     v["alerts"] = json!(alerts);
+    v["docked"] = json!(docked);
+    if let Some(then) = assigned_at {
+        v["assigned_at"] = json!(then);
+    }
     Ok(Json(v))
 }
 

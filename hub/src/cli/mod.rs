@@ -141,6 +141,9 @@ pub enum DevicesAction {
     Show {
         /// Device id.
         device_id: String,
+        /// Also say who had it at this time (RFC 3339, e.g. 2026-11-23T09:00:00+08:00).
+        #[arg(long)]
+        at: Option<String>,
         /// Print JSON.
         #[arg(long)]
         json: bool,

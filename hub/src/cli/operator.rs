@@ -161,8 +161,20 @@ pub fn devices(config: Option<PathBuf>, action: DevicesAction) -> anyhow::Result
         }
         DevicesAction::Show {
             device_id,
+            at,
             json: as_json,
         } => {
+            let at = at
+                .map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(&t)
+                        .map(|t| crate::store::stamp(t.with_timezone(&chrono::Utc)))
+                        .map_err(|_| {
+                            anyhow::anyhow!(
+                                "--at {t:?}: expected an RFC 3339 time, e.g. 2026-11-23T09:00:00+08:00"
+                            )
+                        })
+                })
+                .transpose()?;
             let mut all = op.store.devices()?;
             apply_liveness(&mut all, offline_after);
             let d = all
@@ -172,9 +184,16 @@ pub fn devices(config: Option<PathBuf>, action: DevicesAction) -> anyhow::Result
                     format!("no device {device_id:?} (see `evsync-hub devices list`)")
                 })?;
             let history = op.store.assignments(&device_id)?;
+            let then = match &at {
+                Some(t) => Some((t.clone(), op.store.assignment_at(&device_id, t)?)),
+                None => None,
+            };
             if as_json {
                 let mut v = serde_json::json!(d);
                 v["assignments"] = serde_json::json!(history);
+                if let Some((_, a)) = &then {
+                    v["assigned_at"] = serde_json::json!(a);
+                }
                 return json(&v);
             }
             println!(
@@ -211,6 +230,19 @@ pub fn devices(config: Option<PathBuf>, action: DevicesAction) -> anyhow::Result
                 or_dash(&d.backlog_bytes),
                 or_dash(&d.docked_in)
             );
+            if let Some((t, a)) = &then {
+                match a {
+                    Some(a) => println!(
+                        "at {t}  officer {}  unit {}  domain {}  ({} by {})",
+                        or_dash(&a.officer_id),
+                        or_dash(&a.unit_code),
+                        or_dash(&a.domain),
+                        a.source,
+                        a.by
+                    ),
+                    None => println!("at {t}  assigned to nobody"),
+                }
+            }
             println!("history");
             for a in history {
                 println!(
