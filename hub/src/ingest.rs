@@ -603,19 +603,21 @@ impl Ingest {
                 // Only agents the hub knows have a status (and metric
                 // series): a retained status of a device unknown here (an old
                 // one on a shared broker) is left alone.
-                if !self
-                    .store
-                    .device(device)?
-                    .is_some_and(|d| d.kind.is_agent())
-                {
+                let Some(d) = self.store.device(device)?.filter(|d| d.kind.is_agent()) else {
                     tracing::debug!(
                         device,
                         "status of a device that is not an enrolled agent ignored"
                     );
                     return Ok(());
+                };
+                // Status is not signed: only an approved dock's slots may say
+                // which recorders sit where (and so move their assignments).
+                let trusted = d.state == DeviceState::Approved;
+                if trusted {
+                    self.metrics.backlog(device, &v);
                 }
-                self.metrics.backlog(device, &v);
-                self.store.device_status(device, &v)
+                let docks = trusted && d.kind == store::DeviceKind::Dock;
+                self.store.device_status(device, &v, docks)
             }
             Ok(_) => {
                 self.reject(topic_name, "malformed", "status: expected a JSON object");
@@ -723,6 +725,73 @@ mod tests {
         }
         let d = ingest.store().device("field-1").unwrap().unwrap();
         assert_eq!((d.online, d.backlog_records), (true, Some(7)));
+
+        // Status is unsigned: only an approved dock's slots place recorders
+        // and their assignments, and never over an agent or with a bad officer.
+        let dock_key = SigningKey::from_seed_for_tests(&[7; 32]).unwrap();
+        let dock_announce = AnnounceBody {
+            v: 1,
+            device_id: "dock-1".into(),
+            public_key: dock_key.public().to_base64(),
+            role: "dock".into(),
+            officer_id: None,
+            unit_code: None,
+            software: "test".into(),
+            sent_at: chrono::Utc::now(),
+        }
+        .seal(&dock_key);
+        let slots = |recorder: &str, officer: &str| {
+            serde_json::json!({"online": true, "slots": [
+                {"slot": 1, "recorder": recorder, "officer": officer, "unit": "500109000001"}
+            ]})
+            .to_string()
+        };
+        let said = slots("ZFY0001", "200001");
+        ingest
+            .process(&[
+                (
+                    &topic::topic("dock-1", Channel::Announce),
+                    dock_announce.as_slice(),
+                ),
+                (&topic_of("field-1"), said.as_bytes()),
+            ])
+            .unwrap();
+        assert!(
+            ingest.store().device("ZFY0001").unwrap().is_none(),
+            "a field device's slots"
+        );
+        let bad = [slots("field-1", "200001"), slots("ZFY0002", "12")];
+        for s in &bad {
+            ingest
+                .process(&[(&topic_of("dock-1"), s.as_bytes())])
+                .unwrap();
+        }
+        let field = ingest.store().assignments("field-1").unwrap();
+        assert!(field.iter().all(|a| a.source != "recorder"), "{field:?}");
+        assert!(ingest.store().assignments("ZFY0002").unwrap().is_empty());
+        ingest
+            .store
+            .set_device_state("dock-1", DeviceState::Pending)
+            .unwrap();
+        ingest
+            .process(&[(&topic_of("dock-1"), said.as_bytes())])
+            .unwrap();
+        assert!(
+            ingest.store().device("ZFY0001").unwrap().is_none(),
+            "a pending dock's slots"
+        );
+        ingest
+            .store
+            .set_device_state("dock-1", DeviceState::Approved)
+            .unwrap();
+        ingest
+            .process(&[(&topic_of("dock-1"), said.as_bytes())])
+            .unwrap();
+        let r = ingest.store().device("ZFY0001").unwrap().unwrap();
+        assert_eq!(
+            (r.docked_in.as_deref(), r.officer_id.as_deref()),
+            (Some("dock-1"), Some("200001"))
+        );
     }
 
     #[test]

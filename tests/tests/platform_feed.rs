@@ -251,7 +251,8 @@ struct Sse {
     data: Value,
 }
 
-/// Reads `n` events from `/api/v1/events` (resuming after `last_id`), then hangs up.
+/// Reads `n` events from `/api/v1/events` (resuming after `last_id`), then
+/// hangs up; fewer if the hub ends the stream first.
 async fn read_events(
     base: String,
     token: String,
@@ -292,7 +293,8 @@ async fn read_events(
                 }
             }
         }
-        anyhow::bail!("the stream ended after {} events", out.len())
+        // The hub ended the stream (it stopped, or the token was revoked).
+        Ok(out)
     })
     .await?
 }
@@ -322,6 +324,7 @@ async fn new_records_and_alerts_are_pushed_and_a_reconnect_resumes_after_the_las
     let id = unique("field-push");
     let acfg = agent_config(dir.path(), &id, &hub.mqtt_url, &hub.public_key);
     drop_events(&acfg.spool_dir, 0, 5)?;
+    let spool = acfg.spool_dir.clone();
     let agent = Agent::start(acfg).await?;
     eventually(Duration::from_secs(20), "5 records stored", || async {
         Ok(api.feed().await?.len() == 5)
@@ -361,11 +364,54 @@ async fn new_records_and_alerts_are_pushed_and_a_reconnect_resumes_after_the_las
     let (status, _) = api.get("/api/v1/events", false).await?;
     assert_eq!(status, 401);
 
-    // Pushed records are evidence reads: in the audit log under the platform's token.
-    let audit = api.get_ok("/api/v1/audit?limit=1000").await?;
-    assert!(audit["entries"].as_array().is_some_and(|e| e
-        .iter()
-        .any(|e| e["actor"] == "platform-push" && e["target"] == "events")));
+    // Pushed records are evidence reads: each pushed record's custody shows the platform.
+    for e in got.iter().filter(|e| e.event == "record") {
+        let id = e.data["id"].as_str().unwrap_or_default();
+        let r = api.get_ok(&format!("/api/v1/records/{id}")).await?;
+        assert!(
+            r["custody"].as_array().is_some_and(|c| c
+                .iter()
+                .any(|st| st["actor"] == "platform-push" && st["step"] == "accessed")),
+            "{r}"
+        );
+    }
+
+    // A token revoked while its stream is open: the stream ends, and what is
+    // stored afterwards is not pushed to it.
+    let (status, t) = api
+        .send_json(
+            "POST",
+            "/api/v1/tokens",
+            &json!({"name": "platform-revoked", "role": "platform"}),
+        )
+        .await?;
+    assert_eq!(status, 201, "{t}");
+    let revoked = t["token"].as_str().unwrap_or_default().to_owned();
+    let open = tokio::spawn(read_events(
+        base.clone(),
+        revoked,
+        Some(got[7].id.clone()),
+        100,
+    ));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (status, _) = api
+        .send(
+            "DELETE",
+            &format!("/api/v1/tokens/{}", t["id"].as_str().unwrap_or_default()),
+            None,
+        )
+        .await?;
+    assert_eq!(status, 200);
+    drop_events(&spool, 100, 3)?;
+    eventually(Duration::from_secs(20), "3 more records stored", || async {
+        Ok(api.feed().await?.len() == 10)
+    })
+    .await?;
+    let after_revocation = tokio::time::timeout(Duration::from_secs(10), open).await???;
+    assert!(
+        after_revocation.is_empty(),
+        "pushed after revocation: {after_revocation:?}"
+    );
     agent.shutdown().await?;
     hub.shutdown().await
 }

@@ -249,6 +249,10 @@ async fn each_role_reaches_exactly_its_endpoints_and_every_evidence_read_is_audi
         let (status, _) = admin.get(&call.path, false).await?;
         assert_eq!(status, 401, "GET {} without a token", call.path);
     }
+    // The event stream (endless, so outside the matrix): refused to the auditor.
+    let (status, body) = holders[2].2.send("GET", "/api/v1/events", None).await?;
+    assert_eq!((holders[2].0, status), (Auditor, 403), "{body}");
+    forbidden += 1.0;
     // A method a route does not take is 405, not a question of roles.
     let (status, body) = admin.send("DELETE", "/api/v1/records", None).await?;
     assert_eq!(status, 405, "{body}");

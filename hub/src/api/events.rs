@@ -39,7 +39,10 @@ pub struct EventsQuery {
     after: Option<String>,
 }
 
-/// Where a stream is: the last record (hub position) and alert (visibility time, id) sent.
+/// Where a stream is: the last record sent (hub position); the highest
+/// alert id looked at (alerts get ids in commit order: the store has one
+/// writer at a time); and until when alerts that became visible late (after
+/// a gap's grace) were looked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Position {
     hub_seq: i64,
@@ -83,15 +86,30 @@ impl Pusher {
         loop {
             let (after, at) = (self.at.hub_seq, self.at.clone());
             let until = now();
-            let (records, alerts) = self
+            let looked_until = until.clone();
+            let token = self.caller.token_id.clone();
+            let looked = self
                 .state
                 .read(move |s| {
-                    Ok((
+                    // A token revoked while its stream is open ends the stream.
+                    if let Some(id) = &token {
+                        if !s.token_live(id)? {
+                            return Ok(None);
+                        }
+                    }
+                    Ok(Some((
                         s.records_after(after, BATCH, &RecordFilter::default())?,
-                        s.alerts_visible_after((&at.alert_at, at.alert_id), &until, BATCH)?,
-                    ))
+                        s.alerts_to_push(at.alert_id, &at.alert_at, &until, BATCH)?,
+                    )))
                 })
                 .await?;
+            let Some((records, (alerts, alert_id))) = looked else {
+                tracing::info!(
+                    token = self.caller.name,
+                    "event stream closed: its token was revoked"
+                );
+                return Ok(false);
+            };
             if !records.is_empty() {
                 self.state
                     .audit(
@@ -107,9 +125,9 @@ impl Pusher {
                 self.at.hub_seq = r.hub_seq;
                 self.push("record", record_json(r).to_string());
             }
-            for (visible_at, a) in &alerts {
-                self.at.alert_at = visible_at.clone();
-                self.at.alert_id = a.id;
+            self.at.alert_at = looked_until;
+            self.at.alert_id = alert_id;
+            for a in &alerts {
                 self.push("alert", serde_json::json!(a).to_string());
             }
             if !self.pending.is_empty() {
@@ -150,14 +168,15 @@ pub async fn stream(
     let at = match resume {
         Some(p) => p,
         None => {
-            let hub_seq = match q.after.as_deref() {
-                Some(c) if !c.is_empty() => decode_cursor(c)?,
-                _ => state.read(|s| s.last_hub_seq()).await?,
-            };
+            let after = q.after.filter(|c| !c.is_empty());
+            let cursor = after.as_deref().map(decode_cursor).transpose()?;
+            let (last, alert_id) = state
+                .read(|s| Ok((s.last_hub_seq()?, s.last_alert_id()?)))
+                .await?;
             Position {
-                hub_seq,
+                hub_seq: cursor.unwrap_or(last),
                 alert_at: now(),
-                alert_id: i64::MAX,
+                alert_id,
             }
         }
     };

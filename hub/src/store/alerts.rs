@@ -201,26 +201,54 @@ impl Store {
         Ok(rows)
     }
 
-    /// Alerts that became visible after the point `after` (visible_after,
-    /// id) and by `until`, in the order they became visible: what a pushed
-    /// stream has not sent yet. Each comes with its visibility time.
-    pub fn alerts_visible_after(
+    /// What a pushed stream that has looked at alerts up to id `after_id`,
+    /// and for late ones up to time `cutoff`, has to send now (at `until`):
+    /// alerts that became visible late (raised with a grace period, already
+    /// looked at, visible since `cutoff`), then new ones already visible. Also
+    /// returns the highest id looked at. Ids are given in commit order (one
+    /// writer at a time), so an alert committed after a look has a higher id
+    /// and is found by the next one; a late one is found by its time, which
+    /// is long past its commit.
+    pub fn alerts_to_push(
         &self,
-        after: (&str, i64),
+        after_id: i64,
+        cutoff: &str,
         until: &str,
         limit: u32,
-    ) -> anyhow::Result<Vec<(String, Alert)>> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT id, kind, device_id, agent_id, seq_from, seq_to, file_from, file_to, detail, raised_at, resolved_at, visible_after FROM alerts
-             WHERE (visible_after > ?1 OR (visible_after = ?1 AND id > ?2)) AND visible_after <= ?3
-             ORDER BY visible_after, id LIMIT ?4",
-        )?;
-        let rows = stmt
-            .query_map(params![after.0, after.1, until, limit], |r| {
-                Ok((r.get(11)?, alert(r)?))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+    ) -> anyhow::Result<(Vec<Alert>, i64)> {
+        let late: Vec<Alert> = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, kind, device_id, agent_id, seq_from, seq_to, file_from, file_to, detail, raised_at, resolved_at FROM alerts
+                 WHERE id <= ?1 AND visible_after > raised_at AND visible_after > ?2 AND visible_after <= ?3
+                 ORDER BY visible_after, id",
+            )?
+            .query_map(params![after_id, cutoff, until], alert)?
+            .collect::<Result<_, _>>()?;
+        let fresh: Vec<(Alert, bool)> = self
+            .conn()
+            .prepare_cached(
+                "SELECT id, kind, device_id, agent_id, seq_from, seq_to, file_from, file_to, detail, raised_at, resolved_at,
+                        visible_after <= ?2 FROM alerts WHERE id > ?1 ORDER BY id LIMIT ?3",
+            )?
+            .query_map(params![after_id, until, limit], |r| Ok((alert(r)?, r.get(11)?)))?
+            .collect::<Result<_, _>>()?;
+        let looked = fresh.last().map_or(after_id, |(a, _)| a.id);
+        let mut out = late;
+        out.extend(
+            fresh
+                .into_iter()
+                .filter(|(_, visible)| *visible)
+                .map(|(a, _)| a),
+        );
+        Ok((out, looked))
+    }
+
+    /// The highest alert id (0 when there is none).
+    pub fn last_alert_id(&self) -> anyhow::Result<i64> {
+        Ok(self
+            .conn()
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM alerts", [], |r| r.get(0))?)
     }
 
     /// Raises an alert about an agent itself (its enrollment, its key) in its own transaction.
@@ -232,5 +260,58 @@ impl Store {
     ) -> anyhow::Result<()> {
         let about = Subject::source(device_id, device_id, None);
         self.in_transaction(|tx| raise(tx, kind, about, detail, Duration::ZERO))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stream_gets_each_alert_once_the_late_ones_when_they_become_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(&dir.path().join("h.sqlite")).unwrap();
+        let at = |m: u32| format!("2026-12-02T01:{m:02}:00.000Z");
+        let put = |s: &mut Store, detail: &str, raised: u32, visible: u32| {
+            s.in_transaction(|tx| {
+                let about = Subject::source("field-1", "field-1", Some((1, 1)));
+                raise_visible_at(
+                    tx,
+                    AlertKind::ChainBreak,
+                    about,
+                    detail,
+                    &at(raised),
+                    &at(visible),
+                )
+            })
+            .unwrap()
+        };
+        let details = |v: &[Alert]| v.iter().map(|a| a.detail.clone()).collect::<Vec<_>>();
+        put(&mut s, "now-1", 1, 1);
+        put(&mut s, "late", 1, 10); // a gap with a grace period: visible at :10
+        put(&mut s, "now-2", 2, 2);
+        // Looked at :05: the two visible ones; the late one is looked at but not sent.
+        let (sent, looked) = s.alerts_to_push(0, &at(0), &at(5), 100).unwrap();
+        assert_eq!(
+            (details(&sent), looked),
+            (vec!["now-1".into(), "now-2".into()], 3)
+        );
+        // At :09 nothing new; at :11 the late one, once.
+        let (sent, looked) = s.alerts_to_push(3, &at(5), &at(9), 100).unwrap();
+        assert_eq!((sent.len(), looked), (0, 3));
+        put(&mut s, "now-3", 10, 10);
+        let (sent, looked) = s.alerts_to_push(3, &at(9), &at(11), 100).unwrap();
+        assert_eq!(
+            (details(&sent), looked),
+            (vec!["late".into(), "now-3".into()], 4)
+        );
+        let (sent, _) = s.alerts_to_push(4, &at(11), &at(12), 100).unwrap();
+        assert!(sent.is_empty());
+        // An alert committed with a visibility time already behind the
+        // stream's clock (raised before a long transaction committed) is
+        // still found, by its id.
+        put(&mut s, "slow-commit", 3, 3);
+        let (sent, looked) = s.alerts_to_push(4, &at(12), &at(13), 100).unwrap();
+        assert_eq!((details(&sent), looked), (vec!["slow-commit".into()], 5));
     }
 }

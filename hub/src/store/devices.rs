@@ -415,12 +415,16 @@ impl Store {
             .with_context(|| format!("recorder {device_id} vanished while being registered"))
     }
 
-    /// Records a status message (heartbeat or last will). A dock's slots
-    /// say which recorders sit in it now, with their battery and firmware.
+    /// Records a status message (heartbeat or last will). With `slots`
+    /// (an approved dock's), its slots say which recorders sit in it now,
+    /// with their battery, firmware and the assignment the recorder itself
+    /// holds; slots naming a device that is not a recorder, or an officer or
+    /// unit that is not well formed, are skipped.
     pub fn device_status(
         &mut self,
         device_id: &str,
         status: &serde_json::Value,
+        slots: bool,
     ) -> anyhow::Result<()> {
         let online = status
             .get("online")
@@ -449,7 +453,11 @@ impl Store {
                     int("storage_total_bytes")
                 ],
             )?;
-            let Some(slots) = status.get("slots").and_then(|s| s.as_array()) else {
+            let listed = status
+                .get("slots")
+                .and_then(|s| s.as_array())
+                .filter(|_| slots);
+            let Some(slots) = listed else {
                 if !online {
                     // Last will: the dock is gone, and what sat in it with it.
                     tx.execute(
@@ -468,6 +476,9 @@ impl Store {
                     continue;
                 }
                 seen_recorder(tx, recorder)?;
+                if one(tx, recorder)?.is_some_and(|d| d.kind != DeviceKind::Recorder) {
+                    continue; // an agent's id in a slot: never a recorder
+                }
                 tx.execute(
                     "UPDATE devices SET docked_in = ?2, last_seen = ?3,
                          battery_pct = COALESCE(?4, battery_pct), firmware = COALESCE(?5, firmware),
@@ -484,6 +495,17 @@ impl Store {
                 )?;
                 let said = |k: &str| slot.get(k).and_then(|v| v.as_str()).map(str::to_owned);
                 let (officer, unit) = (said("officer"), said("unit"));
+                let wrong = super::fleet::NewAssignment {
+                    officer_id: officer.clone(),
+                    unit_code: unit.clone(),
+                    domain: None,
+                }
+                .problems();
+                if !wrong.is_empty() {
+                    tracing::warn!(dock = device_id, recorder, problems = %wrong.join("; "), "slot assignment ignored");
+                    docked.push(recorder.to_owned());
+                    continue;
+                }
                 if officer.is_some() || unit.is_some() {
                     let current = open_assignment(tx, recorder)?;
                     let same = current.as_ref().is_some_and(|c| {

@@ -164,6 +164,16 @@ impl Store {
             .optional()?)
     }
 
+    /// Whether the token with this id exists and is not revoked.
+    pub fn token_live(&self, id: &str) -> anyhow::Result<bool> {
+        Ok(self
+            .conn()
+            .prepare_cached("SELECT 1 FROM api_tokens WHERE id = ?1 AND revoked_at IS NULL")?
+            .query_row([id], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
     /// Revokes a token by id; it stops working at once. Errors name an unknown id.
     pub fn revoke_token(&mut self, id: &str) -> anyhow::Result<TokenRow> {
         let n = self.conn().execute(
