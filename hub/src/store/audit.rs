@@ -5,11 +5,16 @@
 //! changed, removed or slipped in later breaks the chain at that row, and
 //! rewriting the chain from there on needs the hub's private key.
 //!
-//! Entry hash, recomputable by hand: SHA-256 of the UTF-8 bytes of
-//! `prev_hash "\n" seq "\n" at "\n" actor "\n" role "\n" action "\n" target
-//! "\n" remote "\n" detail "\n" first_hub_seq "\n" last_hub_seq` (absent
-//! numbers as empty strings), hex; the first entry's `prev_hash` is 64 zeros.
-//! The signature is Ed25519 over `"evsync/v1 audit\0" || hash (hex, ASCII)`.
+//! Entry hash, recomputable by hand: SHA-256 (hex) of the compact JSON array
+//! `[prev_hash, seq, at, actor, role, action, target, remote, detail,
+//! first_hub_seq, last_hub_seq, reads]` (strings as JSON strings, numbers as
+//! numbers, absent ones `null`; serde_json's escaping, UTF-8 as is), where
+//! `reads` is the SHA-256 (hex) of the hub positions the read returned, in
+//! ascending order, as decimal numbers joined by commas (`""` when it
+//! returned none). The first entry's `prev_hash` is 64 zeros. The signature
+//! is Ed25519 over `"evsync/v1 audit\0" || hash (hex, ASCII)`. JSON leaves no
+//! way to move text between fields; the `reads` digest covers the index
+//! (`audit_reads`) that custody trails are built from.
 
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use evsync_protocol::chain::{Hash, GENESIS};
@@ -61,6 +66,8 @@ pub struct AuditEntry {
     pub first_hub_seq: Option<i64>,
     /// Last feed position returned (feed pages).
     pub last_hub_seq: Option<i64>,
+    /// SHA-256 (hex) of every position returned (see the module doc), or empty.
+    pub reads: String,
     /// Hash of the previous entry.
     pub prev_hash: String,
     /// Hash of this entry.
@@ -72,23 +79,38 @@ pub struct AuditEntry {
 impl AuditEntry {
     /// The hash this entry's content and `prev_hash` give.
     pub fn computed_hash(&self) -> Hash {
-        let opt = |v: Option<i64>| v.map(|n| n.to_string()).unwrap_or_default();
-        let text = [
-            self.prev_hash.as_str(),
-            &self.seq.to_string(),
-            &self.at,
-            &self.actor,
-            &self.role,
-            &self.action,
-            &self.target,
-            &self.remote,
-            &self.detail,
-            &opt(self.first_hub_seq),
-            &opt(self.last_hub_seq),
-        ]
-        .join("\n");
-        Hash::of(text.as_bytes())
+        let fields = serde_json::json!([
+            self.prev_hash,
+            self.seq,
+            self.at,
+            self.actor,
+            self.role,
+            self.action,
+            self.target,
+            self.remote,
+            self.detail,
+            self.first_hub_seq,
+            self.last_hub_seq,
+            self.reads,
+        ]);
+        Hash::of(fields.to_string().as_bytes())
     }
+}
+
+/// The digest of the hub positions a read returned (see the module doc).
+pub fn reads_digest(positions: &[i64]) -> String {
+    if positions.is_empty() {
+        return String::new();
+    }
+    let mut sorted = positions.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let text = sorted
+        .iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    Hash::of(text.as_bytes()).to_hex()
 }
 
 /// The result of checking the whole chain.
@@ -107,7 +129,7 @@ pub struct AuditCheck {
 }
 
 const COLUMNS: &str = "seq, at, actor, role, action, target, remote, detail, first_hub_seq, \
-     last_hub_seq, prev_hash, hash, signature";
+     last_hub_seq, prev_hash, hash, signature, reads";
 
 fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
     Ok(AuditEntry {
@@ -124,6 +146,7 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
         prev_hash: r.get(10)?,
         hash: r.get(11)?,
         signature: r.get(12)?,
+        reads: r.get(13)?,
     })
 }
 
@@ -188,6 +211,7 @@ impl Store {
                 detail: ev.detail.clone(),
                 first_hub_seq: ev.records.iter().min().copied(),
                 last_hub_seq: ev.records.iter().max().copied(),
+                reads: reads_digest(&ev.records),
                 prev_hash,
                 hash: String::new(),
                 signature: String::new(),
@@ -195,7 +219,7 @@ impl Store {
             e.hash = e.computed_hash().to_hex();
             e.signature = B64.encode(key.sign(Context::Audit, e.hash.as_bytes()));
             tx.prepare_cached(&format!(
-                "INSERT INTO audit ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+                "INSERT INTO audit ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
             ))?
             .execute(params![
                 e.seq,
@@ -210,7 +234,8 @@ impl Store {
                 e.last_hub_seq,
                 e.prev_hash,
                 e.hash,
-                e.signature
+                e.signature,
+                e.reads
             ])?;
             let mut link = tx.prepare_cached(
                 "INSERT OR IGNORE INTO audit_reads (hub_seq, audit_seq) VALUES (?1, ?2)",
@@ -257,11 +282,25 @@ impl Store {
             .conn()
             .prepare(&format!("SELECT {COLUMNS} FROM audit ORDER BY seq"))?;
         let mut rows = stmt.query_map([], entry)?;
+        let mut linked = self
+            .conn()
+            .prepare("SELECT hub_seq FROM audit_reads WHERE audit_seq = ?1 ORDER BY hub_seq")?;
         let mut prev = GENESIS.to_hex();
         let mut n = 0i64;
         while let Some(e) = rows.next().transpose()? {
             n += 1;
-            if let Some(why) = fault(&e, n, &prev, key) {
+            let positions: Vec<i64> = linked
+                .query_map([e.seq], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            let why = fault(&e, n, &prev, key).or_else(|| {
+                (reads_digest(&positions) != e.reads).then(|| {
+                    format!(
+                        "the records it says were read ({} indexed) do not match its digest",
+                        positions.len()
+                    )
+                })
+            });
+            if let Some(why) = why {
                 return Ok(AuditCheck {
                     entries: n,
                     intact: false,
@@ -372,13 +411,37 @@ mod tests {
 
     #[test]
     fn the_hash_is_recomputable_from_the_documented_form() {
-        let (_d, s, _key) = store_with(1);
+        let (_d, mut s, key) = store_with(1);
         let e = s.audit_entries(0, 1).unwrap().remove(0);
         let text = format!(
-            "{}\n1\n{}\nplatform-1\nplatform\nrecord.read\nrecord-0\n127.0.0.1:5000\n\n\n",
+            r#"["{}",1,"{}","platform-1","platform","record.read","record-0","127.0.0.1:5000","",null,null,""]"#,
             "0".repeat(64),
             e.at
         );
         assert_eq!(Hash::of(text.as_bytes()).to_hex(), e.hash);
+        // A read of the feed: its positions' digest, sorted, joined by commas.
+        let page = AuditEvent {
+            action: "records.list".into(),
+            records: vec![9, 3, 5],
+            ..read(1)
+        };
+        let e = s.audit(&key, &page).unwrap();
+        assert_eq!(e.reads, Hash::of(b"3,5,9").to_hex());
+        assert_eq!((e.first_hub_seq, e.last_hub_seq), (Some(3), Some(9)));
+    }
+
+    #[test]
+    fn moving_text_between_fields_or_dropping_a_custody_link_is_found() {
+        let (_d, mut s, key) = store_with(2);
+        let page = AuditEvent {
+            action: "records.list".into(),
+            records: vec![1, 2],
+            ..read(9)
+        };
+        s.audit(&key, &page).unwrap();
+        tamper(&s, "DROP TRIGGER IF EXISTS audit_reads_no_delete; DELETE FROM audit_reads WHERE hub_seq = 2;");
+        let check = s.verify_audit(&key.public()).unwrap();
+        assert_eq!(check.first_bad_seq, Some(3), "{check:?}");
+        assert!(check.problem.unwrap().contains("do not match its digest"));
     }
 }

@@ -112,7 +112,8 @@ CREATE TABLE IF NOT EXISTS audit (
     last_hub_seq  INTEGER,
     prev_hash   TEXT NOT NULL,
     hash        TEXT NOT NULL,
-    signature   TEXT NOT NULL
+    signature   TEXT NOT NULL,
+    reads       TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS audit_by_target ON audit (target);
 -- Which records each read of the feed (or event stream) returned, by hub
@@ -123,6 +124,10 @@ CREATE TABLE IF NOT EXISTS audit_reads (
     audit_seq   INTEGER NOT NULL,
     PRIMARY KEY (hub_seq, audit_seq)
 ) WITHOUT ROWID;
+CREATE TRIGGER IF NOT EXISTS audit_reads_no_update BEFORE UPDATE ON audit_reads
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
+CREATE TRIGGER IF NOT EXISTS audit_reads_no_delete BEFORE DELETE ON audit_reads
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit log is append-only'); END;
 CREATE TRIGGER IF NOT EXISTS audit_no_delete BEFORE DELETE ON audit
