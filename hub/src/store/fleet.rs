@@ -280,7 +280,11 @@ pub(crate) fn open_assignment(
 }
 
 /// Closes the device's open assignment at `at` and opens `new` from `at`,
-/// and keeps the device row's current officer, unit and domain in step.
+/// and keeps the device row's current officer, unit and domain in step. A
+/// late report — `at` before the latest assignment's start, as when a dock
+/// that was offline syncs a check-out after an operator's change — is put
+/// into the history where it belongs (ending where the next one starts),
+/// and what is in force now stays.
 pub(crate) fn assign_in(
     tx: &Transaction<'_>,
     device_id: &str,
@@ -289,6 +293,32 @@ pub(crate) fn assign_in(
     source: &str,
     by: &str,
 ) -> anyhow::Result<()> {
+    let next: Option<String> = tx
+        .prepare_cached(
+            "SELECT MIN(from_at) FROM assignments WHERE device_id = ?1 AND from_at > ?2",
+        )?
+        .query_row(params![device_id, at], |r| r.get(0))?;
+    if let Some(next) = next {
+        tx.prepare_cached(
+            "UPDATE assignments SET to_at = ?2 WHERE device_id = ?1 AND from_at <= ?2 AND (to_at IS NULL OR to_at > ?2)",
+        )?
+        .execute(params![device_id, at])?;
+        tx.prepare_cached(
+            "INSERT INTO assignments (device_id, officer_id, unit_code, domain, from_at, to_at, source, by_whom)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        )?
+        .execute(params![
+            device_id,
+            new.officer_id,
+            new.unit_code,
+            new.domain,
+            at,
+            next,
+            source,
+            by
+        ])?;
+        return Ok(());
+    }
     tx.prepare_cached("UPDATE assignments SET to_at = ?2 WHERE device_id = ?1 AND to_at IS NULL")?
         .execute(params![device_id, at])?;
     tx.prepare_cached(
@@ -520,5 +550,44 @@ mod tests {
         let d = s.device("ZFY0001").unwrap().unwrap();
         assert_eq!(d.officer_id.as_deref(), Some("200002"));
         assert_eq!(d.domain.as_deref(), Some("01"));
+
+        // A check-out at 11-10 synced late (after the 11-15 change) slots in
+        // between: 200001 until 11-10, 200003 until 11-15, 200002 now.
+        set(&mut s, "200003", "2026-11-10T09:30:00.000Z");
+        let history = s.assignments("ZFY0001").unwrap();
+        let spans: Vec<(Option<&str>, &str, Option<&str>)> = history
+            .iter()
+            .map(|a| (a.officer_id.as_deref(), a.from.as_str(), a.to.as_deref()))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                (
+                    Some("200001"),
+                    "2026-11-01T00:00:00.000Z",
+                    Some("2026-11-10T09:30:00.000Z")
+                ),
+                (
+                    Some("200003"),
+                    "2026-11-10T09:30:00.000Z",
+                    Some("2026-11-15T08:00:00.000Z")
+                ),
+                (Some("200002"), "2026-11-15T08:00:00.000Z", None),
+            ]
+        );
+        assert_eq!(
+            on(&s, "2026-11-12T00:00:00.000Z").as_deref(),
+            Some("200003")
+        );
+        assert_eq!(
+            on(&s, "2026-11-20T00:00:00.000Z").as_deref(),
+            Some("200002")
+        );
+        let d = s.device("ZFY0001").unwrap().unwrap();
+        assert_eq!(
+            d.officer_id.as_deref(),
+            Some("200002"),
+            "what is in force stays"
+        );
     }
 }
