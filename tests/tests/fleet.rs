@@ -289,20 +289,23 @@ async fn a_district_is_imported_and_a_recorder_changing_hands_keeps_its_history(
     )?;
     assert_eq!(cli_at["assigned_at"]["officer_id"], "200002");
     let audit = api.get_ok("/api/v1/audit").await?;
-    let actions: Vec<&str> = audit["entries"]
+    // Each change is audited before it is made; a malformed request is
+    // refused before that, a request about an unknown device keeps its entry.
+    let actions: Vec<(&str, &str)> = audit["entries"]
         .as_array()
         .into_iter()
         .flatten()
-        .filter_map(|e| e["action"].as_str())
+        .filter_map(|e| Some((e["action"].as_str()?, e["target"].as_str()?)))
         .collect();
     assert_eq!(
         actions,
         [
-            "units.import",
-            "officers.import",
-            "device.register",
-            "device.assign",
-            "device.assign"
+            ("units.import", "units"),
+            ("officers.import", "officers"),
+            ("device.register", "ZFY0101"),
+            ("device.assign", "ZFY0101"),
+            ("device.assign", "ZFY0101"),
+            ("device.assign", "ZFY9999"),
         ]
     );
     hub.shutdown().await

@@ -168,6 +168,12 @@ pub async fn register(
         ));
     }
     let id = r.device_id.clone();
+    evsync_protocol::topic::validate_device_id(&id).map_err(|e| {
+        ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("device_id {id:?}: {e}"),
+        )
+    })?;
     let lookup = id.clone();
     if let Some(d) = state.read(move |s| s.device(&lookup)).await? {
         if d.kind.is_agent() {
@@ -180,19 +186,14 @@ pub async fn register(
             ));
         }
     }
+    // Audited before it is made: no change lands without its entry.
+    state
+        .audit(&caller, "device.register", &id, String::new(), Vec::new())
+        .await?;
     let d = state
         .write(move |s| Ok(s.register_recorder(&id)))
         .await?
         .map_err(refused)?;
-    state
-        .audit(
-            &caller,
-            "device.register",
-            &d.device_id,
-            String::new(),
-            Vec::new(),
-        )
-        .await?;
     Ok((StatusCode::CREATED, Json(json!(d))))
 }
 
@@ -203,14 +204,13 @@ async fn set_state(
     to: DeviceState,
     action: &str,
 ) -> Result<Json<Value>, ApiError> {
-    let lookup = id.clone();
-    let d = state
-        .write(move |s| Ok(s.set_device_state(&lookup, to)))
-        .await?
-        .map_err(refused)?;
     state
         .audit(&caller, action, &id, String::new(), Vec::new())
         .await?;
+    let d = state
+        .write(move |s| Ok(s.set_device_state(&id, to)))
+        .await?
+        .map_err(refused)?;
     Ok(Json(json!(d)))
 }
 
@@ -246,12 +246,12 @@ pub async fn assign(
     let (lookup, by) = (id.clone(), caller.name.clone());
     let detail = serde_json::to_string(&a).unwrap_or_default();
     state
+        .audit(&caller, "device.assign", &id, detail, Vec::new())
+        .await?;
+    state
         .write(move |s| Ok(s.assign(&lookup, &a, &by)))
         .await?
         .map_err(refused)?;
-    state
-        .audit(&caller, "device.assign", &id, detail, Vec::new())
-        .await?;
     let lookup = id.clone();
     let history = state.read(move |s| s.assignments(&lookup)).await?;
     Ok(Json(json!({ "device_id": id, "assignments": history })))
@@ -293,7 +293,6 @@ pub async fn put<T: Roster + Fields>(
     }
     let key = item.key().to_owned();
     let saved = json!(item);
-    state.write(move |s| T::upsert(s, &[item])).await?;
     state
         .audit(
             &caller,
@@ -303,6 +302,7 @@ pub async fn put<T: Roster + Fields>(
             Vec::new(),
         )
         .await?;
+    state.write(move |s| T::upsert(s, &[item])).await?;
     Ok(Json(saved))
 }
 
@@ -329,16 +329,16 @@ pub async fn import<T: Roster>(
     body: axum::body::Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let rows = T::parse_csv(csv_text(&body)?).map_err(unprocessable)?;
-    let n = state.write(move |s| T::upsert(s, &rows)).await?;
     let kind = format!("{}s", T::KIND);
     state
         .audit(
             &caller,
             &format!("{kind}.import"),
             &kind,
-            format!("{n} rows"),
+            format!("{} rows", rows.len()),
             Vec::new(),
         )
         .await?;
+    let n = state.write(move |s| T::upsert(s, &rows)).await?;
     Ok(Json(json!({ "imported": n })))
 }

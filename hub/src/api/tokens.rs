@@ -41,20 +41,21 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let role = Role::parse(&c.role)
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    // Audited before it is made: no change lands without its entry.
+    state
+        .audit(
+            &caller,
+            "token.create",
+            &c.name,
+            format!("role {}", role.as_str()),
+            Vec::new(),
+        )
+        .await?;
     let by = caller.name.clone();
     let t = state
         .write(move |s| Ok(s.create_token(&c.name, role, &by)))
         .await?
         .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, format!("{e:#}")))?;
-    state
-        .audit(
-            &caller,
-            "token.create",
-            &t.row.id,
-            format!("{} ({})", t.row.name, role.as_str()),
-            Vec::new(),
-        )
-        .await?;
     Ok((StatusCode::CREATED, Json(json!(t))))
 }
 
@@ -64,13 +65,12 @@ pub async fn revoke(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let lookup = id.clone();
+    state
+        .audit(&caller, "token.revoke", &id, String::new(), Vec::new())
+        .await?;
     let t = state
-        .write(move |s| Ok(s.revoke_token(&lookup)))
+        .write(move |s| Ok(s.revoke_token(&id)))
         .await?
         .map_err(|e| ApiError::not_found(format!("{e:#}")))?;
-    state
-        .audit(&caller, "token.revoke", &id, t.name.clone(), Vec::new())
-        .await?;
     Ok(Json(json!(t)))
 }

@@ -37,7 +37,8 @@ impl Operator {
         })
     }
 
-    /// Writes an audit entry for a change made from the command line.
+    /// Writes an audit entry for a change made from the command line, before
+    /// it is made (so none lands without its entry; a refused one keeps it).
     fn audited(&mut self, action: &str, target: &str, detail: String) -> anyhow::Result<()> {
         let ev = AuditEvent {
             actor: self.actor.clone(),
@@ -57,8 +58,8 @@ impl Operator {
     fn put<T: Roster>(&mut self, item: T) -> anyhow::Result<()> {
         let p = item.problems();
         anyhow::ensure!(p.is_empty(), "{}", p.join("; "));
-        T::upsert(&mut self.store, std::slice::from_ref(&item))?;
         self.audited(&format!("{}.put", T::KIND), item.key(), String::new())?;
+        T::upsert(&mut self.store, std::slice::from_ref(&item))?;
         println!("{} {} saved", T::KIND, item.key());
         Ok(())
     }
@@ -75,13 +76,13 @@ impl Operator {
                 p.join("\n  ")
             )
         })?;
-        let n = T::upsert(&mut self.store, &rows)?;
         let kind = format!("{}s", T::KIND);
         self.audited(
             &format!("{kind}.import"),
             &kind,
-            format!("{n} rows from {}", file.display()),
+            format!("{} rows from {}", rows.len(), file.display()),
         )?;
+        let n = T::upsert(&mut self.store, &rows)?;
         println!("{n} {kind} imported from {}", file.display());
         Ok(())
     }
@@ -258,10 +259,10 @@ pub fn devices(config: Option<PathBuf>, action: DevicesAction) -> anyhow::Result
             }
         }
         DevicesAction::Approve { device_id } => {
+            op.audited("device.approve", &device_id, String::new())?;
             let d = op
                 .store
                 .set_device_state(&device_id, DeviceState::Approved)?;
-            op.audited("device.approve", &device_id, String::new())?;
             println!(
                 "{} approved ({})",
                 d.device_id,
@@ -272,15 +273,15 @@ pub fn devices(config: Option<PathBuf>, action: DevicesAction) -> anyhow::Result
             );
         }
         DevicesAction::Revoke { device_id } => {
+            op.audited("device.revoke", &device_id, String::new())?;
             let d = op
                 .store
                 .set_device_state(&device_id, DeviceState::Revoked)?;
-            op.audited("device.revoke", &device_id, String::new())?;
             println!("{} revoked", d.device_id);
         }
         DevicesAction::Register { device_id } => {
-            let d = op.store.register_recorder(&device_id)?;
             op.audited("device.register", &device_id, String::new())?;
+            let d = op.store.register_recorder(&device_id)?;
             println!("recorder {} registered ({})", d.device_id, d.state.as_str());
         }
         DevicesAction::Assign {
@@ -295,8 +296,10 @@ pub fn devices(config: Option<PathBuf>, action: DevicesAction) -> anyhow::Result
                 domain,
             };
             let actor = op.actor.clone();
-            op.store.assign(&device_id, &a, &actor)?;
+            let p = a.problems();
+            anyhow::ensure!(p.is_empty(), "{}", p.join("; "));
             op.audited("device.assign", &device_id, serde_json::to_string(&a)?)?;
+            op.store.assign(&device_id, &a, &actor)?;
             println!(
                 "{device_id} assigned to officer {} of unit {} (domain {})",
                 or_dash(&a.officer_id),
@@ -410,12 +413,8 @@ pub fn tokens(config: Option<PathBuf>, action: TokensAction) -> anyhow::Result<(
         } => {
             let role = Role::parse(&role)?;
             let actor = op.actor.clone();
+            op.audited("token.create", &name, format!("role {}", role.as_str()))?;
             let t = op.store.create_token(&name, role, &actor)?;
-            op.audited(
-                "token.create",
-                &t.row.id,
-                format!("{} ({})", t.row.name, role.as_str()),
-            )?;
             if as_json {
                 return json(&t);
             }
@@ -448,8 +447,8 @@ pub fn tokens(config: Option<PathBuf>, action: TokensAction) -> anyhow::Result<(
             }
         }
         TokensAction::Revoke { id } => {
+            op.audited("token.revoke", &id, String::new())?;
             let t = op.store.revoke_token(&id)?;
-            op.audited("token.revoke", &id, t.name.clone())?;
             println!("token {} ({}) revoked", t.id, t.name);
         }
     }
