@@ -22,6 +22,10 @@ use crate::store::{RecordFilter, StoredRecord};
 /// Largest page of the feed.
 const MAX_LIMIT: u32 = 1000;
 
+/// Reads of a record listed in its custody trail: the newest (all are in
+/// the audit log; `accesses` says how many).
+const CUSTODY_ACCESSES: u32 = 100;
+
 /// The opaque cursor of a hub position.
 pub(crate) fn encode_cursor(hub_seq: i64) -> String {
     B64URL.encode(format!("evsync:{hub_seq}"))
@@ -264,8 +268,13 @@ pub async fn one(
         .audit(&caller, "record.read", &id, String::new(), Vec::new())
         .await?;
     let (lookup, hub_seq) = (id.clone(), r.hub_seq);
-    let (media, accesses) = state
-        .read(move |s| Ok((s.media(&lookup)?, s.audit_of_record(&lookup, hub_seq)?)))
+    let (media, (accesses, accesses_total)) = state
+        .read(move |s| {
+            Ok((
+                s.media(&lookup)?,
+                s.audit_of_record(&lookup, hub_seq, CUSTODY_ACCESSES)?,
+            ))
+        })
         .await?;
     let mut v = record_json(&r);
     v["custody"] = json!(super::custody::trail(
@@ -274,6 +283,7 @@ pub async fn one(
         media.as_ref(),
         &accesses
     ));
+    v["accesses"] = json!(accesses_total);
     v["verified"] = json!(signature == "valid" && hash_ok);
     v["verification"] = json!({
         "signature": signature,

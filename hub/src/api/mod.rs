@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -210,9 +210,15 @@ pub fn router(state: AppState) -> Router {
             "/officers",
             get(fleet::officers).post(fleet::put::<Officer>),
         )
-        .route("/officers/import", post(fleet::import::<Officer>))
+        .route(
+            "/officers/import",
+            post(fleet::import::<Officer>).layer(DefaultBodyLimit::max(fleet::MAX_IMPORT)),
+        )
         .route("/units", get(fleet::units).post(fleet::put::<Unit>))
-        .route("/units/import", post(fleet::import::<Unit>))
+        .route(
+            "/units/import",
+            post(fleet::import::<Unit>).layer(DefaultBodyLimit::max(fleet::MAX_IMPORT)),
+        )
         .route("/audit", get(audit::list))
         .route("/audit/verify", get(audit::verify))
         .route("/tokens", get(tokens::list).post(tokens::create))

@@ -493,6 +493,18 @@ pub fn audit(config: Option<PathBuf>, action: AuditAction) -> anyhow::Result<()>
     Ok(())
 }
 
+/// A URL with any `user:password@` shown as `***@`.
+fn redacted(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority].rfind('@') {
+        Some(at) => format!("{scheme}://***@{}", &rest[at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// `evsync-hub check-config`: every problem at once, exit 1 if any.
 pub fn check_config(config: Option<&Path>) -> anyhow::Result<()> {
     let origin = config.map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
@@ -505,12 +517,27 @@ pub fn check_config(config: Option<&Path>) -> anyhow::Result<()> {
                 if cfg.mqtt.embedded {
                     format!("embedded on {}", cfg.mqtt.listen)
                 } else {
-                    cfg.mqtt.url.clone().unwrap_or_default()
+                    redacted(cfg.mqtt.url.as_deref().unwrap_or_default())
                 },
                 cfg.http.listen
             );
             Ok(())
         }
         Err(p) => anyhow::bail!("{origin}: {} problem(s):\n  {}", p.len(), p.join("\n  ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_in_a_broker_url_are_not_printed() {
+        assert_eq!(
+            redacted("mqtt://hub:s3cret@10.1.2.3:1883"),
+            "mqtt://***@10.1.2.3:1883"
+        );
+        assert_eq!(redacted("mqtt://127.0.0.1:1883"), "mqtt://127.0.0.1:1883");
+        assert_eq!(redacted("mqtt://h:1883/a@b"), "mqtt://h:1883/a@b");
     }
 }

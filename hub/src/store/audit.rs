@@ -259,21 +259,28 @@ impl Store {
     }
 
     /// Entries about one record: reads of it and of its media, and the reads
-    /// of the feed that returned it (by its hub position).
+    /// of the feed that returned it (by its hub position); the newest
+    /// `limit`, oldest first, and how many there are in all.
     pub fn audit_of_record(
         &self,
         record_id: &str,
         hub_seq: i64,
-    ) -> anyhow::Result<Vec<AuditEntry>> {
+        limit: u32,
+    ) -> anyhow::Result<(Vec<AuditEntry>, i64)> {
+        const ABOUT: &str = "SELECT seq FROM audit WHERE target = ?1
+             UNION SELECT audit_seq FROM audit_reads WHERE hub_seq = ?2";
+        let total: i64 = self
+            .conn()
+            .prepare_cached(&format!("SELECT COUNT(*) FROM ({ABOUT})"))?
+            .query_row(params![record_id, hub_seq], |r| r.get(0))?;
         let mut stmt = self.conn().prepare_cached(&format!(
-            "SELECT {COLUMNS} FROM audit WHERE target = ?1
-             UNION SELECT {COLUMNS} FROM audit WHERE seq IN (SELECT audit_seq FROM audit_reads WHERE hub_seq = ?2)
-             ORDER BY seq"
+            "SELECT {COLUMNS} FROM audit WHERE seq IN ({ABOUT}) ORDER BY seq DESC LIMIT ?3"
         ))?;
-        let rows = stmt
-            .query_map(params![record_id, hub_seq], entry)?
+        let mut rows: Vec<AuditEntry> = stmt
+            .query_map(params![record_id, hub_seq, limit], entry)?
             .collect::<Result<_, _>>()?;
-        Ok(rows)
+        rows.reverse();
+        Ok((rows, total))
     }
 
     /// Checks the whole chain against the hub's public key.

@@ -47,8 +47,8 @@ impl Source {
             agent_id: self.agent.clone(),
             seq,
             prev_hash: prev.to_hex(),
-            officer_id: None,
-            unit_code: None,
+            officer_id: Some("200001".into()),
+            unit_code: Some("500109000001".into()),
             device_time: chrono::Utc::now(),
             ingest_time: chrono::Utc::now(),
             clock_offset_ms: 0,
@@ -467,6 +467,25 @@ fn a_version_2_store_migrates_keeping_records_cursors_and_alerts() {
     };
     let found = s.records_after(0, 10, &media_only).unwrap();
     assert_eq!(found.iter().map(|r| r.hub_seq).collect::<Vec<_>>(), vec![2]);
+    let hour_ago = super::stamp(chrono::Utc::now() - chrono::Duration::hours(1));
+    let count = |f: RecordFilter| s.records_after(0, 10, &f).unwrap().len();
+    assert_eq!(
+        count(RecordFilter {
+            officer_id: Some("200001".into()),
+            unit_code: Some("500109000001".into()),
+            from: Some(hour_ago.clone()),
+            ..RecordFilter::default()
+        }),
+        3,
+        "officer, unit and time filled in for the old rows"
+    );
+    assert_eq!(
+        count(RecordFilter {
+            to: Some(hour_ago),
+            ..RecordFilter::default()
+        }),
+        0
+    );
     assert_eq!(
         s.media(&old[1].body.id.to_string())
             .unwrap()
