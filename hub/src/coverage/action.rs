@@ -18,7 +18,7 @@
 //!      that touches the action came from a recorder whose clock was off by
 //!      more than the drift threshold.
 //!   2. `no_recorder_assigned`: none of its officers had a device assigned
-//!      at any moment of the action.
+//!      at any moment of the action, nor one that recorded for them then.
 //!   3. `media_not_arrived`: a recording of its officers (or of a device
 //!      assigned to them then) that touches the action is known — from a
 //!      media record whose bytes are not stored yet, or from recording
@@ -216,11 +216,18 @@ fn cause(span: Span, officers: &HashSet<&str>, ev: Evidence<'_>, policy: Policy)
     if enough(raw, span.len(), policy) || suspect {
         return Cause::ClockProblem;
     }
+    // Their devices: assigned to them then, or that recorded for them then.
     let devices: HashSet<&str> = ev
         .assignments
         .iter()
         .filter(|a| officers.contains(a.officer_id.as_str()) && a.span.overlaps(span))
         .map(|a| a.device_id.as_str())
+        .chain(
+            theirs
+                .iter()
+                .filter(|r| r.span().overlaps(span))
+                .map(|r| r.device_id.as_str()),
+        )
         .collect();
     if devices.is_empty() {
         return Cause::NoRecorderAssigned;

@@ -161,6 +161,10 @@ pub(crate) fn expect(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::Result<
         file_index,
         recopy_of
     ])?;
+    // For coverage, once the media row says whether its bytes are held.
+    if recopy_of.is_none() {
+        super::coverage::recorded(tx, body)?;
+    }
     Ok(MediaRow {
         record_id: body.id.to_string(),
         agent_id: body.agent_id.clone(),
@@ -227,6 +231,8 @@ impl Store {
                 ))?
                 .query_map(params![sha256, size as i64, t], row)?
                 .collect::<Result<Vec<_>, _>>()?;
+            let ids: Vec<String> = rows.iter().map(|r| r.record_id.clone()).collect();
+            super::coverage::arrived(tx, &ids)?;
             Ok(rows)
         })
     }

@@ -4,7 +4,8 @@
 //! `chains.sql` (3: a chain's source is (device_id, agent_id); file indexes
 //! of recorders across docks; re-copies), `fleet.sql` (4: device kinds and
 //! live figures, units, officers, assignment history, API tokens, the audit
-//! log, filter columns of the feed).
+//! log, filter columns of the feed), `coverage.sql` (5: recordings as spans
+//! of time, enforcement actions and their cached coverage verdicts).
 //!
 //! One writer (the ingest worker) and any number of readers (API, CLI), each
 //! with its own connection. A record is durable once the transaction that
@@ -12,6 +13,7 @@
 
 mod alerts;
 mod audit;
+mod coverage;
 mod devices;
 mod file_index;
 mod fleet;
@@ -23,6 +25,7 @@ mod tokens;
 
 pub use alerts::{Alert, AlertKind};
 pub use audit::{AuditCheck, AuditEntry, AuditEvent};
+pub use coverage::JudgedAction;
 pub use devices::{apply_liveness, Announced, Announcement, DeviceKind, DeviceRow, DeviceState};
 pub(crate) use file_index::delivered as media_delivered;
 pub use fleet::{
@@ -41,7 +44,7 @@ use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 4;
+const SCHEMA_VERSION: i64 = 5;
 
 /// A connection to the hub store.
 pub struct Store {
@@ -87,16 +90,20 @@ impl Store {
                 "store schema version {version} is newer than this hub understands ({SCHEMA_VERSION}): upgrade the hub"
             );
         }
-        let steps: [(i64, &str); 4] = [
+        let steps: [(i64, &str); 5] = [
             (1, include_str!("schema.sql")),
             (2, include_str!("media.sql")),
             (3, include_str!("chains.sql")),
             (4, include_str!("fleet.sql")),
+            (5, include_str!("coverage.sql")),
         ];
         for (to, sql) in steps.into_iter().filter(|(to, _)| *to > version) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)
                 .with_context(|| format!("migrating to schema version {to}"))?;
+            if to == 5 {
+                coverage::backfill(&tx).context("filling in coverage for the records held")?;
+            }
             tx.pragma_update(None, "user_version", to)?;
             tx.commit()?;
         }

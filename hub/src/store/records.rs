@@ -270,6 +270,7 @@ pub(crate) fn insert(
         case_number
     ])?;
     fleet_facts(tx, b)?;
+    super::coverage::action_event(tx, b)?;
     if b.seq < max {
         resolve_filled_gaps(tx, device, agent, b.seq)?;
     }

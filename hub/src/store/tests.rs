@@ -451,7 +451,13 @@ fn a_version_2_store_migrates_keeping_records_cursors_and_alerts() {
         .conn()
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
+    // Version 5: the old media record is a recording for coverage.
+    let recordings: i64 = s
+        .conn()
+        .query_row("SELECT COUNT(*) FROM recordings", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(recordings, 1);
     let all = s.records_after(0, 10, &RecordFilter::default()).unwrap();
     assert_eq!(
         all.iter().map(|r| r.hub_seq).collect::<Vec<_>>(),
@@ -513,4 +519,78 @@ fn a_version_2_store_migrates_keeping_records_cursors_and_alerts() {
         put(&mut s, Duration::ZERO, &[dup])[0],
         Inserted::Conflict { .. }
     ));
+}
+
+#[test]
+fn an_action_is_judged_when_it_ends_and_again_when_its_recording_s_bytes_arrive() {
+    // Issue 6: verdicts kept at ingest. Officer 200001 (every record of this
+    // source) acts 09:00-09:10 and records 09:00-09:10 on the same device.
+    let (_d, mut s) = store();
+    let mut field = Source::new("field-cov", "field-cov");
+    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-23T09:00:00+08:00")
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
+    let started = field.next(|b| {
+        b.device_time = minutes(0);
+        b.event = Some(Event::ActionStarted {
+            action_id: "act-9".into(),
+            case_number: Some("渝北市监罚〔2026〕9号".into()),
+            domain: "01".into(),
+            legal_basis: None,
+        });
+    });
+    let ended = field.next(|b| {
+        b.device_time = minutes(10);
+        b.event = Some(Event::ActionEnded {
+            action_id: "act-9".into(),
+            case_number: None,
+        });
+    });
+    let verdicts = |s: &Store| {
+        s.judged_actions(0, i64::MAX)
+            .unwrap()
+            .into_iter()
+            .map(|a| (a.covered_ms, a.covered, a.cause))
+            .collect::<Vec<_>>()
+    };
+    put(&mut s, Duration::ZERO, &[started]);
+    assert!(verdicts(&s).is_empty(), "judged only once it has ended");
+    put(&mut s, Duration::ZERO, &[ended]);
+    assert_eq!(
+        verdicts(&s),
+        vec![(0, false, Some("no_recorder_assigned".into()))]
+    );
+    // The recording's record arrives; its bytes not yet.
+    let recording = field.next(|b| {
+        b.kind = Kind::Media;
+        b.event = None;
+        b.device_time = minutes(10);
+        b.media = Some(Media {
+            sha256: "c".repeat(64),
+            size: 100,
+            mime: "video/mp4".into(),
+            file_name: "VID_0009.MP4".into(),
+            file_index: None,
+            started_at: Some(minutes(0)),
+            duration_ms: Some(10 * 60_000),
+        });
+    });
+    put(&mut s, Duration::ZERO, &[recording]);
+    assert_eq!(
+        verdicts(&s),
+        vec![(0, false, Some("media_not_arrived".into()))]
+    );
+    // Its bytes arrive verified: covered, 10 of 10 minutes.
+    s.blob_stored(&"c".repeat(64), 100).unwrap();
+    assert_eq!(verdicts(&s), vec![(10 * 60_000, true, None)]);
+    let a = &s.judged_actions(0, i64::MAX).unwrap()[0];
+    assert_eq!(
+        (
+            a.key.as_str(),
+            a.domain.as_deref(),
+            a.case_number.as_deref()
+        ),
+        ("field-cov/act-9", Some("01"), Some("渝北市监罚〔2026〕9号"))
+    );
 }
