@@ -58,6 +58,8 @@ fn calls(s: &SyncedHub, n: usize, revocable: &str) -> Vec<Call> {
             Some(("media.read", record.clone())),
         ),
         get("/api/v1/alerts".into(), ALL, None),
+        get("/api/v1/coverage?group_by=officer".into(), ALL, None),
+        get("/api/v1/coverage/actions?covered=false".into(), ALL, None),
         get("/api/v1/devices".into(), ALL, None),
         get(format!("/api/v1/devices/{}", s.device_id), ALL, None),
         get("/api/v1/officers".into(), ALL, None),

@@ -44,7 +44,7 @@ pub fn allowed(method: &Method, route: &str) -> &'static [Role] {
     match route.strip_prefix("/api/v1").unwrap_or("") {
         "/whoami" | "/openapi.json" if read => EVERYONE,
         "/records" | "/records/{id}" | "/alerts" | "/devices" | "/devices/{id}" | "/officers"
-        | "/units"
+        | "/units" | "/coverage" | "/coverage/actions"
             if read =>
         {
             EVERYONE

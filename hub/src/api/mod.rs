@@ -5,6 +5,7 @@
 
 mod audit;
 pub mod auth;
+mod coverage;
 mod custody;
 mod events;
 mod extract;
@@ -200,6 +201,8 @@ pub fn router(state: AppState) -> Router {
         .route("/records/{id}", get(feed::one))
         .route("/records/{id}/media", get(media::serve::media))
         .route("/alerts", get(feed::alerts))
+        .route("/coverage", get(coverage::figures))
+        .route("/coverage/actions", get(coverage::actions))
         .route("/events", get(events::stream))
         .route("/devices", get(fleet::devices).post(fleet::register))
         .route("/devices/{id}", get(fleet::device))

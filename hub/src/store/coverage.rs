@@ -392,3 +392,105 @@ pub struct JudgedAction {
     /// Why not (`clock_problem`, `no_recorder_assigned`, ...).
     pub cause: Option<String>,
 }
+
+/// What coverage figures are grouped by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// The unit on the action's start event.
+    Unit,
+    /// The action's enforcement domain.
+    Domain,
+    /// Each of the action's officers (an action of two officers counts for both).
+    Officer,
+    /// The day it started, China Standard Time (UTC+8).
+    Day,
+}
+
+impl GroupBy {
+    /// The group with this name; the error names the choices.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "unit" => Ok(Self::Unit),
+            "domain" => Ok(Self::Domain),
+            "officer" => Ok(Self::Officer),
+            "day" => Ok(Self::Day),
+            _ => Err(format!(
+                "group_by = {s:?}: expected unit, domain, officer or day"
+            )),
+        }
+    }
+
+    fn key_sql(self) -> &'static str {
+        match self {
+            Self::Unit => "a.unit_code",
+            Self::Domain => "a.domain",
+            Self::Officer => "o.officer_id",
+            Self::Day => "date(a.start_ms / 1000 + 8 * 3600, 'unixepoch')",
+        }
+    }
+}
+
+/// Action coverage of one group: numerator, denominator and the causes of
+/// the uncovered ones.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ActionCoverage {
+    /// The group (a unit code, domain, officer number or date); null when
+    /// the actions carry none.
+    pub key: Option<String>,
+    /// Covered actions.
+    pub covered: i64,
+    /// All judged actions.
+    pub total: i64,
+    /// Uncovered actions by cause.
+    pub causes: std::collections::BTreeMap<String, i64>,
+}
+
+impl super::Store {
+    /// Action coverage of the actions starting in `[from, to)` (milliseconds), by group.
+    pub fn action_coverage(
+        &self,
+        by: GroupBy,
+        from: i64,
+        to: i64,
+    ) -> anyhow::Result<Vec<ActionCoverage>> {
+        let key = by.key_sql();
+        let join = match by {
+            GroupBy::Officer => "JOIN action_officers o ON o.action_key = a.action_key",
+            _ => "",
+        };
+        let mut stmt = self.conn().prepare(&format!(
+            "SELECT {key} AS k, a.covered, COALESCE(a.cause, ''), COUNT(*) FROM actions a {join}
+             WHERE a.span_ms IS NOT NULL AND a.start_ms >= ?1 AND a.start_ms < ?2
+             GROUP BY k, a.covered, a.cause ORDER BY k"
+        ))?;
+        let mut groups: Vec<ActionCoverage> = Vec::new();
+        let rows = stmt.query_map(params![from, to], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, bool>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (k, covered, cause, n) = row?;
+            if groups.last().is_none_or(|g| g.key != k) {
+                groups.push(ActionCoverage {
+                    key: k,
+                    covered: 0,
+                    total: 0,
+                    causes: Default::default(),
+                });
+            }
+            if let Some(g) = groups.last_mut() {
+                g.total += n;
+                if covered {
+                    g.covered += n;
+                } else {
+                    *g.causes.entry(cause).or_default() += n;
+                }
+            }
+        }
+        Ok(groups)
+    }
+}

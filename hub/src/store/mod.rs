@@ -25,7 +25,7 @@ mod tokens;
 
 pub use alerts::{Alert, AlertKind};
 pub use audit::{AuditCheck, AuditEntry, AuditEvent};
-pub use coverage::JudgedAction;
+pub use coverage::{ActionCoverage, GroupBy, JudgedAction};
 pub use devices::{apply_liveness, Announced, Announcement, DeviceKind, DeviceRow, DeviceState};
 pub(crate) use file_index::delivered as media_delivered;
 pub use fleet::{
