@@ -178,6 +178,19 @@ impl SyncedHub {
     }
 }
 
+/// Drops one event file `name.json` into `spool` (write, then rename): the
+/// event at `time` (RFC 3339), as a field application would.
+pub fn drop_event(spool: &Path, name: &str, time: &str, event: Value) -> anyhow::Result<()> {
+    std::fs::create_dir_all(spool)?;
+    let part = spool.join(format!("{name}.json.part"));
+    std::fs::write(
+        &part,
+        serde_json::json!({ "time": time, "event": event }).to_string(),
+    )?;
+    std::fs::rename(&part, spool.join(format!("{name}.json")))?;
+    Ok(())
+}
+
 /// A child process that is killed when dropped.
 pub struct Proc {
     child: Option<Child>,

@@ -11,22 +11,7 @@ use chrono::{DateTime, Utc};
 use evsync_agent::agent::Agent;
 use evsync_e2e::*;
 use evsync_hub::server::Hub;
-use serde_json::{json, Value};
-
-fn drop_event(
-    spool: &std::path::Path,
-    name: &str,
-    at: DateTime<Utc>,
-    event: Value,
-) -> anyhow::Result<()> {
-    let part = spool.join(format!("{name}.json.part"));
-    std::fs::write(
-        &part,
-        json!({ "time": at.to_rfc3339(), "event": event }).to_string(),
-    )?;
-    std::fs::rename(&part, spool.join(format!("{name}.json")))?;
-    Ok(())
-}
+use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_action_inside_its_officer_s_recording_is_covered_and_one_outside_is_not_with_its_cause(
@@ -73,13 +58,13 @@ async fn an_action_inside_its_officer_s_recording_is_covered_and_one_outside_is_
         drop_event(
             &spool,
             &format!("{name}-1"),
-            from,
+            &from.to_rfc3339(),
             json!({"type": "action_started", "action_id": action, "domain": "01"}),
         )?;
         drop_event(
             &spool,
             &format!("{name}-2"),
-            to,
+            &to.to_rfc3339(),
             json!({"type": "action_ended", "action_id": action}),
         )?;
     }

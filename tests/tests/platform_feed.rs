@@ -13,15 +13,6 @@ use evsync_e2e::*;
 use evsync_hub::server::Hub;
 use serde_json::{json, Value};
 
-/// Drops one spool event file.
-fn drop_event(spool: &std::path::Path, name: &str, time: &str, event: Value) -> anyhow::Result<()> {
-    std::fs::create_dir_all(spool)?;
-    let part = spool.join(format!("{name}.json.part"));
-    std::fs::write(&part, json!({ "time": time, "event": event }).to_string())?;
-    std::fs::rename(&part, spool.join(format!("{name}.json")))?;
-    Ok(())
-}
-
 async fn ids(api: &Api, query: &str) -> anyhow::Result<Vec<String>> {
     let mut out = Vec::new();
     let mut cursor = String::new();
