@@ -24,14 +24,8 @@ fn window(
 ) -> Result<(DateTime<Utc>, DateTime<Utc>), ApiError> {
     let parse = |name: &str, v: Option<String>| {
         v.map(|s| {
-            DateTime::parse_from_rfc3339(&s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(|_| {
-                    ApiError::new(
-                        StatusCode::BAD_REQUEST,
-                        format!("{name} = {s:?}: expected an RFC 3339 time, e.g. 2026-11-23T00:00:00+08:00"),
-                    )
-                })
+            crate::store::parse_time(name, &s)
+                .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
         })
         .transpose()
     };

@@ -115,16 +115,9 @@ pub struct FeedQuery {
 /// An RFC 3339 time of the query as stored (UTC, milliseconds), or 400 naming the field.
 pub(crate) fn time_param(name: &str, v: Option<String>) -> Result<Option<String>, ApiError> {
     v.map(|s| {
-        chrono::DateTime::parse_from_rfc3339(&s)
-            .map(|t| crate::store::stamp(t.with_timezone(&chrono::Utc)))
-            .map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    format!(
-                        "{name} = {s:?}: expected an RFC 3339 time, e.g. 2026-11-23T09:00:00+08:00"
-                    ),
-                )
-            })
+        crate::store::parse_time(name, &s)
+            .map(crate::store::stamp)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e))
     })
     .transpose()
 }

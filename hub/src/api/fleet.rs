@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::{ApiError, AppState, Caller};
-use crate::store::{apply_liveness, DeviceRow, DeviceState, NewAssignment, Officer, Roster, Unit};
+use crate::store::{apply_liveness, DeviceState, NewAssignment, Officer, Roster, Unit};
 
 /// Largest CSV import accepted, bytes.
 pub const MAX_IMPORT: usize = 8 * 1024 * 1024;
@@ -61,15 +61,6 @@ pub async fn devices(
     Ok(Json(json!({ "devices": devices })))
 }
 
-/// One device with liveness applied (a recorder is online while its dock is).
-async fn live_device(state: &AppState, id: &str) -> Result<DeviceRow, ApiError> {
-    let mut all = state.read(|s| s.devices()).await?;
-    apply_liveness(&mut all, state.offline_after);
-    all.into_iter()
-        .find(|d| d.device_id == id)
-        .ok_or_else(|| ApiError::not_found(format!("no device {id:?}")))
-}
-
 /// Query of one device.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -86,14 +77,19 @@ pub async fn device(
     Query(q): Query<DeviceAt>,
 ) -> Result<Json<Value>, ApiError> {
     let at = super::feed::time_param("at", q.at)?;
-    let d = live_device(&state, &id).await?;
-    let docked: Vec<String> = state
-        .read(|s| s.devices())
-        .await?
-        .into_iter()
+    // The whole fleet once: liveness of a recorder follows its dock's, and
+    // a dock's page lists the recorders in it.
+    let mut all = state.read(|s| s.devices()).await?;
+    apply_liveness(&mut all, state.offline_after);
+    let docked: Vec<&str> = all
+        .iter()
         .filter(|r| r.docked_in.as_deref() == Some(id.as_str()))
-        .map(|r| r.device_id)
+        .map(|r| r.device_id.as_str())
         .collect();
+    let d = all
+        .iter()
+        .find(|d| d.device_id == id)
+        .ok_or_else(|| ApiError::not_found(format!("no device {id:?}")))?;
     let lookup = id.clone();
     let (assignments, alerts, assigned_at) = state
         .read(move |s| {

@@ -166,16 +166,9 @@ pub fn devices(config: Option<PathBuf>, action: DevicesAction) -> anyhow::Result
             json: as_json,
         } => {
             let at = at
-                .map(|t| {
-                    chrono::DateTime::parse_from_rfc3339(&t)
-                        .map(|t| crate::store::stamp(t.with_timezone(&chrono::Utc)))
-                        .map_err(|_| {
-                            anyhow::anyhow!(
-                                "--at {t:?}: expected an RFC 3339 time, e.g. 2026-11-23T09:00:00+08:00"
-                            )
-                        })
-                })
-                .transpose()?;
+                .map(|t| crate::store::parse_time("--at", &t).map(crate::store::stamp))
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let mut all = op.store.devices()?;
             apply_liveness(&mut all, offline_after);
             let d = all

@@ -61,6 +61,16 @@ pub fn stamp(t: chrono::DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// An RFC 3339 time given by a person or a client as `name`; the error
+/// names it and shows what is expected.
+pub fn parse_time(name: &str, text: &str) -> Result<chrono::DateTime<Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            format!("{name} = {text:?}: expected an RFC 3339 time, e.g. 2026-11-23T09:00:00+08:00")
+        })
+}
+
 impl Store {
     /// Opens (creating and migrating if needed) the store at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
