@@ -77,6 +77,17 @@ async fn pooled_recorders_are_checked_in_on_docking_and_out_to_the_next_officer(
         },
     )
     .await?;
+    // The slot is cleared once the check-in record is in the dock's buffer;
+    // the record reaches the hub a moment later.
+    eventually(
+        Duration::from_secs(20),
+        "ZFY0201's check-in at the hub",
+        || async {
+            let feed = api.feed().await?;
+            Ok(!events(&feed, "ZFY0201", "recorder_checked_in").is_empty())
+        },
+    )
+    .await?;
     let feed = api.feed().await?;
     let media: Vec<&Value> = feed
         .iter()
