@@ -28,6 +28,57 @@ pub struct HubConfig {
     pub media: MediaConfig,
     /// How the fleet's liveness is judged.
     pub fleet: FleetConfig,
+    /// Sensing coverage thresholds and alerts.
+    pub coverage: CoverageConfig,
+}
+
+/// Sensing coverage settings (docs/coverage.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoverageConfig {
+    /// Share of an action's span its officers' recordings must cover for it
+    /// to count as covered, per mille (900 = 90%).
+    pub share_permille: u32,
+    /// A recorder clock off by more than this many seconds is suspect
+    /// (the `clock_problem` cause).
+    pub drift_secs: u32,
+    /// Hours after the end of the duty a recording was made in (or of the
+    /// recording, outside a duty) within which its bytes must arrive.
+    pub timeliness_hours: u32,
+    /// Minutes after its end an action still not covered is alerted
+    /// (`action_uncovered`).
+    pub alert_after_mins: u32,
+    /// Minutes into a duty with nothing heard from the officer's recorders
+    /// before it is alerted (`officer_unheard`).
+    pub unheard_after_mins: u32,
+    /// Seconds between looks for these alerts.
+    pub sweep_secs: u32,
+}
+
+impl Default for CoverageConfig {
+    fn default() -> Self {
+        Self {
+            share_permille: 900,
+            drift_secs: 60,
+            timeliness_hours: 24,
+            alert_after_mins: 60,
+            unheard_after_mins: 30,
+            sweep_secs: 60,
+        }
+    }
+}
+
+impl CoverageConfig {
+    /// The thresholds verdicts are judged with.
+    pub fn thresholds(&self) -> crate::store::Thresholds {
+        crate::store::Thresholds {
+            judge: crate::coverage::action::Policy {
+                share_permille: self.share_permille,
+                drift_ms: i64::from(self.drift_secs) * 1000,
+            },
+            timeliness_hours: i64::from(self.timeliness_hours),
+        }
+    }
 }
 
 /// Fleet settings.
@@ -114,6 +165,7 @@ impl Default for HubConfig {
             http: HttpConfig::default(),
             media: MediaConfig::default(),
             fleet: FleetConfig::default(),
+            coverage: CoverageConfig::default(),
         }
     }
 }
@@ -208,6 +260,7 @@ impl HubConfig {
                 "http" => section::<HttpConfig>(key, value, &mut problems),
                 "media" => section::<MediaConfig>(key, value, &mut problems),
                 "fleet" => section::<FleetConfig>(key, value, &mut problems),
+                "coverage" => section::<CoverageConfig>(key, value, &mut problems),
                 _ => {
                     top.insert(key.clone(), value.clone());
                 }
@@ -302,10 +355,21 @@ impl HubConfig {
             ("media.idle_timeout_secs", m.idle_timeout_secs),
             ("media.partial_ttl_secs", m.partial_ttl_secs),
             ("fleet.offline_after_secs", self.fleet.offline_after_secs),
+            ("coverage.sweep_secs", u64::from(self.coverage.sweep_secs)),
+            (
+                "coverage.timeliness_hours",
+                u64::from(self.coverage.timeliness_hours),
+            ),
         ] {
             if v == 0 {
                 p.push(format!("{name} = 0: expected a positive number"));
             }
+        }
+        if !(1..=1000).contains(&self.coverage.share_permille) {
+            p.push(format!(
+                "coverage.share_permille = {}: expected 1 to 1000 (900 = 90%)",
+                self.coverage.share_permille
+            ));
         }
         if let Some(t) = &self.http.token {
             if t.len() < 16 {

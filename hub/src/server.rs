@@ -94,7 +94,10 @@ impl Hub {
         let key = Arc::new(hub_key(&cfg.data_dir)?);
         let token = api_token(&cfg)?;
         let db = cfg.data_dir.join("hub.sqlite");
-        let store = Store::open(&db)?;
+        let mut store = Store::open(&db)?;
+        if store.set_thresholds(cfg.coverage.thresholds())? {
+            tracing::info!(coverage = ?cfg.coverage, "coverage thresholds changed: every verdict judged again");
+        }
         let metrics = Arc::new(Metrics::default());
 
         let mqtt_url = if cfg.mqtt.embedded {
@@ -110,6 +113,11 @@ impl Hub {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        tasks.spawn(coverage_sweeper(
+            Store::open(&db)?,
+            cfg.coverage.clone(),
+            shutdown_rx.clone(),
+        ));
 
         let opts = link::options(
             &mqtt_url,
@@ -327,6 +335,45 @@ async fn publish_receipts(
                 Sent::Grant => metrics.grants.inc(),
                 Sent::MediaReceipt => metrics.media_receipts.inc(),
             };
+        }
+    }
+}
+
+/// Raises the coverage alerts time brings (store::sweep) every
+/// `coverage.sweep_secs` until shutdown.
+async fn coverage_sweeper(
+    store: Store,
+    cfg: crate::config::CoverageConfig,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut store = Some(store);
+    let every = std::time::Duration::from_secs(u64::from(cfg.sweep_secs.max(1)));
+    let minutes = |m: u32| std::time::Duration::from_secs(u64::from(m) * 60);
+    let (after, unheard) = (
+        minutes(cfg.alert_after_mins),
+        minutes(cfg.unheard_after_mins),
+    );
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            _ = tokio::time::sleep(every) => {}
+        }
+        let Some(mut s) = store.take() else {
+            anyhow::bail!("the coverage sweeper lost its store");
+        };
+        let (s, swept) = tokio::task::spawn_blocking(move || {
+            let now = chrono::Utc::now().timestamp_millis();
+            let swept = s.coverage_sweep(now, after, unheard);
+            (s, swept)
+        })
+        .await?;
+        store = Some(s);
+        match swept {
+            Ok(n) if n != crate::store::Swept::default() => {
+                tracing::info!(?n, "coverage alerts raised")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("looking for coverage alerts: {e:#}"),
         }
     }
 }

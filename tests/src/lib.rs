@@ -59,6 +59,7 @@ pub fn hub_config(dir: &Path, external_broker: Option<String>) -> anyhow::Result
         },
         media: MediaConfig::default(),
         fleet: Default::default(),
+        coverage: Default::default(),
     })
 }
 

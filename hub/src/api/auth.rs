@@ -44,7 +44,8 @@ pub fn allowed(method: &Method, route: &str) -> &'static [Role] {
     match route.strip_prefix("/api/v1").unwrap_or("") {
         "/whoami" | "/openapi.json" if read => EVERYONE,
         "/records" | "/records/{id}" | "/alerts" | "/devices" | "/devices/{id}" | "/officers"
-        | "/units" | "/coverage" | "/coverage/actions"
+        | "/units" | "/coverage" | "/coverage/actions" | "/coverage/officers"
+        | "/coverage/late" | "/coverage/hours" | "/coverage/cells"
             if read =>
         {
             EVERYONE
@@ -57,6 +58,8 @@ pub fn allowed(method: &Method, route: &str) -> &'static [Role] {
         | "/units"
         | "/officers/import"
         | "/units/import"
+        | "/coverage/actions"
+        | "/coverage/duties"
             if method == Method::POST =>
         {
             MANAGERS

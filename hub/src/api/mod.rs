@@ -202,7 +202,15 @@ pub fn router(state: AppState) -> Router {
         .route("/records/{id}/media", get(media::serve::media))
         .route("/alerts", get(feed::alerts))
         .route("/coverage", get(coverage::figures))
-        .route("/coverage/actions", get(coverage::actions))
+        .route(
+            "/coverage/actions",
+            get(coverage::actions).post(coverage::import_actions),
+        )
+        .route("/coverage/officers", get(coverage::officers))
+        .route("/coverage/late", get(coverage::late))
+        .route("/coverage/hours", get(coverage::hours))
+        .route("/coverage/cells", get(coverage::cells))
+        .route("/coverage/duties", post(coverage::import_duties))
         .route("/events", get(events::stream))
         .route("/devices", get(fleet::devices).post(fleet::register))
         .route("/devices/{id}", get(fleet::device))

@@ -108,6 +108,19 @@ pub enum Cause {
     NothingRecorded,
 }
 
+impl Cause {
+    /// The name used in the store, the API and the docs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClockProblem => "clock_problem",
+            Self::NoRecorderAssigned => "no_recorder_assigned",
+            Self::MediaNotArrived => "media_not_arrived",
+            Self::NotLinked => "not_linked",
+            Self::NothingRecorded => "nothing_recorded",
+        }
+    }
+}
+
 /// The thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {

@@ -5,6 +5,7 @@
 //! API, alerts and dashboard build on it.
 
 pub mod action;
+pub mod geohash;
 pub mod span;
 
 #[cfg(test)]

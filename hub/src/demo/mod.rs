@@ -178,6 +178,7 @@ pub async fn run(
         },
         media: MediaConfig::default(),
         fleet: Default::default(),
+        coverage: Default::default(),
     };
     let mut hub = Hub::start(hub_cfg).await?;
     eprintln!("demo: hub up, data in {}", root.display());

@@ -36,6 +36,14 @@ pub enum AlertKind {
     /// File indexes `file_from..=file_to` of a recorder were delivered by no
     /// dock, while lower and higher ones were, and no dock reported them missing.
     FileIndexGap,
+    /// An enforcement action ended without recordings of its officers
+    /// covering enough of it (coverage `alert_after_mins` after its end).
+    ActionUncovered,
+    /// An officer on duty (longer than coverage `unheard_after_mins`) from
+    /// whose recorders nothing has been heard.
+    OfficerUnheard,
+    /// A recording's bytes arrived after their deadline, or had not by it.
+    LateUpload,
 }
 
 impl AlertKind {
@@ -50,6 +58,9 @@ impl AlertKind {
             Self::RecorderFilesMissing => "recorder_files_missing",
             Self::ClockDrift => "clock_drift",
             Self::FileIndexGap => "file_index_gap",
+            Self::ActionUncovered => "action_uncovered",
+            Self::OfficerUnheard => "officer_unheard",
+            Self::LateUpload => "late_upload",
         }
     }
 }
@@ -76,6 +87,11 @@ pub struct Alert {
     pub file_from: Option<i64>,
     /// Last recorder file index concerned.
     pub file_to: Option<i64>,
+    /// The officer concerned (coverage alerts).
+    pub officer_id: Option<String>,
+    /// What a coverage alert is about: an action key, a duty key or a
+    /// media record id.
+    pub subject: Option<String>,
     /// Human-readable detail.
     pub detail: String,
     /// When raised.
@@ -108,6 +124,47 @@ impl<'a> Subject<'a> {
             files: None,
         }
     }
+}
+
+/// What a coverage alert is about: an action, a duty or a recording, of
+/// an officer, seen on a device.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct About<'a> {
+    /// The device concerned, if one is.
+    pub device_id: Option<&'a str>,
+    /// The officer concerned.
+    pub officer_id: Option<&'a str>,
+    /// The action key, duty key or record id.
+    pub subject: &'a str,
+}
+
+/// Raises a coverage alert, visible at once, inside the caller's transaction.
+pub(crate) fn raise_about(
+    tx: &Transaction<'_>,
+    kind: AlertKind,
+    about: About<'_>,
+    detail: &str,
+) -> anyhow::Result<()> {
+    let t = now();
+    tracing::info!(
+        kind = kind.as_str(),
+        subject = about.subject,
+        detail,
+        "alert raised"
+    );
+    tx.prepare_cached(
+        "INSERT INTO alerts (kind, device_id, officer_id, subject, detail, raised_at, visible_after)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+    )?
+    .execute(params![
+        kind.as_str(),
+        about.device_id,
+        about.officer_id,
+        about.subject,
+        detail,
+        t
+    ])?;
+    Ok(())
 }
 
 /// Raises an alert inside the caller's transaction, visible after `grace`.
@@ -185,6 +242,8 @@ fn alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
         detail: r.get(8)?,
         raised_at: r.get(9)?,
         resolved_at: r.get(10)?,
+        officer_id: r.get(11)?,
+        subject: r.get(12)?,
     })
 }
 
@@ -192,7 +251,7 @@ impl Store {
     /// Visible alerts, newest first; `open_only` leaves out resolved ones.
     pub fn alerts(&self, open_only: bool, limit: u32) -> anyhow::Result<Vec<Alert>> {
         let mut stmt = self.conn().prepare_cached(
-            "SELECT id, kind, device_id, agent_id, seq_from, seq_to, file_from, file_to, detail, raised_at, resolved_at FROM alerts
+            "SELECT id, kind, device_id, agent_id, seq_from, seq_to, file_from, file_to, detail, raised_at, resolved_at, officer_id, subject FROM alerts
              WHERE visible_after <= ?3 AND (?1 = 0 OR resolved_at IS NULL) ORDER BY id DESC LIMIT ?2",
         )?;
         let rows = stmt
@@ -219,7 +278,7 @@ impl Store {
         let late: Vec<Alert> = self
             .conn()
             .prepare_cached(
-                "SELECT id, kind, device_id, agent_id, seq_from, seq_to, file_from, file_to, detail, raised_at, resolved_at FROM alerts
+                "SELECT id, kind, device_id, agent_id, seq_from, seq_to, file_from, file_to, detail, raised_at, resolved_at, officer_id, subject FROM alerts
                  WHERE id <= ?1 AND visible_after > raised_at AND visible_after > ?2 AND visible_after <= ?3
                  ORDER BY visible_after, id",
             )?
@@ -229,9 +288,9 @@ impl Store {
             .conn()
             .prepare_cached(
                 "SELECT id, kind, device_id, agent_id, seq_from, seq_to, file_from, file_to, detail, raised_at, resolved_at,
-                        visible_after <= ?2 FROM alerts WHERE id > ?1 ORDER BY id LIMIT ?3",
+                        officer_id, subject, visible_after <= ?2 FROM alerts WHERE id > ?1 ORDER BY id LIMIT ?3",
             )?
-            .query_map(params![after_id, until, limit], |r| Ok((alert(r)?, r.get(11)?)))?
+            .query_map(params![after_id, until, limit], |r| Ok((alert(r)?, r.get(13)?)))?
             .collect::<Result<_, _>>()?;
         let looked = fresh.last().map_or(after_id, |(a, _)| a.id);
         let mut out = late;

@@ -8,31 +8,104 @@
 use std::collections::BTreeSet;
 
 use evsync_protocol::record::{Event, RecordBody};
-use rusqlite::{params, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use super::alerts::{raise_about, About, AlertKind};
 use super::now;
-use crate::coverage::action::{judge, Action, Assignment, Evidence, Policy, Recording, Verdict};
+use crate::coverage::action::{
+    judge, Action, Assignment, Evidence, Policy, Recording, RecordingEvent, Verdict,
+};
+use crate::coverage::geohash;
 use crate::coverage::span::Span;
 
 /// Recordings longer than this are taken as this long (a recorder's clock
 /// or header gone wrong), so that overlap queries stay index ranges.
 pub const MAX_RECORDING_MS: i64 = 24 * 3_600_000;
 
-fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
+pub(super) fn ms(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_millis()
 }
 
-fn parse_ms(stamp: &str) -> Option<i64> {
+pub(super) fn parse_ms(stamp: &str) -> Option<i64> {
     chrono::DateTime::parse_from_rfc3339(stamp)
         .ok()
         .map(|t| t.timestamp_millis())
 }
 
-/// Notes a media record's recording (not a re-copy of one already held).
-pub(crate) fn recorded(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::Result<()> {
+/// A stored time of milliseconds.
+pub(super) fn stamp_ms(at: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at)
+        .map(super::stamp)
+        .unwrap_or_default()
+}
+
+/// The thresholds coverage is judged by (hub.toml `[coverage]`), as the
+/// store keeps them: every connection judges with the same ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Action share and clock drift.
+    pub judge: Policy,
+    /// Hours after the end of its duty (or of the recording, outside any
+    /// duty) within which a recording's bytes must arrive.
+    pub timeliness_hours: i64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self {
+            judge: Policy::default(),
+            timeliness_hours: 24,
+        }
+    }
+}
+
+impl Thresholds {
+    /// The upload deadline of a recording ending at `end_ms`, in a duty
+    /// ending at `duty_end_ms` if any.
+    pub fn deadline(&self, end_ms: i64, duty_end_ms: Option<i64>) -> i64 {
+        duty_end_ms
+            .unwrap_or(end_ms)
+            .max(end_ms)
+            .saturating_add(self.timeliness_hours.saturating_mul(3_600_000))
+    }
+}
+
+/// The thresholds in force.
+pub(crate) fn thresholds(conn: &Connection) -> anyhow::Result<Thresholds> {
+    let t = conn
+        .prepare_cached(
+            "SELECT share_permille, drift_ms, timeliness_hours FROM coverage_policy WHERE id = 1",
+        )?
+        .query_row([], |r| {
+            Ok(Thresholds {
+                judge: Policy {
+                    share_permille: r.get(0)?,
+                    drift_ms: r.get(1)?,
+                },
+                timeliness_hours: r.get(2)?,
+            })
+        })
+        .optional()?;
+    Ok(t.unwrap_or_default())
+}
+
+/// Notes a media record's recording (not a re-copy of one already held):
+/// its span, whether its bytes are already held, the duty it was made in,
+/// where it was made; the officer's recorder was heard from.
+pub(crate) fn recorded(
+    tx: &Transaction<'_>,
+    body: &RecordBody,
+    stored: bool,
+) -> anyhow::Result<()> {
     let Some(m) = &body.media else {
         return Ok(());
     };
+    let domain: Option<String> = tx
+        .prepare_cached("SELECT domain FROM records WHERE id = ?1")?
+        .query_row([body.id.to_string()], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let domain = domain.as_deref();
     let device_start = ms(m.started_at.unwrap_or(body.device_time));
     let length = m
         .duration_ms
@@ -40,10 +113,15 @@ pub(crate) fn recorded(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::Resul
         .min(MAX_RECORDING_MS);
     let raw = Span::new(device_start, device_start.saturating_add(length));
     let real = raw.shifted(body.clock_offset_ms);
+    let duty_end = match &body.officer_id {
+        Some(o) => super::duty::end_of_duty_at(tx, o, real.end)?,
+        None => None,
+    };
+    let arrived = stored.then(|| ms(chrono::Utc::now()));
     tx.prepare_cached(
         "INSERT INTO recordings (record_id, device_id, officer_id, unit_code, start_ms, end_ms,
-                                 device_start_ms, device_end_ms, clock_offset_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (record_id) DO NOTHING",
+                                 device_start_ms, device_end_ms, clock_offset_ms, domain, arrived_ms, duty_end_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12) ON CONFLICT (record_id) DO NOTHING",
     )?
     .execute(params![
         body.id.to_string(),
@@ -54,21 +132,121 @@ pub(crate) fn recorded(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::Resul
         real.end,
         raw.start,
         raw.end,
-        body.clock_offset_ms
+        body.clock_offset_ms,
+        domain,
+        arrived,
+        duty_end
     ])?;
+    if let Some(g) = &body.geo {
+        geo_point(tx, real.start, g.lat, g.lon, "recording", body, domain)?;
+    }
+    if let Some(o) = &body.officer_id {
+        super::duty::heard(tx, o, real)?;
+    }
     rejudge_touching(tx, body.officer_id.as_deref(), &body.device_id, real, raw)
 }
 
-/// Notes an action's start or end from its event, and judges it once both are known.
-pub(crate) fn action_event(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::Result<()> {
+/// Notes a geotagged place.
+fn geo_point(
+    tx: &Transaction<'_>,
+    at: i64,
+    lat: f64,
+    lon: f64,
+    kind: &str,
+    body: &RecordBody,
+    domain: Option<&str>,
+) -> anyhow::Result<()> {
+    let Some(cell) = geohash::encode(lat, lon, geohash::CELL_CHARS) else {
+        return Ok(());
+    };
+    tx.prepare_cached(
+        "INSERT INTO geo_points (at_ms, cell, kind, officer_id, unit_code, domain) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![at, cell, kind, body.officer_id, body.unit_code, domain])?;
+    Ok(())
+}
+
+/// What a record other than media tells coverage: an action's start or
+/// end, a duty's, a recording the device says it started or stopped; and
+/// that the officer's device was heard from, on that day.
+pub(crate) fn on_record(
+    tx: &Transaction<'_>,
+    body: &RecordBody,
+    domain: Option<&str>,
+) -> anyhow::Result<()> {
     let at = ms(body.device_time) - body.clock_offset_ms;
+    heard_on_day(tx, &body.device_id, ms(chrono::Utc::now()))?;
+    if let Some(o) = &body.officer_id {
+        super::duty::heard(tx, o, Span::new(at, at + 1))?;
+    }
+    match &body.event {
+        Some(Event::ActionStarted { .. } | Event::ActionEnded { .. }) => {
+            action_event(tx, body, at, domain)
+        }
+        Some(Event::DutyStarted | Event::DutyEnded) => {
+            super::duty::duty_event(tx, body, at, domain)
+        }
+        Some(Event::RecordingStarted { .. }) => {
+            tx.prepare_cached(
+                "INSERT INTO recording_events (device_id, officer_id, start_ms) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![body.device_id, body.officer_id, at])?;
+            Ok(())
+        }
+        Some(Event::RecordingStopped { .. }) => {
+            let open: Option<(i64, i64)> = tx
+                .prepare_cached(
+                    "SELECT id, start_ms FROM recording_events WHERE device_id = ?1 AND end_ms IS NULL
+                     AND start_ms <= ?2 ORDER BY start_ms DESC LIMIT 1",
+                )?
+                .query_row(params![body.device_id, at], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            if let Some((id, start)) = open {
+                tx.prepare_cached("UPDATE recording_events SET end_ms = ?2 WHERE id = ?1")?
+                    .execute(params![id, at])?;
+                let span = Span::new(start, at.max(start + 1));
+                rejudge_touching(tx, body.officer_id.as_deref(), &body.device_id, span, span)?;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Notes that a device was heard from at `at_ms` (its day, China Standard Time).
+pub(crate) fn heard_on_day(tx: &Connection, device: &str, at_ms: i64) -> anyhow::Result<()> {
+    tx.prepare_cached("INSERT OR IGNORE INTO device_days (day, device_id) VALUES (?1, ?2)")?
+        .execute(params![cst_day(at_ms), device])?;
+    Ok(())
+}
+
+/// The date (China Standard Time, UTC+8) of a time in milliseconds.
+pub fn cst_day(at_ms: i64) -> String {
+    chrono::DateTime::<chrono::Utc>::from_timestamp_millis(at_ms + 8 * 3_600_000)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_default()
+}
+
+/// Notes an action's start or end from its event, and judges it once both are known.
+fn action_event(
+    tx: &Transaction<'_>,
+    body: &RecordBody,
+    at: i64,
+    record_domain: Option<&str>,
+) -> anyhow::Result<()> {
     let (action_id, start, end, domain, case) = match &body.event {
         Some(Event::ActionStarted {
             action_id,
             case_number,
             domain,
             ..
-        }) => (action_id, Some(at), None, Some(domain), case_number),
+        }) => (
+            action_id,
+            Some(at),
+            None,
+            Some(domain.as_str()),
+            case_number,
+        ),
         Some(Event::ActionEnded {
             action_id,
             case_number,
@@ -76,17 +254,33 @@ pub(crate) fn action_event(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::R
         _ => return Ok(()),
     };
     let key = format!("{}/{action_id}", body.device_id);
+    let cell = match (&body.geo, start) {
+        (Some(g), Some(_)) => geohash::encode(g.lat, g.lon, geohash::CELL_CHARS),
+        _ => None,
+    };
     tx.prepare_cached(
-        "INSERT INTO actions (action_key, action_id, device_id, unit_code, domain, case_number, start_ms, end_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+        "INSERT INTO actions (action_key, action_id, device_id, unit_code, domain, case_number, start_ms, end_ms, cell)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (action_key) DO UPDATE SET
              unit_code = COALESCE(unit_code, excluded.unit_code),
              domain = COALESCE(excluded.domain, domain),
              case_number = COALESCE(case_number, excluded.case_number),
              start_ms = COALESCE(excluded.start_ms, start_ms),
-             end_ms = COALESCE(excluded.end_ms, end_ms)",
+             end_ms = COALESCE(excluded.end_ms, end_ms),
+             cell = COALESCE(excluded.cell, cell)",
     )?
-    .execute(params![key, action_id, body.device_id, body.unit_code, domain, case, start, end])?;
+    .execute(params![key, action_id, body.device_id, body.unit_code, domain, case, start, end, cell])?;
+    if let (Some(g), Some(s)) = (&body.geo, start) {
+        geo_point(
+            tx,
+            s,
+            g.lat,
+            g.lon,
+            "action",
+            body,
+            domain.or(record_domain),
+        )?;
+    }
     if let Some(officer) = &body.officer_id {
         tx.prepare_cached(
             "INSERT OR IGNORE INTO action_officers (officer_id, action_key) VALUES (?1, ?2)",
@@ -96,16 +290,19 @@ pub(crate) fn action_event(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::R
     judge_action(tx, &key)
 }
 
-/// Judges again the actions the recordings of these media records touch
-/// (their bytes have just arrived).
+/// Notes that the bytes of these media records' recordings arrived: judges
+/// again what they bear on, and alerts a late upload.
 pub(crate) fn arrived(tx: &Transaction<'_>, record_ids: &[String]) -> anyhow::Result<()> {
+    let now_ms = ms(chrono::Utc::now());
+    let th = thresholds(tx)?;
     for id in record_ids {
-        let row: Option<(String, Option<String>, i64, i64, i64, i64)> = tx
+        let row: Option<ArrivedRow> = tx
             .prepare_cached(
-                "SELECT device_id, officer_id, start_ms, end_ms, device_start_ms, device_end_ms
-                 FROM recordings WHERE record_id = ?1",
+                "UPDATE recordings SET arrived_ms = COALESCE(arrived_ms, ?2) WHERE record_id = ?1
+                 RETURNING device_id, officer_id, start_ms, end_ms, device_start_ms, device_end_ms,
+                           duty_end_ms, late_alerted",
             )?
-            .query_row([id], |r| {
+            .query_row(params![id, now_ms], |r| {
                 Ok((
                     r.get(0)?,
                     r.get(1)?,
@@ -113,24 +310,82 @@ pub(crate) fn arrived(tx: &Transaction<'_>, record_ids: &[String]) -> anyhow::Re
                     r.get(3)?,
                     r.get(4)?,
                     r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
                 ))
             })
             .optional()?;
-        if let Some((device, officer, s, e, ds, de)) = row {
-            rejudge_touching(
-                tx,
-                officer.as_deref(),
-                &device,
-                Span::new(s, e),
-                Span::new(ds, de),
-            )?;
+        let Some((device, officer, s, e, ds, de, duty_end, alerted)) = row else {
+            continue;
+        };
+        let deadline = th.deadline(e, duty_end);
+        if now_ms > deadline && !alerted {
+            late_upload(tx, id, &device, officer.as_deref(), deadline, Some(now_ms))?;
         }
+        rejudge_touching(
+            tx,
+            officer.as_deref(),
+            &device,
+            Span::new(s, e),
+            Span::new(ds, de),
+        )?;
     }
     Ok(())
 }
 
-/// Judges again every action a recording may bear on: those of its officer,
-/// and those of whoever had its device, overlapping its real or raw span.
+/// device, officer, real start and end, raw start and end, duty end, late alerted.
+type ArrivedRow = (
+    String,
+    Option<String>,
+    i64,
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    bool,
+);
+
+/// Raises the alert of a recording whose bytes missed their deadline
+/// (arrived late at `arrived`, or not at all yet).
+pub(super) fn late_upload(
+    tx: &Transaction<'_>,
+    record_id: &str,
+    device: &str,
+    officer: Option<&str>,
+    deadline: i64,
+    arrived: Option<i64>,
+) -> anyhow::Result<()> {
+    let when = match arrived {
+        Some(at) => format!(
+            "arrived {:.1} h after its deadline {}",
+            (at - deadline) as f64 / 3_600_000.0,
+            stamp_ms(deadline)
+        ),
+        None => format!("has not arrived; its deadline was {}", stamp_ms(deadline)),
+    };
+    raise_about(
+        tx,
+        AlertKind::LateUpload,
+        About {
+            device_id: Some(device),
+            officer_id: officer,
+            subject: record_id,
+        },
+        &format!(
+            "recording {record_id} of {device}{}: {when}",
+            officer
+                .map(|o| format!(" (officer {o})"))
+                .unwrap_or_default()
+        ),
+    )?;
+    tx.prepare_cached("UPDATE recordings SET late_alerted = 1 WHERE record_id = ?1")?
+        .execute([record_id])?;
+    Ok(())
+}
+
+/// Judges again every action and duty hour a recording may bear on: those
+/// of its officer, and those of whoever had its device, overlapping its
+/// real or raw span.
 fn rejudge_touching(
     tx: &Transaction<'_>,
     officer: Option<&str>,
@@ -161,11 +416,11 @@ fn rejudge_touching(
     for k in keys {
         judge_action(tx, &k)?;
     }
-    Ok(())
+    super::duty::rejudge_hours(tx, &officers, Span::new(from, to))
 }
 
 /// Judges one action (once both its ends are known) and caches the verdict.
-fn judge_action(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()> {
+pub(super) fn judge_action(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()> {
     let ends: Option<(Option<i64>, Option<i64>)> = tx
         .prepare_cached("SELECT start_ms, end_ms FROM actions WHERE action_key = ?1")?
         .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
@@ -182,29 +437,27 @@ fn judge_action(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()> {
         officers,
         span: Span::new(start, end),
     };
-    let assignments = assignments_of(tx, &action.officers)?;
-    let recordings = recordings_near(tx, &action, &assignments)?;
-    let v = judge(
-        &action,
-        Evidence {
-            recordings: &recordings,
-            assignments: &assignments,
-            events: &[],
-        },
-        Policy::default(),
-    );
+    let v = verdict(tx, &action)?;
     store_verdict(tx, key, &v)
 }
 
+/// Gathers what bears on `action` from the store and judges it.
+pub(super) fn verdict(tx: &Transaction<'_>, action: &Action) -> anyhow::Result<Verdict> {
+    let assignments = assignments_of(tx, &action.officers)?;
+    let recordings = recordings_near(tx, action, &assignments)?;
+    let events = recording_events_near(tx, action, &assignments)?;
+    Ok(judge(
+        action,
+        Evidence {
+            recordings: &recordings,
+            assignments: &assignments,
+            events: &events,
+        },
+        thresholds(tx)?.judge,
+    ))
+}
+
 fn store_verdict(tx: &Transaction<'_>, key: &str, v: &Verdict) -> anyhow::Result<()> {
-    let cause = v
-        .cause
-        .map(|c| {
-            serde_json::to_value(c)
-                .ok()
-                .and_then(|s| s.as_str().map(str::to_owned))
-        })
-        .unwrap_or_default();
     tx.prepare_cached(
         "UPDATE actions SET span_ms = ?2, covered_ms = ?3, covered = ?4, cause = ?5, judged_at = ?6
          WHERE action_key = ?1",
@@ -214,9 +467,17 @@ fn store_verdict(tx: &Transaction<'_>, key: &str, v: &Verdict) -> anyhow::Result
         v.span_ms,
         v.covered_ms,
         v.covered,
-        cause,
+        v.cause.map(|c| c.as_str()),
         now()
     ])?;
+    if v.covered {
+        // Covered after all (its media arrived): the alert is settled.
+        tx.prepare_cached(
+            "UPDATE alerts SET resolved_at = ?2
+             WHERE subject = ?1 AND kind = 'action_uncovered' AND resolved_at IS NULL",
+        )?
+        .execute(params![key, now()])?;
+    }
     Ok(())
 }
 
@@ -250,6 +511,19 @@ fn assignments_of(tx: &Transaction<'_>, officers: &[String]) -> anyhow::Result<V
     Ok(out)
 }
 
+/// The devices assigned to the action's officers during it.
+fn devices_during<'a>(action: &Action, assignments: &'a [Assignment]) -> BTreeSet<&'a str> {
+    let span = Span::new(
+        action.span.start,
+        action.span.end.max(action.span.start + 1),
+    );
+    assignments
+        .iter()
+        .filter(|a| a.span.overlaps(span))
+        .map(|a| a.device_id.as_str())
+        .collect()
+}
+
 /// The recordings that may bear on `action`: its officers' (by real or raw
 /// time), and those of the devices assigned to them (by real time).
 fn recordings_near(
@@ -259,7 +533,7 @@ fn recordings_near(
 ) -> anyhow::Result<Vec<Recording>> {
     const COLUMNS: &str =
         "r.record_id, r.device_id, r.officer_id, r.device_start_ms, r.device_end_ms,
-        r.clock_offset_ms, COALESCE(m.state = 'stored', 0)";
+        r.clock_offset_ms, r.arrived_ms IS NOT NULL";
     let read = |r: &rusqlite::Row<'_>| {
         Ok(Recording {
             record_id: r.get(0)?,
@@ -282,7 +556,7 @@ fn recordings_near(
         }
     };
     let mut by_officer = tx.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM recordings r LEFT JOIN media m ON m.record_id = r.record_id
+        "SELECT {COLUMNS} FROM recordings r
          WHERE r.officer_id = ?1 AND ((r.start_ms < ?3 AND r.start_ms > ?2 - {MAX_RECORDING_MS} AND r.end_ms > ?2)
             OR (r.device_start_ms < ?3 AND r.device_start_ms > ?2 - {MAX_RECORDING_MS} AND r.device_end_ms > ?2))"
     ))?;
@@ -292,15 +566,10 @@ fn recordings_near(
         }
     }
     let mut by_device = tx.prepare_cached(&format!(
-        "SELECT {COLUMNS} FROM recordings r LEFT JOIN media m ON m.record_id = r.record_id
+        "SELECT {COLUMNS} FROM recordings r
          WHERE r.device_id = ?1 AND r.start_ms < ?3 AND r.start_ms > ?2 - {MAX_RECORDING_MS} AND r.end_ms > ?2"
     ))?;
-    let devices: BTreeSet<&str> = assignments
-        .iter()
-        .filter(|a| a.span.overlaps(Span::new(s, e)))
-        .map(|a| a.device_id.as_str())
-        .collect();
-    for d in devices {
+    for d in devices_during(action, assignments) {
         for rec in by_device.query_map(params![d, s, e], read)? {
             keep(rec?);
         }
@@ -308,189 +577,143 @@ fn recordings_near(
     Ok(out)
 }
 
-/// Fills in recordings and actions for the records a store held before
-/// schema 5, in hub order (as ingest would have).
-pub(crate) fn backfill(tx: &Transaction<'_>) -> anyhow::Result<()> {
-    let mut stmt = tx.prepare(
-        "SELECT r.body, m.recopy_of IS NOT NULL FROM records r LEFT JOIN media m ON m.record_id = r.id
-         WHERE r.kind = 'media' OR r.case_number IS NOT NULL OR r.body LIKE '%\"action_%'
-         ORDER BY r.hub_seq",
+/// The recordings devices said they made that touch `action`: of its
+/// officers, or of the devices assigned to them. One still running counts
+/// as running to now.
+fn recording_events_near(
+    tx: &Transaction<'_>,
+    action: &Action,
+    assignments: &[Assignment],
+) -> anyhow::Result<Vec<RecordingEvent>> {
+    let (s, e) = (
+        action.span.start,
+        action.span.end.max(action.span.start + 1),
+    );
+    let now_ms = ms(chrono::Utc::now());
+    let read = |r: &rusqlite::Row<'_>| {
+        let start: i64 = r.get(2)?;
+        let end: Option<i64> = r.get(3)?;
+        Ok(RecordingEvent {
+            device_id: r.get(0)?,
+            officer_id: r.get(1)?,
+            span: Span::new(start, end.unwrap_or(now_ms).max(start + 1)),
+        })
+    };
+    let mut out = Vec::new();
+    let mut by_officer = tx.prepare_cached(
+        "SELECT device_id, officer_id, start_ms, end_ms FROM recording_events
+         WHERE officer_id = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR end_ms > ?2)",
     )?;
-    let rows: Vec<(Vec<u8>, bool)> = stmt
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (bytes, recopy) in rows {
+    for o in &action.officers {
+        for ev in by_officer.query_map(params![o, s, e], read)? {
+            out.push(ev?);
+        }
+    }
+    let mut by_device = tx.prepare_cached(
+        "SELECT device_id, officer_id, start_ms, end_ms FROM recording_events
+         WHERE device_id = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR end_ms > ?2)",
+    )?;
+    for d in devices_during(action, assignments) {
+        for ev in by_device.query_map(params![d, s, e], read)? {
+            out.push(ev?);
+        }
+    }
+    Ok(out)
+}
+
+/// Fills in the coverage tables for the records a store held before
+/// schema 6, in hub order (as ingest would have). They hold nothing but
+/// what records say, so they are emptied first.
+pub(crate) fn backfill(tx: &Transaction<'_>) -> anyhow::Result<()> {
+    for table in [
+        "recordings",
+        "actions",
+        "action_officers",
+        "duties",
+        "duty_hours",
+        "recording_events",
+        "geo_points",
+    ] {
+        tx.execute(&format!("DELETE FROM {table} WHERE 1"), [])?;
+    }
+    let mut stmt = tx.prepare(
+        "SELECT r.body, r.domain, m.recopy_of IS NOT NULL, m.state = 'stored', m.stored_at
+         FROM records r LEFT JOIN media m ON m.record_id = r.id ORDER BY r.hub_seq",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, Vec<u8>>(0)?,
+            r.get::<_, Option<String>>(1)?,
+            r.get::<_, Option<bool>>(2)?,
+            r.get::<_, Option<bool>>(3)?,
+            r.get::<_, Option<String>>(4)?,
+        ))
+    })?;
+    for row in rows {
+        let (bytes, domain, recopy, stored, stored_at) = row?;
         let Ok(body) = RecordBody::parse(&bytes) else {
             continue; // verified when stored; one that no longer parses is reported by the feed
         };
         if body.media.is_some() {
-            if !recopy {
-                recorded(tx, &body)?;
+            if recopy != Some(true) {
+                recorded(tx, &body, false)?;
+                if stored == Some(true) {
+                    let at = stored_at.as_deref().and_then(parse_ms);
+                    tx.prepare_cached(
+                        "UPDATE recordings SET arrived_ms = ?2 WHERE record_id = ?1",
+                    )?
+                    .execute(params![body.id.to_string(), at])?;
+                    rejudge_arrived(tx, &body.id.to_string())?;
+                }
             }
         } else {
-            action_event(tx, &body)?;
+            on_record(tx, &body, domain.as_deref())?;
         }
     }
     Ok(())
 }
 
-impl super::Store {
-    /// Judged actions that start in `[from, to)` (milliseconds), oldest first.
-    pub fn judged_actions(&self, from: i64, to: i64) -> anyhow::Result<Vec<JudgedAction>> {
-        let mut stmt = self.conn().prepare_cached(
-            "SELECT action_key, action_id, device_id, unit_code, domain, case_number, start_ms, end_ms,
-                    span_ms, covered_ms, covered, cause
-             FROM actions WHERE span_ms IS NOT NULL AND start_ms >= ?1 AND start_ms < ?2 ORDER BY start_ms",
-        )?;
-        let rows = stmt
-            .query_map(params![from, to], |r| {
-                Ok(JudgedAction {
-                    key: r.get(0)?,
-                    action_id: r.get(1)?,
-                    device_id: r.get(2)?,
-                    unit_code: r.get(3)?,
-                    domain: r.get(4)?,
-                    case_number: r.get(5)?,
-                    start_ms: r.get(6)?,
-                    end_ms: r.get(7)?,
-                    span_ms: r.get(8)?,
-                    covered_ms: r.get(9)?,
-                    covered: r.get(10)?,
-                    cause: r.get::<_, Option<String>>(11)?.filter(|c| !c.is_empty()),
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
-    }
-}
-
-/// An action with its cached verdict.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct JudgedAction {
-    /// `<device>/<action_id>`.
-    pub key: String,
-    /// The action id of its events.
-    pub action_id: String,
-    /// The device whose events made it.
-    pub device_id: String,
-    /// Unit, as on its start event.
-    pub unit_code: Option<String>,
-    /// Enforcement domain.
-    pub domain: Option<String>,
-    /// Case number, if any.
-    pub case_number: Option<String>,
-    /// Start, milliseconds.
-    pub start_ms: i64,
-    /// End, milliseconds.
-    pub end_ms: i64,
-    /// Length, milliseconds.
-    pub span_ms: i64,
-    /// Milliseconds covered by its officers' arrived recordings.
-    pub covered_ms: i64,
-    /// Whether that reaches the share.
-    pub covered: bool,
-    /// Why not (`clock_problem`, `no_recorder_assigned`, ...).
-    pub cause: Option<String>,
-}
-
-/// What coverage figures are grouped by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupBy {
-    /// The unit on the action's start event.
-    Unit,
-    /// The action's enforcement domain.
-    Domain,
-    /// Each of the action's officers (an action of two officers counts for both).
-    Officer,
-    /// The day it started, China Standard Time (UTC+8).
-    Day,
-}
-
-impl GroupBy {
-    /// The group with this name; the error names the choices.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        match s {
-            "unit" => Ok(Self::Unit),
-            "domain" => Ok(Self::Domain),
-            "officer" => Ok(Self::Officer),
-            "day" => Ok(Self::Day),
-            _ => Err(format!(
-                "group_by = {s:?}: expected unit, domain, officer or day"
-            )),
-        }
-    }
-
-    fn key_sql(self) -> &'static str {
-        match self {
-            Self::Unit => "a.unit_code",
-            Self::Domain => "a.domain",
-            Self::Officer => "o.officer_id",
-            Self::Day => "date(a.start_ms / 1000 + 8 * 3600, 'unixepoch')",
-        }
-    }
-}
-
-/// Action coverage of one group: numerator, denominator and the causes of
-/// the uncovered ones.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ActionCoverage {
-    /// The group (a unit code, domain, officer number or date); null when
-    /// the actions carry none.
-    pub key: Option<String>,
-    /// Covered actions.
-    pub covered: i64,
-    /// All judged actions.
-    pub total: i64,
-    /// Uncovered actions by cause.
-    pub causes: std::collections::BTreeMap<String, i64>,
-}
-
-impl super::Store {
-    /// Action coverage of the actions starting in `[from, to)` (milliseconds), by group.
-    pub fn action_coverage(
-        &self,
-        by: GroupBy,
-        from: i64,
-        to: i64,
-    ) -> anyhow::Result<Vec<ActionCoverage>> {
-        let key = by.key_sql();
-        let join = match by {
-            GroupBy::Officer => "JOIN action_officers o ON o.action_key = a.action_key",
-            _ => "",
-        };
-        let mut stmt = self.conn().prepare(&format!(
-            "SELECT {key} AS k, a.covered, COALESCE(a.cause, ''), COUNT(*) FROM actions a {join}
-             WHERE a.span_ms IS NOT NULL AND a.start_ms >= ?1 AND a.start_ms < ?2
-             GROUP BY k, a.covered, a.cause ORDER BY k"
-        ))?;
-        let mut groups: Vec<ActionCoverage> = Vec::new();
-        let rows = stmt.query_map(params![from, to], |r| {
+/// Judges again what an arrived recording bears on (no alert: used when
+/// filling in history).
+fn rejudge_arrived(tx: &Transaction<'_>, record_id: &str) -> anyhow::Result<()> {
+    let row: Option<(String, Option<String>, i64, i64, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT device_id, officer_id, start_ms, end_ms, device_start_ms, device_end_ms
+             FROM recordings WHERE record_id = ?1",
+        )?
+        .query_row([record_id], |r| {
             Ok((
-                r.get::<_, Option<String>>(0)?,
-                r.get::<_, bool>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, i64>(3)?,
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
             ))
-        })?;
-        for row in rows {
-            let (k, covered, cause, n) = row?;
-            if groups.last().is_none_or(|g| g.key != k) {
-                groups.push(ActionCoverage {
-                    key: k,
-                    covered: 0,
-                    total: 0,
-                    causes: Default::default(),
-                });
-            }
-            if let Some(g) = groups.last_mut() {
-                g.total += n;
-                if covered {
-                    g.covered += n;
-                } else {
-                    *g.causes.entry(cause).or_default() += n;
-                }
-            }
-        }
-        Ok(groups)
+        })
+        .optional()?;
+    if let Some((device, officer, s, e, ds, de)) = row {
+        rejudge_touching(
+            tx,
+            officer.as_deref(),
+            &device,
+            Span::new(s, e),
+            Span::new(ds, de),
+        )?;
     }
+    Ok(())
+}
+
+/// Judges every action and finished duty again (the thresholds changed).
+pub(super) fn judge_all(tx: &Transaction<'_>) -> anyhow::Result<()> {
+    let keys: Vec<String> = tx
+        .prepare(
+            "SELECT action_key FROM actions WHERE start_ms IS NOT NULL AND end_ms IS NOT NULL",
+        )?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for k in keys {
+        judge_action(tx, &k)?;
+    }
+    super::duty::settle_all(tx)
 }

@@ -170,7 +170,7 @@ pub fn parse_officers_csv(text: &str) -> Result<Vec<Officer>, Vec<String>> {
     parse_csv(text, Officer::problems)
 }
 
-fn parse_csv<T: serde::de::DeserializeOwned>(
+pub(crate) fn parse_csv<T: serde::de::DeserializeOwned>(
     text: &str,
     problems_of: impl Fn(&T) -> Vec<String>,
 ) -> Result<Vec<T>, Vec<String>> {

@@ -163,7 +163,7 @@ pub(crate) fn expect(tx: &Transaction<'_>, body: &RecordBody) -> anyhow::Result<
     ])?;
     // For coverage, once the media row says whether its bytes are held.
     if recopy_of.is_none() {
-        super::coverage::recorded(tx, body)?;
+        super::coverage::recorded(tx, body, held)?;
     }
     Ok(MediaRow {
         record_id: body.id.to_string(),

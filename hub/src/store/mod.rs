@@ -15,27 +15,38 @@ mod alerts;
 mod audit;
 mod coverage;
 mod devices;
+mod duty;
+mod figures;
 mod file_index;
 mod fleet;
+mod imported;
 mod media;
 mod records;
+mod sweep;
 #[cfg(test)]
 mod tests;
 mod tokens;
 
 pub use alerts::{Alert, AlertKind};
 pub use audit::{AuditCheck, AuditEntry, AuditEvent};
-pub use coverage::{ActionCoverage, GroupBy, JudgedAction};
+pub use coverage::{cst_day, Thresholds};
 pub use devices::{apply_liveness, Announced, Announcement, DeviceKind, DeviceRow, DeviceState};
+pub use duty::{parse_roster_csv, RosterDuty};
+pub use figures::{
+    ActionCoverage, Cell, DutyHour, Figures, GroupBy, Integrity, JudgedAction, LateUpload,
+    OfficerDay, Ratio, Scope, TimeCoverage, Timeliness, MAX_ROWS,
+};
 pub(crate) use file_index::delivered as media_delivered;
 pub use fleet::{
     parse_officers_csv, parse_units_csv, Assignment, NewAssignment, Officer, Roster, Unit,
 };
+pub use imported::{check_actions, parse_actions_csv, ImportedAction, Officers};
 pub(crate) use media::expect as expect_media;
 pub use media::{MediaRow, MediaState};
 pub use records::RecordFilter;
 pub(crate) use records::{insert as insert_record, source_name};
 pub use records::{Inserted, StoredRecord, VerifiedRecord};
+pub use sweep::Swept;
 pub use tokens::{token_hash, NewToken, Role, TokenRow};
 
 use std::path::Path;
@@ -44,7 +55,7 @@ use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 5;
+const SCHEMA_VERSION: i64 = 6;
 
 /// A connection to the hub store.
 pub struct Store {
@@ -100,18 +111,19 @@ impl Store {
                 "store schema version {version} is newer than this hub understands ({SCHEMA_VERSION}): upgrade the hub"
             );
         }
-        let steps: [(i64, &str); 5] = [
+        let steps: [(i64, &str); 6] = [
             (1, include_str!("schema.sql")),
             (2, include_str!("media.sql")),
             (3, include_str!("chains.sql")),
             (4, include_str!("fleet.sql")),
             (5, include_str!("coverage.sql")),
+            (6, include_str!("figures.sql")),
         ];
         for (to, sql) in steps.into_iter().filter(|(to, _)| *to > version) {
             let tx = self.conn.transaction()?;
             tx.execute_batch(sql)
                 .with_context(|| format!("migrating to schema version {to}"))?;
-            if to == 5 {
+            if to == 6 {
                 coverage::backfill(&tx).context("filling in coverage for the records held")?;
             }
             tx.pragma_update(None, "user_version", to)?;

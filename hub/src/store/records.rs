@@ -270,7 +270,11 @@ pub(crate) fn insert(
         case_number
     ])?;
     fleet_facts(tx, b)?;
-    super::coverage::action_event(tx, b)?;
+    if b.media.is_none() {
+        super::coverage::on_record(tx, b, domain.as_deref())?;
+    } else {
+        super::coverage::heard_on_day(tx, device, super::coverage::ms(chrono::Utc::now()))?;
+    }
     if b.seq < max {
         resolve_filled_gaps(tx, device, agent, b.seq)?;
     }

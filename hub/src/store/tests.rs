@@ -451,8 +451,8 @@ fn a_version_2_store_migrates_keeping_records_cursors_and_alerts() {
         .conn()
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5);
-    // Version 5: the old media record is a recording for coverage.
+    assert_eq!(version, 6);
+    // Versions 5 and 6: the old media record is a recording for coverage.
     let recordings: i64 = s
         .conn()
         .query_row("SELECT COUNT(*) FROM recordings", [], |r| r.get(0))
@@ -548,7 +548,7 @@ fn an_action_is_judged_when_it_ends_and_again_when_its_recording_s_bytes_arrive(
         });
     });
     let verdicts = |s: &Store| {
-        s.judged_actions(0, i64::MAX)
+        s.judged_actions(&everything(), None, None, 100)
             .unwrap()
             .into_iter()
             .map(|a| (a.covered_ms, a.covered, a.cause))
@@ -584,7 +584,7 @@ fn an_action_is_judged_when_it_ends_and_again_when_its_recording_s_bytes_arrive(
     // Its bytes arrive verified: covered, 10 of 10 minutes.
     s.blob_stored(&"c".repeat(64), 100).unwrap();
     assert_eq!(verdicts(&s), vec![(10 * 60_000, true, None)]);
-    let a = &s.judged_actions(0, i64::MAX).unwrap()[0];
+    let a = &s.judged_actions(&everything(), None, None, 100).unwrap()[0];
     assert_eq!(
         (
             a.key.as_str(),
@@ -593,4 +593,13 @@ fn an_action_is_judged_when_it_ends_and_again_when_its_recording_s_bytes_arrive(
         ),
         ("field-cov/act-9", Some("01"), Some("渝北市监罚〔2026〕9号"))
     );
+}
+
+/// A scope of all time, no filter.
+fn everything() -> crate::store::Scope {
+    crate::store::Scope {
+        from: 0,
+        to: i64::MAX,
+        ..Default::default()
+    }
 }
