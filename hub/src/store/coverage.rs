@@ -175,7 +175,6 @@ pub(crate) fn on_record(
     domain: Option<&str>,
 ) -> anyhow::Result<()> {
     let at = ms(body.device_time) - body.clock_offset_ms;
-    heard_on_day(tx, &body.device_id, ms(chrono::Utc::now()))?;
     if let Some(o) = &body.officer_id {
         super::duty::heard(tx, o, Span::new(at, at + 1))?;
     }
@@ -213,7 +212,8 @@ pub(crate) fn on_record(
     }
 }
 
-/// Notes that a device was heard from at `at_ms` (its day, China Standard Time).
+/// Notes that a device was heard from at `at_ms`: a record it made then, or
+/// a status it sent (its day, China Standard Time).
 pub(crate) fn heard_on_day(tx: &Connection, device: &str, at_ms: i64) -> anyhow::Result<()> {
     tx.prepare_cached("INSERT OR IGNORE INTO device_days (day, device_id) VALUES (?1, ?2)")?
         .execute(params![cst_day(at_ms), device])?;
@@ -292,8 +292,11 @@ fn action_event(
 
 /// Notes that the bytes of these media records' recordings arrived: judges
 /// again what they bear on, and alerts a late upload.
-pub(crate) fn arrived(tx: &Transaction<'_>, record_ids: &[String]) -> anyhow::Result<()> {
-    let now_ms = ms(chrono::Utc::now());
+pub(crate) fn arrived(
+    tx: &Transaction<'_>,
+    record_ids: &[String],
+    now_ms: i64,
+) -> anyhow::Result<()> {
     let th = thresholds(tx)?;
     for id in record_ids {
         let row: Option<ArrivedRow> = tx

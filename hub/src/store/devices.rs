@@ -453,6 +453,21 @@ impl Store {
                     int("storage_total_bytes")
                 ],
             )?;
+            // Heard from today; and so its officer's recorder, if on duty.
+            let at = chrono::Utc::now().timestamp_millis();
+            super::coverage::heard_on_day(tx, device_id, at)?;
+            let officer: Option<String> = tx
+                .query_row(
+                    "SELECT officer_id FROM devices WHERE device_id = ?1",
+                    [device_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            if let (Some(o), true) = (officer, online) {
+                let now = crate::coverage::span::Span::new(at, at + 1);
+                super::duty::heard(tx, &o, now)?;
+            }
             let listed = status
                 .get("slots")
                 .and_then(|s| s.as_array())

@@ -218,8 +218,20 @@ impl Store {
     /// in the blob folder, and marks every record awaiting it stored. Returns
     /// those records (each is owed a media receipt).
     pub fn blob_stored(&mut self, sha256: &str, size: u64) -> anyhow::Result<Vec<MediaRow>> {
+        self.blob_stored_at(sha256, size, chrono::Utc::now())
+    }
+
+    /// [`Store::blob_stored`] at a given time: for bytes that arrived
+    /// earlier than they are recorded (history brought into a new hub, and
+    /// timeliness measured against when they really came).
+    pub fn blob_stored_at(
+        &mut self,
+        sha256: &str,
+        size: u64,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> anyhow::Result<Vec<MediaRow>> {
         self.in_transaction(|tx| {
-            let t = now();
+            let t = super::stamp(at);
             tx.prepare_cached(
                 "INSERT INTO blobs (sha256, size, stored_at) VALUES (?1, ?2, ?3) ON CONFLICT (sha256) DO NOTHING",
             )?
@@ -232,7 +244,7 @@ impl Store {
                 .query_map(params![sha256, size as i64, t], row)?
                 .collect::<Result<Vec<_>, _>>()?;
             let ids: Vec<String> = rows.iter().map(|r| r.record_id.clone()).collect();
-            super::coverage::arrived(tx, &ids)?;
+            super::coverage::arrived(tx, &ids, at.timestamp_millis())?;
             Ok(rows)
         })
     }

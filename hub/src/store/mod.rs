@@ -17,6 +17,8 @@ mod coverage;
 mod devices;
 mod duty;
 mod figures;
+#[cfg(test)]
+mod figures_tests;
 mod file_index;
 mod fleet;
 mod imported;

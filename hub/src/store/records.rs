@@ -270,10 +270,10 @@ pub(crate) fn insert(
         case_number
     ])?;
     fleet_facts(tx, b)?;
+    // Heard from on the day it made the record (a recorder synced days later still worked then).
+    super::coverage::heard_on_day(tx, device, occurred.timestamp_millis())?;
     if b.media.is_none() {
         super::coverage::on_record(tx, b, domain.as_deref())?;
-    } else {
-        super::coverage::heard_on_day(tx, device, super::coverage::ms(chrono::Utc::now()))?;
     }
     if b.seq < max {
         resolve_filled_gaps(tx, device, agent, b.seq)?;

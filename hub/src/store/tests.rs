@@ -15,16 +15,16 @@ use super::{
 const LONG: Duration = Duration::from_secs(3600);
 
 /// Builds, signs and numbers records of one source.
-struct Source {
+pub(super) struct Source {
     device: String,
     agent: String,
     key: SigningKey,
     seq: u64,
-    head: Hash,
+    pub(super) head: Hash,
 }
 
 impl Source {
-    fn new(device: &str, agent: &str) -> Self {
+    pub(super) fn new(device: &str, agent: &str) -> Self {
         let seed = agent.bytes().fold([1u8; 32], |mut s, b| {
             s[usize::from(b) % 32] ^= b;
             s
@@ -70,7 +70,7 @@ impl Source {
     }
 
     /// The next record of the chain, shaped by `f`.
-    fn next(&mut self, f: impl FnOnce(&mut RecordBody)) -> VerifiedRecord {
+    pub(super) fn next(&mut self, f: impl FnOnce(&mut RecordBody)) -> VerifiedRecord {
         self.seq += 1;
         let mut body = self.body(self.seq, self.head);
         f(&mut body);
@@ -109,14 +109,14 @@ impl Source {
     }
 }
 
-fn store() -> (tempfile::TempDir, Store) {
+pub(super) fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("hub.sqlite")).unwrap();
     (dir, store)
 }
 
 /// Stores records as ingest does (media bookkeeping and file index checks included).
-fn put(store: &mut Store, grace: Duration, recs: &[VerifiedRecord]) -> Vec<Inserted> {
+pub(super) fn put(store: &mut Store, grace: Duration, recs: &[VerifiedRecord]) -> Vec<Inserted> {
     store
         .in_transaction(|tx| {
             recs.iter()
@@ -596,7 +596,7 @@ fn an_action_is_judged_when_it_ends_and_again_when_its_recording_s_bytes_arrive(
 }
 
 /// A scope of all time, no filter.
-fn everything() -> crate::store::Scope {
+pub(super) fn everything() -> crate::store::Scope {
     crate::store::Scope {
         from: 0,
         to: i64::MAX,

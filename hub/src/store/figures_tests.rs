@@ -1,0 +1,710 @@
+//! Every coverage figure of one small district day, worked out by hand
+//! (issue 6). The scenario, 30 November 2026, China Standard Time:
+//!
+//! - Officer A (200001, unit U1 = 500103000000) carries field device FA,
+//!   on duty 08:00–12:00. Recordings: rec1 08:10–08:50 and rec2 08:40–09:20
+//!   (overlapping: together 08:10–09:20), rec3 10:00–10:30 whose bytes have
+//!   not arrived. Actions: act-1 08:20–08:45, act-2 09:00–09:30, act-3
+//!   10:05–10:25.
+//! - Officer B (200002, unit U2 = 500112000000) carries field device FB, on
+//!   duty 08:30–10:30, and was checked out recorder R1 at 08:00 — whose clock
+//!   runs 2 h fast: its recording says 11:00–11:30, really 09:00–09:30.
+//!   Actions: act-4 09:05–09:25, act-5 10:00–10:20, act-6 11:05–11:25.
+//! - Officer C (200003, unit U1) is on the roster 09:00–11:00 with no device,
+//!   and an action imported from the case system, imp-1 09:30–10:00.
+//! - Recorder R2 is registered and never heard from.
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use evsync_protocol::chain::Hash;
+use evsync_protocol::record::{Event, FixQuality, Geo, Kind, Media, RecordBody};
+
+use super::fleet::{assign_in, NewAssignment, Officer};
+use super::tests::{put, store, Source};
+use super::{GroupBy, ImportedAction, Officers, RosterDuty, Scope, Store};
+use crate::coverage::geohash;
+
+const A: &str = "200001";
+const B: &str = "200002";
+const C: &str = "200003";
+const U1: &str = "500103000000";
+const U2: &str = "500112000000";
+const MIN: i64 = 60_000;
+/// Chaotianmen, and Jiefangbei about 1.2 km away.
+const X: (f64, f64) = (29.5647, 106.5862);
+const Y: (f64, f64) = (29.5575, 106.5770);
+
+/// 30 November 2026 at `h:m` China Standard Time.
+fn t(h: u32, m: u32) -> DateTime<Utc> {
+    day(30, h, m)
+}
+
+fn day(d: u32, h: u32, m: u32) -> DateTime<Utc> {
+    let cst = chrono::FixedOffset::east_opt(8 * 3600).unwrap();
+    let month = if d >= 30 { 11 } else { 12 };
+    cst.with_ymd_and_hms(2026, month, d, h, m, 0)
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+fn geo((lat, lon): (f64, f64)) -> Geo {
+    Geo {
+        lat,
+        lon,
+        quality: FixQuality::Gps,
+        age_ms: 0,
+        satellites: None,
+        hdop: None,
+        altitude_m: None,
+    }
+}
+
+fn who(b: &mut RecordBody, officer: &str, unit: &str) {
+    b.officer_id = Some(officer.into());
+    b.unit_code = Some(unit.into());
+}
+
+/// An event of `src` at `at` by `officer` of `unit`.
+fn event(
+    src: &mut Source,
+    officer: &str,
+    unit: &str,
+    at: DateTime<Utc>,
+    ev: Event,
+) -> super::VerifiedRecord {
+    src.next(|b| {
+        who(b, officer, unit);
+        b.device_time = at;
+        b.event = Some(ev);
+    })
+}
+
+fn started(id: &str, domain: &str) -> Event {
+    Event::ActionStarted {
+        action_id: id.into(),
+        case_number: None,
+        domain: domain.into(),
+        legal_basis: None,
+    }
+}
+
+fn ended(id: &str) -> Event {
+    Event::ActionEnded {
+        action_id: id.into(),
+        case_number: None,
+    }
+}
+
+/// A media record of `src`: recording from `start` (device clock) lasting
+/// `minutes`, content `sha` (one hex digit, repeated).
+#[allow(clippy::too_many_arguments)]
+fn recording(
+    src: &mut Source,
+    officer: &str,
+    unit: &str,
+    start: DateTime<Utc>,
+    minutes: i64,
+    offset_ms: i64,
+    sha: &str,
+    at: Option<(f64, f64)>,
+) -> super::VerifiedRecord {
+    src.next(|b| {
+        who(b, officer, unit);
+        b.kind = Kind::Media;
+        b.event = None;
+        b.device_time = start;
+        b.clock_offset_ms = offset_ms;
+        b.geo = at.map(geo);
+        b.media = Some(Media {
+            sha256: sha.repeat(64),
+            size: 100,
+            mime: "video/mp4".into(),
+            file_name: format!("VID_{sha}.MP4"),
+            file_index: None,
+            started_at: Some(start),
+            duration_ms: Some((minutes * MIN) as u64),
+        });
+    })
+}
+
+fn assign(s: &mut Store, device: &str, officer: &str, unit: &str, from: DateTime<Utc>) {
+    s.in_transaction(|tx| {
+        let new = NewAssignment {
+            officer_id: Some(officer.into()),
+            unit_code: Some(unit.into()),
+            domain: None,
+        };
+        assign_in(tx, device, &new, &super::stamp(from), "operator", "test")
+    })
+    .unwrap();
+}
+
+/// The district day, with rec3's bytes still missing.
+fn district() -> (tempfile::TempDir, Store) {
+    let (dir, mut s) = store();
+    for d in ["field-a", "field-b", "ZFY0001", "ZFY0002"] {
+        s.register_recorder(d).unwrap();
+    }
+    let officer = |id: &str, name: &str, unit: &str| Officer {
+        officer_id: id.into(),
+        name: name.into(),
+        unit_code: Some(unit.into()),
+        domain: None,
+        active: true,
+    };
+    s.upsert_officers(&[
+        officer(A, "张伟", U1),
+        officer(B, "李娜", U2),
+        officer(C, "王强", U1),
+    ])
+    .unwrap();
+    assign(&mut s, "field-a", A, U1, t(7, 0));
+    assign(&mut s, "field-b", B, U2, t(7, 0));
+    assign(&mut s, "ZFY0001", B, U2, t(8, 0));
+
+    let mut fa = Source::new("field-a", "field-a");
+    let mut recs = vec![event(&mut fa, A, U1, t(8, 0), Event::DutyStarted)];
+    // act-1 starts at Chaotianmen.
+    recs.push(fa.next(|b| {
+        who(b, A, U1);
+        b.device_time = t(8, 20);
+        b.event = Some(started("act-1", "01"));
+        b.geo = Some(geo(X));
+    }));
+    for (at, ev) in [
+        (t(8, 45), ended("act-1")),
+        (t(9, 0), started("act-2", "01")),
+        (t(9, 30), ended("act-2")),
+        (t(10, 5), started("act-3", "01")),
+        (t(10, 25), ended("act-3")),
+        (t(12, 0), Event::DutyEnded),
+    ] {
+        recs.push(event(&mut fa, A, U1, at, ev));
+    }
+    recs.push(recording(&mut fa, A, U1, t(8, 10), 40, 0, "1", Some(X)));
+    recs.push(recording(&mut fa, A, U1, t(8, 40), 40, 0, "2", None));
+    recs.push(recording(&mut fa, A, U1, t(10, 0), 30, 0, "3", None));
+
+    let mut fb = Source::new("field-b", "field-b");
+    for (at, ev) in [
+        (t(8, 30), Event::DutyStarted),
+        (t(9, 5), started("act-4", "02")),
+        (t(9, 25), ended("act-4")),
+        (t(10, 0), started("act-5", "02")),
+        (t(10, 20), ended("act-5")),
+        (t(10, 30), Event::DutyEnded),
+        (t(11, 5), started("act-6", "02")),
+    ] {
+        recs.push(event(&mut fb, B, U2, at, ev));
+    }
+    // Its last record names a predecessor that is not the one stored: a chain break.
+    fb.head = Hash::of(b"not what came before");
+    recs.push(event(&mut fb, B, U2, t(11, 25), ended("act-6")));
+
+    // R1 through dock-1: its seq 1 never arrived (a gap); 2 h fast.
+    let mut r1 = Source::new("ZFY0001", "dock-1");
+    let _lost = r1.next(|_| {});
+    recs.push(recording(
+        &mut r1,
+        B,
+        U2,
+        t(11, 0),
+        30,
+        2 * 3_600_000,
+        "4",
+        None,
+    ));
+    put(&mut s, Duration::from_secs(3600), &recs);
+
+    let imported = ImportedAction {
+        id: Some("imp-1".into()),
+        case_number: Some("渝中城管罚〔2026〕1号".into()),
+        officers: Officers::List(vec![C.into()]),
+        unit_code: Some(U1.into()),
+        domain: Some("01".into()),
+        start: "2026-11-30T09:30:00+08:00".into(),
+        end: "2026-11-30T10:00:00+08:00".into(),
+        place: Some("解放碑".into()),
+        lat: Some(Y.0),
+        lon: Some(Y.1),
+    };
+    let span = imported.check().unwrap();
+    s.import_actions(&[(imported, span)]).unwrap();
+    let roster = RosterDuty {
+        officer_id: C.into(),
+        start: "2026-11-30T09:00:00+08:00".into(),
+        end: "2026-11-30T11:00:00+08:00".into(),
+    };
+    let span = roster.span().unwrap();
+    s.import_duties(&[(roster, span)]).unwrap();
+
+    // Bytes arrive: rec1 the same afternoon, rec2 a day later (an hour past
+    // its deadline, 24 h after A's duty ended), R1's that evening.
+    s.blob_stored_at(&"1".repeat(64), 100, t(13, 0)).unwrap();
+    s.blob_stored_at(&"2".repeat(64), 100, day(1, 13, 0))
+        .unwrap();
+    s.blob_stored_at(&"4".repeat(64), 100, t(18, 0)).unwrap();
+    (dir, s)
+}
+
+fn scope() -> Scope {
+    Scope {
+        from: t(0, 0).timestamp_millis(),
+        to: Utc
+            .with_ymd_and_hms(2100, 1, 1, 0, 0, 0)
+            .unwrap()
+            .timestamp_millis(),
+        ..Default::default()
+    }
+}
+
+fn causes(pairs: &[(&str, i64)]) -> std::collections::BTreeMap<String, i64> {
+    pairs.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect()
+}
+
+#[test]
+fn each_action_has_its_hand_computed_verdict_and_cause() {
+    let (_d, s) = district();
+    let got: Vec<(String, i64, i64, bool, Option<String>)> = s
+        .judged_actions(&scope(), None, None, 100)
+        .unwrap()
+        .into_iter()
+        .map(|a| {
+            (
+                a.key,
+                a.covered_ms / MIN,
+                a.span_ms / MIN,
+                a.covered,
+                a.cause,
+            )
+        })
+        .collect();
+    let cause = |c: &str| Some(c.to_owned());
+    assert_eq!(
+        got,
+        vec![
+            // rec1 ∪ rec2 = 08:10–09:20 holds all of 08:20–08:45.
+            ("field-a/act-1".into(), 25, 25, true, None),
+            // 09:00–09:20 of 09:00–09:30: 20/30 = 67% < 90%, and nothing else of A's.
+            (
+                "field-a/act-2".into(),
+                20,
+                30,
+                false,
+                cause("nothing_recorded")
+            ),
+            // R1's recording, moved back 2 h, is 09:00–09:30: holds 09:05–09:25.
+            ("field-b/act-4".into(), 20, 20, true, None),
+            // C has no device at all.
+            (
+                "import/imp-1".into(),
+                0,
+                30,
+                false,
+                cause("no_recorder_assigned")
+            ),
+            // B's devices recorded nothing then.
+            (
+                "field-b/act-5".into(),
+                0,
+                20,
+                false,
+                cause("nothing_recorded")
+            ),
+            // rec3 on FA touches it but its bytes have not arrived.
+            (
+                "field-a/act-3".into(),
+                0,
+                20,
+                false,
+                cause("media_not_arrived")
+            ),
+            // At R1's own (wrong) clock, 11:00–11:30 would have covered it.
+            ("field-b/act-6".into(), 0, 20, false, cause("clock_problem")),
+        ]
+    );
+}
+
+#[test]
+fn every_figure_matches_the_hand_computed_one() {
+    let (_d, s) = district();
+    let (all, by_unit) = s.figures(GroupBy::Unit, &scope()).unwrap();
+
+    // Actions: act-1 and act-4 of 7.
+    assert_eq!((all.actions.covered, all.actions.total), (2, 7));
+    assert_eq!(
+        all.actions.uncovered_by_cause,
+        causes(&[
+            ("clock_problem", 1),
+            ("media_not_arrived", 1),
+            ("no_recorder_assigned", 1),
+            ("nothing_recorded", 2),
+        ])
+    );
+    // Devices: FA, FB and R1 were heard from; R2 not (dock-1 is not approved).
+    assert_eq!((all.devices.covered, all.devices.total), (3, 4));
+    // Personnel: A and B were heard from on duty (their own records), C not.
+    assert_eq!((all.personnel.covered, all.personnel.total), (2, 3));
+    // Time: 240 + 120 + 120 min on duty; recorded A 50 (08–09) + 20 (09–10), B 30.
+    assert_eq!(all.time.on_duty_ms, 480 * MIN);
+    assert_eq!(all.time.recorded_ms, 100 * MIN);
+    // Hours without any recording: A 10–11 (rec3 pending), A 11–12, B 08:30–09,
+    // B 10–10:30 (nothing), C 09–10 and 10–11 (no device).
+    assert_eq!(
+        all.time.unrecorded_hours_by_cause,
+        causes(&[
+            ("media_not_arrived", 1),
+            ("no_recorder_assigned", 2),
+            ("nothing_recorded", 3),
+        ])
+    );
+    // Timeliness (24 h after the end of the duty): rec1 and R1's on time;
+    // rec2 an hour late; rec3 never arrived and its deadline has passed.
+    assert_eq!(
+        (
+            all.timeliness.on_time,
+            all.timeliness.late,
+            all.timeliness.total
+        ),
+        (2, 2, 4)
+    );
+    // Integrity: 11 records of FA, 8 of FB, 1 of R1; the break names FB's
+    // last two; R1's missing seq 1 is one open gap.
+    assert_eq!(
+        (
+            all.integrity.intact,
+            all.integrity.total,
+            all.integrity.gaps
+        ),
+        (18, 20, 1)
+    );
+    // Spatial: act-1 at Chaotianmen with rec1 there; imp-1 at Jiefangbei with none.
+    let (cx, cy) = (
+        geohash::encode(X.0, X.1, 6).unwrap(),
+        geohash::encode(Y.0, Y.1, 6).unwrap(),
+    );
+    assert_ne!(cx, cy, "the two places are in different cells");
+    assert_eq!((all.spatial.covered, all.spatial.total), (1, 2));
+
+    let unit = |u: Option<&str>| {
+        by_unit
+            .iter()
+            .find(|(k, _)| k.as_deref() == u)
+            .map(|(_, f)| f.clone())
+            .unwrap_or_default()
+    };
+    let (u1, u2, none) = (unit(Some(U1)), unit(Some(U2)), unit(None));
+    assert_eq!((u1.actions.covered, u1.actions.total), (1, 4));
+    assert_eq!((u2.actions.covered, u2.actions.total), (1, 3));
+    assert_eq!(
+        u2.actions.uncovered_by_cause,
+        causes(&[("clock_problem", 1), ("nothing_recorded", 1)])
+    );
+    assert_eq!((u1.devices.covered, u1.devices.total), (1, 1));
+    assert_eq!((u2.devices.covered, u2.devices.total), (2, 2));
+    assert_eq!((none.devices.covered, none.devices.total), (0, 1));
+    assert_eq!((u1.personnel.covered, u1.personnel.total), (1, 2));
+    assert_eq!((u2.personnel.covered, u2.personnel.total), (1, 1));
+    assert_eq!(
+        (u1.time.recorded_ms, u1.time.on_duty_ms),
+        (70 * MIN, 360 * MIN)
+    );
+    assert_eq!(
+        (u2.time.recorded_ms, u2.time.on_duty_ms),
+        (30 * MIN, 120 * MIN)
+    );
+    assert_eq!((u1.timeliness.on_time, u1.timeliness.total), (1, 3));
+    assert_eq!((u2.timeliness.on_time, u2.timeliness.total), (1, 1));
+    assert_eq!((u2.integrity.intact, u2.integrity.total), (7, 9));
+    assert_eq!((u1.spatial.covered, u1.spatial.total), (1, 2));
+
+    let (_, by_officer) = s.figures(GroupBy::Officer, &scope()).unwrap();
+    let officer = |o: &str| {
+        by_officer
+            .iter()
+            .find(|(k, _)| k.as_deref() == Some(o))
+            .map(|(_, f)| (f.actions.covered, f.actions.total))
+    };
+    assert_eq!(
+        (officer(A), officer(B), officer(C)),
+        (Some((1, 3)), Some((1, 3)), Some((0, 1)))
+    );
+    let (_, by_day) = s.figures(GroupBy::Day, &scope()).unwrap();
+    let nov30 = by_day
+        .iter()
+        .find(|(k, _)| k.as_deref() == Some("2026-11-30"))
+        .map(|(_, f)| (f.actions.covered, f.actions.total, f.time.on_duty_ms));
+    assert_eq!(nov30, Some((2, 7, 480 * MIN)));
+    // A filter narrows every figure: unit U2 alone is U2's group.
+    let only_u2 = Scope {
+        unit_code: Some(U2.into()),
+        ..scope()
+    };
+    let (all_u2, _) = s.figures(GroupBy::Unit, &only_u2).unwrap();
+    assert_eq!(all_u2.actions, u2.actions);
+    assert_eq!(all_u2.time, u2.time);
+}
+
+#[test]
+fn drill_downs_list_what_the_figures_count() {
+    let (_d, s) = district();
+    let days = s.officer_days(&scope(), Some(false), 100).unwrap();
+    assert_eq!(days.len(), 1);
+    assert_eq!(
+        (
+            days[0].officer_id.as_str(),
+            days[0].name.as_deref(),
+            days[0].day.as_str()
+        ),
+        (C, Some("王强"), "2026-11-30")
+    );
+    assert!(days[0].devices.is_empty(), "{days:?}");
+    let late = s.late_uploads(&scope(), 100).unwrap();
+    let late: Vec<(String, Option<i64>)> = late
+        .into_iter()
+        .map(|l| (l.record_id, l.arrived_ms))
+        .collect();
+    assert_eq!(late.len(), 2);
+    assert_eq!(late.iter().filter(|(_, a)| a.is_none()).count(), 1, "rec3");
+    let a_hours = s
+        .duty_hours(
+            &Scope {
+                officer_id: Some(A.into()),
+                ..scope()
+            },
+            None,
+            100,
+        )
+        .unwrap();
+    let got: Vec<(i64, Option<String>)> = a_hours
+        .iter()
+        .map(|h| (h.recorded_ms / MIN, h.cause.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (50, None),
+            (20, None),
+            (0, Some("media_not_arrived".into())),
+            (0, Some("nothing_recorded".into())),
+        ]
+    );
+    let cells = s.cells(&scope(), 100).unwrap();
+    assert_eq!(cells.len(), 2);
+    assert_eq!(
+        (cells[0].actions, cells[0].recordings),
+        (1, 0),
+        "uncovered first"
+    );
+}
+
+#[test]
+fn alerts_fire_once_and_an_action_covered_later_has_its_alert_resolved() {
+    let (_d, mut s) = district();
+    let late_at_arrival = |s: &Store| {
+        s.alerts(false, 100)
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.kind == "late_upload")
+            .count()
+    };
+    // rec2 came an hour past its deadline: alerted when it came.
+    assert_eq!(late_at_arrival(&s), 1);
+    let now = Utc::now().timestamp_millis();
+    let hour = Duration::from_secs(3600);
+    let swept = s.coverage_sweep(now, hour, hour).unwrap();
+    // Five uncovered actions; C never heard from; rec3 past its deadline.
+    assert_eq!((swept.actions, swept.officers, swept.late), (5, 1, 1));
+    assert_eq!(
+        s.coverage_sweep(now, hour, hour).unwrap(),
+        super::Swept::default()
+    );
+    let alerts = s.alerts(false, 100).unwrap();
+    let unheard = alerts.iter().find(|a| a.kind == "officer_unheard").unwrap();
+    assert_eq!(unheard.officer_id.as_deref(), Some(C));
+    let act3 = alerts
+        .iter()
+        .find(|a| a.subject.as_deref() == Some("field-a/act-3"))
+        .unwrap();
+    assert!(act3.detail.contains("media_not_arrived"), "{}", act3.detail);
+    assert_eq!(act3.officer_id.as_deref(), Some(A));
+    assert!(act3.resolved_at.is_none());
+    // rec3's bytes arrive now: act-3 is covered, its alert resolved; A's
+    // 10–11 hour recorded 30 min; rec3 is not alerted late a second time.
+    s.blob_stored(&"3".repeat(64), 100).unwrap();
+    let alerts = s.alerts(false, 100).unwrap();
+    let act3 = alerts
+        .iter()
+        .find(|a| a.subject.as_deref() == Some("field-a/act-3"))
+        .unwrap();
+    assert!(act3.resolved_at.is_some());
+    assert_eq!(late_at_arrival(&s), 2);
+    let (all, _) = s.figures(GroupBy::Unit, &scope()).unwrap();
+    assert_eq!((all.actions.covered, all.time.recorded_ms), (3, 130 * MIN));
+}
+
+#[test]
+fn changed_thresholds_judge_everything_again() {
+    let (_d, mut s) = district();
+    let mut th = s.thresholds().unwrap();
+    assert_eq!(th, super::Thresholds::default());
+    // At 60%, act-2 (20 of 30 min) is covered.
+    th.judge.share_permille = 600;
+    assert!(s.set_thresholds(th).unwrap());
+    assert!(!s.set_thresholds(th).unwrap(), "unchanged: nothing to do");
+    let (all, _) = s.figures(GroupBy::Unit, &scope()).unwrap();
+    assert_eq!(all.actions.covered, 3);
+}
+
+mod adding_a_recording {
+    //! Property: adding a recording (of any officer, any clock, arrived or
+    //! not) never lowers a coverage figure — action, personnel, time and
+    //! device coverage keep their denominators and their numerators do not
+    //! drop — in the whole window and in every unit.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    struct Rec {
+        officer: usize,
+        start: u32,
+        minutes: u32,
+        fast: bool,
+        arrived: bool,
+    }
+
+    fn rec() -> impl Strategy<Value = Rec> {
+        (
+            0..2usize,
+            0..720u32,
+            1..120u32,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(|(officer, start, minutes, fast, arrived)| Rec {
+                officer,
+                start,
+                minutes,
+                fast,
+                arrived,
+            })
+    }
+
+    const OFFICERS: [(&str, &str, &str); 2] = [(A, U1, "field-a"), (B, U2, "field-b")];
+
+    /// Officer `i`'s duty and actions (minutes after 06:00), then recordings.
+    fn build(
+        duties: &[(u32, u32)],
+        actions: &[(usize, u32, u32)],
+        recs: &[Rec],
+    ) -> (tempfile::TempDir, Store, Vec<Source>) {
+        let (dir, mut s) = store();
+        let at = |m: u32| t(6, 0) + chrono::Duration::minutes(i64::from(m));
+        let mut sources: Vec<Source> = OFFICERS.iter().map(|(_, _, d)| Source::new(d, d)).collect();
+        for (i, (officer, unit, device)) in OFFICERS.iter().enumerate() {
+            s.register_recorder(device).unwrap();
+            assign(&mut s, device, officer, unit, t(5, 0));
+            let (from, len) = duties[i];
+            let recs = [
+                event(&mut sources[i], officer, unit, at(from), Event::DutyStarted),
+                event(
+                    &mut sources[i],
+                    officer,
+                    unit,
+                    at(from + len),
+                    Event::DutyEnded,
+                ),
+            ];
+            put(&mut s, Duration::ZERO, &recs);
+        }
+        for (n, (i, from, len)) in actions.iter().enumerate() {
+            let (officer, unit, _) = OFFICERS[*i];
+            let id = format!("act-{n}");
+            let recs = [
+                event(
+                    &mut sources[*i],
+                    officer,
+                    unit,
+                    at(*from),
+                    started(&id, "01"),
+                ),
+                event(&mut sources[*i], officer, unit, at(from + len), ended(&id)),
+            ];
+            put(&mut s, Duration::ZERO, &recs);
+        }
+        for (n, r) in recs.iter().enumerate() {
+            add(&mut s, &mut sources, r, n);
+        }
+        (dir, s, sources)
+    }
+
+    fn add(s: &mut Store, sources: &mut [Source], r: &Rec, n: usize) {
+        let (officer, unit, _) = OFFICERS[r.officer];
+        let offset = if r.fast { 2 * 3_600_000 } else { 0 };
+        let start = t(6, 0) + chrono::Duration::minutes(i64::from(r.start));
+        // Each recording its own content.
+        let content = format!("{:064x}", n + 1);
+        let one = sources[r.officer].next(|b| {
+            who(b, officer, unit);
+            b.kind = Kind::Media;
+            b.event = None;
+            b.device_time = start;
+            b.clock_offset_ms = offset;
+            b.media = Some(Media {
+                sha256: content.clone(),
+                size: 100,
+                mime: "video/mp4".into(),
+                file_name: format!("VID_{n:04}.MP4"),
+                file_index: None,
+                started_at: Some(start),
+                duration_ms: Some(u64::from(r.minutes) * 60_000),
+            });
+        });
+        put(s, Duration::ZERO, &[one]);
+        if r.arrived {
+            s.blob_stored_at(&content, 100, start).unwrap();
+        }
+    }
+
+    fn check(
+        before: &super::super::Figures,
+        after: &super::super::Figures,
+    ) -> Result<(), TestCaseError> {
+        prop_assert_eq!(before.actions.total, after.actions.total);
+        prop_assert!(after.actions.covered >= before.actions.covered);
+        prop_assert_eq!(before.personnel.total, after.personnel.total);
+        prop_assert!(after.personnel.covered >= before.personnel.covered);
+        prop_assert_eq!(before.time.on_duty_ms, after.time.on_duty_ms);
+        prop_assert!(after.time.recorded_ms >= before.time.recorded_ms);
+        prop_assert_eq!(before.devices.total, after.devices.total);
+        prop_assert!(after.devices.covered >= before.devices.covered);
+        Ok(())
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn never_lowers_a_figure(
+            duties in proptest::collection::vec((0..300u32, 60..480u32), 2),
+            actions in proptest::collection::vec((0..2usize, 0..720u32, 1..90u32), 0..5),
+            recs in proptest::collection::vec(rec(), 0..5),
+            extra in rec(),
+        ) {
+            let (_d, mut s, mut sources) = build(&duties, &actions, &recs);
+            let (before, units_before) = s.figures(GroupBy::Unit, &scope()).unwrap();
+            add(&mut s, &mut sources, &extra, 99);
+            let (after, units_after) = s.figures(GroupBy::Unit, &scope()).unwrap();
+            check(&before, &after)?;
+            for (k, b) in &units_before {
+                let a = units_after.iter().find(|(ka, _)| ka == k).map(|(_, f)| f);
+                prop_assert!(a.is_some(), "unit {:?} gone", k);
+                if let Some(a) = a {
+                    check(b, a)?;
+                }
+            }
+        }
+    }
+}
