@@ -229,6 +229,17 @@ include-path = "/api/v1/records/{{id}}/media"
 parameters = {{ "path.id" = {{ dictionary = "media", probability = 0.7 }} }}
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "401", "404", "416"]
 
+# Whether an imported action or duty is good also depends on how its fields
+# relate (end after start, lat with lon, an id or a case number), which a
+# schema cannot say: such a row is refused with the documented 422.
+[[operations]]
+include-path = "/api/v1/coverage/actions"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "422"]
+
+[[operations]]
+include-path = "/api/v1/coverage/duties"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "422"]
+
 # Uploads take the grant instead of the API token.
 [[operations]]
 include-path = "/api/v1/uploads/{{id}}"

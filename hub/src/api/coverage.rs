@@ -22,6 +22,15 @@ use crate::store::{
 
 /// The window when none is given: the last 30 days.
 const DEFAULT_DAYS: i64 = 30;
+/// The causes an uncovered action can have.
+const CAUSES: [&str; 5] = [
+    "clock_problem",
+    "no_recorder_assigned",
+    "media_not_arrived",
+    "not_linked",
+    "nothing_recorded",
+];
+
 /// Drill-down rows when no `limit` is given.
 const DEFAULT_ROWS: u32 = 1_000;
 
@@ -284,6 +293,12 @@ pub async fn actions(
     let limit = rows_limit(q.limit)?;
     let (scope, _, _) = q.scope()?;
     let (covered, cause) = (q.covered, q.cause);
+    if let Some(c) = cause.as_deref().filter(|c| !CAUSES.contains(c)) {
+        return Err(bad(format!(
+            "cause = {c:?}: expected one of {}",
+            CAUSES.join(", ")
+        )));
+    }
     let list = state
         .read(move |s| s.judged_actions(&scope, covered, cause.as_deref(), limit))
         .await?;
