@@ -29,9 +29,15 @@ const WIDTH: u32 = 1400;
 const HEIGHT: u32 = 1000;
 /// The longest one Chromium run may take before the test kills it.
 const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(45);
+/// The longest the page may take to save an export (it takes about a second).
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(15);
 /// The unit of the field agent (tests/src/lib.rs `agent_config`), named as operators name it.
 const UNIT: &str = "500112010001";
 const UNIT_ZH: &str = "渝北区综合行政执法局";
+/// The field agent's officer, and a second officer of the unit without a recorder.
+const OFFICER: &str = "100001";
+const OFFICER_2: &str = "100009";
+const OFFICER_2_ZH: &str = "王芳";
 /// The colour of the chart's first line (`.s0` in style.css).
 const FIRST_LINE: [u8; 3] = [0xd9, 0x48, 0x0f];
 /// The hub counts days in China Standard Time.
@@ -177,7 +183,7 @@ fn download(dir: &Path, url: &str, name: &str) -> anyhow::Result<String> {
         Stdio::from(std::fs::File::create(&log)?),
     )?;
     let file = to.path().join(name);
-    let deadline = Instant::now() + CHROMIUM_TIMEOUT;
+    let deadline = Instant::now() + DOWNLOAD_TIMEOUT;
     // Chromium writes a download under a temporary name and renames it when complete.
     while !file.is_file() && Instant::now() < deadline && child.try_wait()?.is_none() {
         std::thread::sleep(Duration::from_millis(50));
@@ -188,8 +194,8 @@ fn download(dir: &Path, url: &str, name: &str) -> anyhow::Result<String> {
         .collect();
     anyhow::ensure!(
         saved == [name],
-        "opening {url} saved {saved:?}, not {name:?} (a failed export shows in the page's \
-         banner); chromium's log:\n{}",
+        "opening {url} saved {saved:?} within {DOWNLOAD_TIMEOUT:?}, not {name:?} (a failed \
+         export shows in the page's banner); chromium's log:\n{}",
         std::fs::read_to_string(&log).unwrap_or_default()
     );
     Ok(std::fs::read_to_string(file)?)
@@ -327,14 +333,19 @@ fn grouped(n: i64) -> String {
     }
 }
 
-/// A span of milliseconds as the page writes it: minutes under an hour, else hours.
+/// A span of milliseconds as the page writes it: seconds under a minute,
+/// minutes under an hour, else hours.
 fn span_text(ms: i64) -> String {
-    if ms.abs() < 3_600_000 {
+    if ms.abs() < 60_000 {
+        format!("{} s", (ms as f64 / 1_000.0).round() as i64)
+    } else if ms.abs() < 3_600_000 {
         format!("{} min", (ms as f64 / 60_000.0).round() as i64)
-    } else if ms % 3_600_000 == 0 {
-        format!("{} h", ms / 3_600_000)
     } else {
-        format!("{:.1} h", ms as f64 / 3_600_000.0)
+        let tenths = (ms as f64 / 360_000.0).round() as i64;
+        match tenths % 10 {
+            0 => format!("{} h", tenths / 10),
+            t => format!("{}.{} h", tenths / 10, t.abs()),
+        }
     }
 }
 
@@ -401,23 +412,30 @@ async fn the_coverage_view_shows_the_figures_chart_gaps_and_csv_of_real_actions_
         "{:?}",
         cfg.unit_code
     );
+    anyhow::ensure!(
+        cfg.officer_id.as_deref() == Some(OFFICER),
+        "{:?}",
+        cfg.officer_id
+    );
     std::fs::create_dir_all(&cfg.spool_dir)?;
     let part_file = cfg.spool_dir.join("VID_0001.mp4.part");
     evsync_hub::demo::write_mp4(&part_file, 20, 2_000, 4)?;
     std::fs::rename(&part_file, cfg.spool_dir.join("VID_0001.mp4"))?;
     let spool = cfg.spool_dir.clone();
     let agent = Agent::start(cfg).await?;
-    let (status, v) = api
-        .send_json(
-            "POST",
+    for (path, body) in [
+        (
             "/api/v1/units",
-            &json!({ "unit_code": UNIT, "name": UNIT_ZH, "district_code": "500112" }),
-        )
-        .await?;
-    anyhow::ensure!(
-        (200..300).contains(&status),
-        "POST /api/v1/units: {status} {v}"
-    );
+            json!({ "unit_code": UNIT, "name": UNIT_ZH, "district_code": "500112" }),
+        ),
+        (
+            "/api/v1/officers",
+            json!({ "officer_id": OFFICER_2, "name": OFFICER_2_ZH, "unit_code": UNIT }),
+        ),
+    ] {
+        let (status, v) = api.send_json("POST", path, &body).await?;
+        anyhow::ensure!((200..300).contains(&status), "POST {path}: {status} {v}");
+    }
     eventually(Duration::from_secs(30), "the recording stored", || async {
         Ok(api.stored_media().await? == 1)
     })
@@ -457,6 +475,25 @@ async fn the_coverage_view_shows_the_figures_chart_gaps_and_csv_of_real_actions_
         )?;
     }
 
+    // Both officers on duty from just before the recording to just after the
+    // second action: one with the field device, one without any recorder.
+    let duty = (
+        (real - chrono::Duration::minutes(10)).to_rfc3339(),
+        (later.1 + chrono::Duration::minutes(10)).to_rfc3339(),
+    );
+    let duties: Vec<Value> = [OFFICER, OFFICER_2]
+        .iter()
+        .map(|o| json!({ "officer_id": o, "start": duty.0, "end": duty.1 }))
+        .collect();
+    let (status, v) = api
+        .send_json(
+            "POST",
+            "/api/v1/coverage/duties",
+            &json!({ "duties": duties }),
+        )
+        .await?;
+    anyhow::ensure!(status == 200, "POST /api/v1/coverage/duties: {status} {v}");
+
     // The window the page is opened on: whole days around both actions.
     let first_day = hub_day(real) - chrono::Duration::days(1);
     let last_day = hub_day(later.1) + chrono::Duration::days(1);
@@ -489,6 +526,12 @@ async fn the_coverage_view_shows_the_figures_chart_gaps_and_csv_of_real_actions_
             "/api/v1/coverage/officers?working=false&{api_window}"
         ))
         .await?;
+    anyhow::ensure!(
+        officers["officers"]
+            .as_array()
+            .is_some_and(|l| l.iter().any(|o| o["officer_id"] == OFFICER_2)),
+        "{OFFICER_2}, on duty without a recorder, is not among the officers without one: {officers}"
+    );
     let late = api
         .get_ok(&format!("/api/v1/coverage/late?{api_window}"))
         .await?;
@@ -603,13 +646,16 @@ async fn the_coverage_view_shows_the_figures_chart_gaps_and_csv_of_real_actions_
         );
     }
     for o in list {
-        let row = part(
-            listed,
-            "data-officer",
-            o["officer_id"].as_str().context("officer_id")?,
+        let id = o["officer_id"].as_str().context("officer_id")?;
+        assert!(
+            listed.contains(&format!("data-officer=\"{id}\"")),
+            "{listed}"
         );
-        assert_shows(row, "officer's row", o["day"].as_str().context("day")?);
+        assert_shows(listed, "officers list", o["day"].as_str().context("day")?);
     }
+    let row = part(listed, "data-officer", OFFICER_2);
+    assert_shows(row, "officer's row", OFFICER_2_ZH);
+    assert_shows(row, "officer's row", "no working recorder");
     let listed = part(page, "data-section", "late");
     let list = late["late"].as_array().context("late")?;
     if list.is_empty() {
@@ -649,7 +695,7 @@ async fn the_coverage_view_shows_the_figures_chart_gaps_and_csv_of_real_actions_
     let rows = csv_rows(&saved)?;
     let unit_row = rows
         .iter()
-        .find(|r| r.values().any(|v| v == UNIT))
+        .find(|r| r.get("group").map(String::as_str) == Some(UNIT))
         .with_context(|| format!("no row for {UNIT} in the CSV:\n{saved}"))?;
     assert_eq!(
         (
@@ -666,17 +712,16 @@ async fn the_coverage_view_shows_the_figures_chart_gaps_and_csv_of_real_actions_
     )?;
     let rows = csv_rows(&saved)?;
     assert_eq!(rows.len(), 1, "one uncovered action:\n{saved}");
+    let cell = |name: &str| rows[0].get(name).map(String::as_str);
+    // The action's key is its device and its id.
     assert_eq!(
-        rows[0].get("action_id").map(String::as_str),
-        Some("act-out"),
+        cell("key"),
+        Some(format!("{field}/act-out").as_str()),
         "{saved}"
     );
-    assert_eq!(
-        rows[0].get("cause").map(String::as_str),
-        Some("nothing_recorded"),
-        "{saved}"
-    );
-    assert_eq!(rows[0].get("device_id"), Some(&field), "{saved}");
+    assert_eq!(cell("cause"), Some("nothing_recorded"), "{saved}");
+    assert_eq!(cell("covered"), Some("false"), "{saved}");
+    assert_eq!(cell("unit_code"), Some(UNIT), "{saved}");
 
     // A window without actions: dashes, and a note instead of a chart.
     let dom = dump_dom(

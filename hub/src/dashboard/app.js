@@ -785,8 +785,11 @@ function notFound(message) {
 const COVERAGE_DAYS = 30;
 /** Lines in the chart: the least covered units, at most this many. */
 const CHART_UNITS = 8;
-/** Rows of a drill-down list shown in the page; the CSV has them all. */
+/** Rows of a drill-down list shown in the page, of the LIST_ROWS read. */
 const ROWS_SHOWN = 100;
+const LIST_ROWS = 1000;
+/** Rows of a drill-down's CSV: the most the hub gives in one answer. */
+const CSV_ROWS = 10000;
 /** The hub counts days in China Standard Time (UTC+8); the window's dates are its days. */
 const HUB_ZONE = "+08:00";
 const HUB_ZONE_MS = 8 * 3600 * 1000;
@@ -797,7 +800,7 @@ const CHART_MAX_DAYS = 400;
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const GROUPS = { unit: "Unit", domain: "Domain", officer: "Officer", day: "Day" };
-/** Drill-downs can be narrowed to one unit, domain or officer: route parameter → API parameter. */
+/** Drill-downs are narrowed to one unit, domain or officer: route parameter → API parameter. */
 const FOCUS = { unit: "unit_code", domain: "domain", officer: "officer_id" };
 
 /** The seven figures, each a numerator over a denominator (docs/coverage.md). */
@@ -905,13 +908,14 @@ function ratioTone(ratio) {
   return ratio >= 0.9 ? "ok" : ratio >= 0.6 ? "warn" : "bad";
 }
 
-/** A span of time as hours or minutes. */
+/** A span of time as hours, minutes or seconds. */
 function span(ms) {
   const n = num(ms);
   if (n === null) return DASH;
+  if (Math.abs(n) < 60000) return Math.round(n / 1000) + " s";
   if (Math.abs(n) < 3600000) return Math.round(n / 60000) + " min";
-  const hours = n / 3600000;
-  return (Number.isInteger(hours) ? String(hours) : hours.toFixed(1)) + " h";
+  const tenths = Math.round(n / 360000);
+  return Math.trunc(tenths / 10) + (tenths % 10 ? "." + Math.abs(tenths % 10) : "") + " h";
 }
 
 /** "numerator / denominator" as the figure counts them. */
@@ -984,17 +988,18 @@ function svg(tag, attrs, ...children) {
 
 /** Action coverage per day of the least covered units: one line each. */
 async function chartSeries(unitBody, w) {
+  if (!unitBody) return { series: [], units: 0, failed: true, note: "The hub did not give coverage by unit, so there is nothing to chart." };
   const units = groupsOf(unitBody).filter((g) => !missing(g.key) && (fraction(g, "actions")?.d ?? 0) > 0);
   units.sort(leastCovered);
   const chosen = units.slice(0, CHART_UNITS);
-  const window = { from: w.apiFrom, to: w.apiTo };
+  const period = { from: w.apiFrom, to: w.apiTo };
   if (!chosen.length) return { series: [], units: 0 };
-  const answers = await Promise.all(chosen.map((g) => attempt(coveragePath("", { group_by: "day", ...window, unit_code: g.key }))));
+  const answers = await Promise.all(chosen.map((g) => attempt(coveragePath("", { group_by: "day", ...period, unit_code: g.key }))));
   if (answers.every((a) => a.body)) {
     return { series: chosen.map((g, i) => ({ key: g.key, label: unit(g.key), whole: fraction(g, "actions"), days: groupsOf(answers[i].body) })), units: units.length };
   }
   // A hub that cannot narrow coverage to one unit: one line for all of them.
-  const all = await attempt(coveragePath("", { group_by: "day", ...window }));
+  const all = await attempt(coveragePath("", { group_by: "day", ...period }));
   return {
     series: all.body ? [{ key: null, label: "all units", whole: fraction(unitBody && unitBody.all, "actions"), days: groupsOf(all.body) }] : [],
     units: units.length,
@@ -1040,7 +1045,7 @@ function lineChart(chart, w) {
       svg(
         "g",
         { class: "s" + (i % CHART_UNITS), "data-unit": s.key },
-        svg("path", { class: "series", d: d || null, "data-unit": s.key }),
+        svg("path", { class: "series", d: d || null }),
         points.map((p) => svg("circle", { class: "dot", cx: x(at.get(p.day)).toFixed(1), cy: y(p.fr.ratio).toFixed(1), r: 4.5 }, svg("title", null, `${name} · ${p.day}: ${ofText("actions", p.fr)} actions recorded (${percent(p.fr.ratio)})`))),
       ),
     );
@@ -1064,7 +1069,9 @@ function chartSection(chart, w, exportLink) {
             chart.series.map((s, i) => h("li", { "data-unit": s.key }, h("span", { class: "swatch s" + (i % CHART_UNITS), "aria-hidden": "true" }), s.label, s.whole ? h("span", { class: "muted" }, ` · ${ofText("actions", s.whole)} · ${percent(s.whole.ratio)}`) : null)),
           ),
         ]
-      : h("p", { class: "empty chart-note" }, "No enforcement actions in this window: there is nothing to chart."),
+      : chart.failed
+        ? null
+        : h("p", { class: "empty chart-note" }, "No enforcement actions in this window: there is nothing to chart."),
     chart.note ? h("p", { class: "muted small" }, chart.note) : null,
   );
 }
@@ -1077,16 +1084,16 @@ function coverageSection(name, title, exportLink, ...body) {
 }
 
 /** The rows of a drill-down, at most ROWS_SHOWN, or what kept the hub from answering. */
-function listOf(answer, key, headers, row, empty, narrowed) {
+function listOf(answer, key, headers, row, empty) {
   if (answer.error) {
     return h("p", { class: "empty" }, answer.status === 404 ? "The hub does not serve this list yet " : "The hub could not give this list ", `(${answer.error}).`);
   }
   const items = asArray(answer.body, key).filter((x) => x && typeof x === "object");
   const more = items.length - ROWS_SHOWN;
+  const atLeast = items.length >= LIST_ROWS ? " or more" : "";
   return [
-    narrowed ? h("p", { class: "muted small list-note" }, narrowed) : null,
     table(headers, items.slice(0, ROWS_SHOWN).map(row), empty),
-    more > 0 ? h("p", { class: "muted small list-note" }, `…and ${count(more)} more: the CSV has them all.`) : null,
+    more > 0 ? h("p", { class: "muted small list-note" }, `…and ${count(more)}${atLeast} more: the CSV has up to ${count(CSV_ROWS)}.`) : null,
   ];
 }
 
@@ -1173,16 +1180,16 @@ async function saveCsv(path, name, button) {
 }
 
 /** The view's CSV downloads: the same API reads as the page's, as CSV. */
-function coverageExports(w, focusParams) {
-  const window = { from: w.apiFrom, to: w.apiTo };
-  const csv = { format: "csv" };
+function coverageExports(w, focus) {
+  const period = { from: w.apiFrom, to: w.apiTo };
+  const csv = { limit: CSV_ROWS, format: "csv" };
   const file = (what) => `evsync-coverage-${what}-${w.from}_${w.to}.csv`;
   return {
-    groups: { path: coveragePath("", { group_by: w.by, ...window, ...csv }), file: file(w.by) },
-    days: { path: coveragePath("", { group_by: "day", ...window, ...csv }), file: file("day") },
-    actions: { path: coveragePath("/actions", { covered: "false", ...window, ...focusParams.actions, ...csv }), file: file("uncovered-actions") },
-    officers: { path: coveragePath("/officers", { working: "false", ...window, ...focusParams.officers, ...csv }), file: file("officers-without-recorder") },
-    late: { path: coveragePath("/late", { ...window, ...focusParams.late, ...csv }), file: file("late-uploads") },
+    groups: { path: coveragePath("", { group_by: w.by, ...period, format: "csv" }), file: file(w.by) },
+    days: { path: coveragePath("", { group_by: "day", ...period, format: "csv" }), file: file("day") },
+    actions: { path: coveragePath("/actions", { covered: "false", ...period, ...focus, ...csv }), file: file("uncovered-actions") },
+    officers: { path: coveragePath("/officers", { working: "false", ...period, ...focus, ...csv }), file: file("officers-without-recorder") },
+    late: { path: coveragePath("/late", { ...period, ...focus, ...csv }), file: file("late-uploads") },
   };
 }
 
@@ -1241,25 +1248,24 @@ function coverageForm(w) {
 
 async function coverageView(route) {
   const w = coverageWindow(route.query);
-  const window = { from: w.apiFrom, to: w.apiTo };
-  // Each list takes the focus only where the hub's list can be narrowed so.
-  const narrow = (allowed) => (w.focus && allowed.includes(FOCUS[w.focus.kind]) ? { [FOCUS[w.focus.kind]]: w.focus.value } : {});
-  const focusParams = { actions: narrow(["unit_code", "domain", "officer_id"]), officers: narrow(["unit_code"]), late: narrow(["unit_code", "officer_id"]) };
+  const period = { from: w.apiFrom, to: w.apiTo };
+  const focus = w.focus ? { [FOCUS[w.focus.kind]]: w.focus.value } : {};
+  const list = { ...period, ...focus, limit: LIST_ROWS };
   const [main, unitBody] = await Promise.all([
-    api(coveragePath("", { group_by: w.by, ...window })),
-    w.by === "unit" ? null : optional(coveragePath("", { group_by: "unit", ...window })),
+    api(coveragePath("", { group_by: w.by, ...period })),
+    w.by === "unit" ? null : optional(coveragePath("", { group_by: "unit", ...period })),
     loadDirectory(),
   ]);
   const units = w.by === "unit" ? main : unitBody;
   const [chart, actions, officers, late] = await Promise.all([
     chartSeries(units, w),
-    attempt(coveragePath("/actions", { covered: "false", ...window, ...focusParams.actions })),
-    attempt(coveragePath("/officers", { working: "false", ...window, ...focusParams.officers })),
-    attempt(coveragePath("/late", { ...window, ...focusParams.late })),
+    attempt(coveragePath("/actions", { covered: "false", ...list })),
+    attempt(coveragePath("/officers", { working: "false", ...list })),
+    attempt(coveragePath("/late", list)),
   ]);
   const policy = (main && main.policy && typeof main.policy === "object" ? main.policy : main) || {};
   const all = main && main.all && typeof main.all === "object" ? main.all : null;
-  const exports = coverageExports(w, focusParams);
+  const exports = coverageExports(w, focus);
   const wanted = route.query.get("export");
   if (Object.hasOwn(exports, wanted)) {
     // Opened as an export address: download once, and forget the request so a reload does not repeat it.
@@ -1285,7 +1291,6 @@ async function coverageView(route) {
   const share = num(policy.share_permille);
   const hours = num(policy.timeliness_hours);
   const focusName = w.focus ? [GROUPS[w.focus.kind].toLowerCase(), " ", w.focus.kind === "unit" ? unit(w.focus.value) : w.focus.kind === "officer" ? officer(w.focus.value) : w.focus.value] : null;
-  const unnarrowed = (list) => (w.focus && !Object.keys(focusParams[list]).length ? `This list is not narrowed to the ${w.focus.kind}: the hub's list cannot be.` : null);
 
   return h(
     "div",
@@ -1314,19 +1319,19 @@ async function coverageView(route) {
       "uncovered-actions",
       "Uncovered actions",
       csvLink(w, exports, "actions"),
-      listOf(actions, "actions", ["Start", { label: "Span", cls: "num" }, { label: "Recorded", cls: "num" }, "Cause", "Case / action", "Domain", "Unit", "Officers", "Device"], actionRow, "Every action in this window was recorded.", unnarrowed("actions")),
+      listOf(actions, "actions", ["Start", { label: "Span", cls: "num" }, { label: "Recorded", cls: "num" }, "Cause", "Case / action", "Domain", "Unit", "Officers", "Device"], actionRow, "Every action in this window was recorded."),
     ),
     coverageSection(
       "officers",
       "Officers on duty without a working recorder",
       csvLink(w, exports, "officers"),
-      listOf(officers, "officers", ["Day", "Officer", "Unit", { label: "On duty", cls: "num" }, { label: "Recorded", cls: "num" }, "Recorder", "Devices"], officerRow, "Every officer on duty in this window had a working recorder.", unnarrowed("officers")),
+      listOf(officers, "officers", ["Day", "Officer", "Unit", { label: "On duty", cls: "num" }, { label: "Recorded", cls: "num" }, "Recorder", "Devices"], officerRow, "Every officer on duty in this window had a working recorder."),
     ),
     coverageSection(
       "late",
       "Late uploads",
       csvLink(w, exports, "late"),
-      listOf(late, "late", ["Record", "Device", "Officer", "Unit", "Ended", "Deadline", "Arrived", { label: "Late by", cls: "num" }], lateRow, "Every recording of this window reached the hub in time.", unnarrowed("late")),
+      listOf(late, "late", ["Record", "Device", "Officer", "Unit", "Ended", "Deadline", "Arrived", { label: "Late by", cls: "num" }], lateRow, "Every recording of this window reached the hub in time."),
     ),
   );
 }
