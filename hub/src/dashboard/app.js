@@ -931,13 +931,13 @@ function fractionCell(g, key) {
   return h("td", { class: "num", "data-figure": key }, h("div", { class: "frac" }, h("span", { class: "pct pct-" + ratioTone(fr.ratio) }, percent(fr.ratio)), h("span", { class: "nd" }, ofText(key, fr))));
 }
 
-/** Badges "cause n" (or hours) for each cause with a count. */
-function causes(byCause, unitText) {
+/** Badges "cause n" for each cause with a count (`unitText` after it, `title` to explain it). */
+function causes(byCause, unitText, title) {
   if (!byCause || typeof byCause !== "object") return [];
   return Object.entries(byCause)
     .filter(([, n]) => num(n))
     .sort((a, b) => num(b[1]) - num(a[1]) || a[0].localeCompare(b[0]))
-    .map(([cause, n]) => h("span", { class: "cause", "data-cause": cause }, badge(cause, cause === "nothing_recorded" ? "bad" : "warn"), " ", count(Math.round(num(n) * 10) / 10) + (unitText || "")));
+    .map(([cause, n]) => h("span", { class: "cause", "data-cause": cause, title }, badge(cause, cause === "nothing_recorded" ? "bad" : "warn"), " ", count(Math.round(num(n) * 10) / 10) + (unitText || "")));
 }
 
 /** One headline tile: the ratio, numerator / denominator, and what is behind the gap. */
@@ -946,7 +946,8 @@ function coverageTile(all, key, policy) {
   const fr = fraction(all, key);
   const extra = [];
   if (fr && key === "actions") extra.push(causes(fr.f.uncovered_by_cause));
-  if (fr && key === "time") extra.push(causes(fr.f.unrecorded_hours_by_cause, " h"));
+  // Counted in clock hours of duty, a partial hour as one: not a sum of time.
+  if (fr && key === "time") extra.push(causes(fr.f.unrecorded_hours_by_cause, " hours", "clock hours of duty without any recording (a partial hour counts as one)"));
   if (fr && key === "timeliness" && num(fr.f.late) !== null) extra.push(h("span", { class: "small" }, `${count(fr.f.late)} late`, num(policy.timeliness_hours) === null ? "" : ` (over ${policy.timeliness_hours} h)`));
   if (fr && key === "integrity" && num(fr.f.gaps) !== null) extra.push(h("span", { class: "small" }, `${count(fr.f.gaps)} gaps`));
   return h(
