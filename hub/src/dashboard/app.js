@@ -212,6 +212,7 @@ async function api(path) {
   if (!resp.ok) {
     const err = new Error(`GET ${path}: ${resp.status} ${(body && body.error) || resp.statusText}`);
     err.status = resp.status;
+    err.reason = `${resp.status} ${(body && body.error) || resp.statusText}`;
     throw err;
   }
   return body;
@@ -745,12 +746,7 @@ async function downloadMedia(r, button) {
     const resp = await fetch(`/api/v1/records/${encodeURIComponent(r.id)}/media`, { headers: { Authorization: "Bearer " + token() }, credentials: "omit" });
     if (resp.status === 401) throw new AuthError("The hub refused the token (401 Unauthorized): sign in again.");
     if (!resp.ok) throw new Error(`download failed: ${resp.status}`);
-    const url = URL.createObjectURL(await resp.blob());
-    const a = h("a", { href: url, download: missing(r.file_name) ? String(r.id) : String(r.file_name).replace(/[\\/]/g, "_") });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10000);
+    saveBlob(await resp.blob(), missing(r.file_name) ? String(r.id) : String(r.file_name));
   } catch (e) {
     if (e instanceof AuthError) return logout(e.message);
     setBanner(e.message, "bad");
@@ -758,6 +754,16 @@ async function downloadMedia(r, button) {
     button.disabled = false;
     button.textContent = label;
   }
+}
+
+/** Hands bytes already read (with the token) to the browser as a file named `name`. */
+function saveBlob(blob, name) {
+  const url = URL.createObjectURL(blob);
+  const a = h("a", { href: url, download: String(name).replace(/[\\/]/g, "_") });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
 /** Reads the page again (pages with evidence do not refresh by themselves). */
@@ -769,10 +775,572 @@ function notFound(message) {
   return h("div", { class: "view", "data-view": "missing" }, h("div", { class: "card" }, h("h1", null, "Not found"), h("p", null, message), h("p", null, link("#/fleet", "Back to the fleet"))));
 }
 
+// ---------------------------------------------------------------- coverage
+
+// Sensing coverage (issue 6, docs/coverage.md): the seven figures of a
+// window, action coverage per day for the least covered units, the least
+// covered groups, and the actions, officers and uploads behind the gaps.
+// Every figure is the hub's; the page only sorts and draws them.
+
+const COVERAGE_DAYS = 30;
+/** Lines in the chart: the least covered units, at most this many. */
+const CHART_UNITS = 8;
+/** Rows of a drill-down list shown in the page, of the LIST_ROWS read. */
+const ROWS_SHOWN = 100;
+const LIST_ROWS = 1000;
+/** Rows of a drill-down's CSV: the most the hub gives in one answer. */
+const CSV_ROWS = 10000;
+/** The hub counts days in China Standard Time (UTC+8); the window's dates are its days. */
+const HUB_ZONE = "+08:00";
+const HUB_ZONE_MS = 8 * 3600 * 1000;
+const DAY_MS = 86400000;
+/** The longest window the chart draws day by day. */
+const CHART_MAX_DAYS = 400;
+/** An identifier of SVG elements, not an address: nothing is fetched from it. */
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+const GROUPS = { unit: "Unit", domain: "Domain", officer: "Officer", day: "Day" };
+/** Drill-downs are narrowed to one unit, domain or officer: route parameter → API parameter. */
+const FOCUS = { unit: "unit_code", domain: "domain", officer: "officer_id" };
+
+/** The seven figures, each a numerator over a denominator (docs/coverage.md). */
+const FIGURES = [
+  { key: "actions", label: "Actions", num: "covered", den: "total", what: "enforcement actions recorded (share of span by their officers' recordings) / all actions" },
+  { key: "devices", label: "Devices", num: "heard", den: "total", what: "devices heard from in the window / active registered devices" },
+  { key: "personnel", label: "Personnel", num: "covered", den: "total", what: "officer-days on duty with a working recorder / officer-days on duty" },
+  { key: "time", label: "Time", num: "recorded_ms", den: "on_duty_ms", ms: true, what: "recorded time / time on duty" },
+  { key: "timeliness", label: "Timeliness", num: "on_time", den: "total", what: "recordings at the hub in time / all recordings" },
+  { key: "integrity", label: "Integrity", num: "intact", den: "total", what: "records verified with unbroken chains / all records" },
+  { key: "spatial", label: "Spatial", num: "covered", den: "total", what: "places (geohash-6 cells) with activity that have a recording / places with activity" },
+];
+const FIGURE = Object.fromEntries(FIGURES.map((f) => [f.key, f]));
+
+// ---- days and the window
+
+/** "2026-11-30" when `s` is a real date written so, else null. */
+function validDay(s) {
+  const m = /^(\d{4})-(\d{2})-(\d{2})$/.exec(String(s || ""));
+  if (!m) return null;
+  const d = new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3])));
+  return d.toISOString().slice(0, 10) === s ? s : null;
+}
+
+function addDays(day, n) {
+  return new Date(Date.parse(day + "T00:00:00Z") + n * DAY_MS).toISOString().slice(0, 10);
+}
+
+/** The hub's day (China Standard Time) of an instant. */
+function hubDay(ms) {
+  return new Date(ms + HUB_ZONE_MS).toISOString().slice(0, 10);
+}
+
+/** The window of the route: whole days `from`..`to` (both included), the grouping, and a drill-down focus. */
+function coverageWindow(query) {
+  let to = validDay(query.get("to")) || hubDay(Date.now());
+  let from = validDay(query.get("from")) || addDays(to, -(COVERAGE_DAYS - 1));
+  if (from > to) [from, to] = [to, from];
+  const by = Object.hasOwn(GROUPS, query.get("by")) ? query.get("by") : "unit";
+  let focus = null;
+  for (const kind of Object.keys(FOCUS)) {
+    const v = query.get(kind);
+    if (!missing(v)) focus = { kind, value: v };
+  }
+  return { from, to, by, focus, apiFrom: from + "T00:00:00" + HUB_ZONE, apiTo: addDays(to, 1) + "T00:00:00" + HUB_ZONE };
+}
+
+/** The address of the Coverage view with `changes` to the window `w`. */
+function coverageHash(w, changes) {
+  const x = { ...w, ...changes };
+  const q = new URLSearchParams({ from: x.from, to: x.to, by: x.by });
+  if (x.focus) q.set(x.focus.kind, x.focus.value);
+  if (x.export) q.set("export", x.export);
+  return "#/coverage?" + q;
+}
+
+/** An API path under /api/v1/coverage with the parameters that are given. */
+function coveragePath(endpoint, params) {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (!missing(v)) q.set(k, String(v));
+  return "/api/v1/coverage" + endpoint + "?" + q;
+}
+
+/** Like api(), but a failure other than 401 comes back as {error, status} to show in place. */
+async function attempt(path) {
+  try {
+    return { body: await api(path) };
+  } catch (e) {
+    if (e instanceof AuthError) throw e;
+    return { error: e.reason || e.message, status: e.status };
+  }
+}
+
+// ---- figures
+
+function figureOf(g, key) {
+  const f = g && typeof g === "object" ? g[key] : null;
+  return f && typeof f === "object" ? f : null;
+}
+
+function groupsOf(body) {
+  return asArray(body, "groups").filter((g) => g && typeof g === "object");
+}
+
+/** Numerator, denominator and ratio of a figure; ratio null when there is nothing to divide. */
+function fraction(g, key) {
+  const f = figureOf(g, key);
+  const def = FIGURE[key];
+  if (!f) return null;
+  const n = num(f[def.num]);
+  const d = num(f[def.den]);
+  const given = num(f.ratio);
+  const ratio = d ? (given ?? (n === null ? null : n / d)) : null;
+  return { n, d, ratio, f };
+}
+
+function percent(ratio) {
+  if (ratio === null || ratio === undefined) return DASH;
+  const p = Math.round(ratio * 1000) / 10;
+  return (Number.isInteger(p) ? String(p) : p.toFixed(1)) + "%";
+}
+
+function ratioTone(ratio) {
+  if (ratio === null || ratio === undefined) return "neutral";
+  return ratio >= 0.9 ? "ok" : ratio >= 0.6 ? "warn" : "bad";
+}
+
+/** A span of time as hours, minutes or seconds. */
+function span(ms) {
+  const n = num(ms);
+  if (n === null) return DASH;
+  if (Math.abs(n) < 60000) return Math.round(n / 1000) + " s";
+  if (Math.abs(n) < 3600000) return Math.round(n / 60000) + " min";
+  const tenths = Math.round(n / 360000);
+  return Math.trunc(tenths / 10) + (tenths % 10 ? "." + Math.abs(tenths % 10) : "") + " h";
+}
+
+/** "numerator / denominator" as the figure counts them. */
+function ofText(key, fr) {
+  const f = FIGURE[key].ms ? span : count;
+  return `${f(fr.n)} / ${f(fr.d)}`;
+}
+
+/** A cell with a figure's ratio over its numerator / denominator. */
+function fractionCell(g, key) {
+  const fr = fraction(g, key);
+  if (!fr) return h("td", { class: "num muted" }, DASH);
+  return h("td", { class: "num", "data-figure": key }, h("div", { class: "frac" }, h("span", { class: "pct pct-" + ratioTone(fr.ratio) }, percent(fr.ratio)), h("span", { class: "nd" }, ofText(key, fr))));
+}
+
+/** Badges "cause n" for each cause with a count (`unitText` after it, `title` to explain it). */
+function causes(byCause, unitText, title) {
+  if (!byCause || typeof byCause !== "object") return [];
+  return Object.entries(byCause)
+    .filter(([, n]) => num(n))
+    .sort((a, b) => num(b[1]) - num(a[1]) || a[0].localeCompare(b[0]))
+    .map(([cause, n]) => h("span", { class: "cause", "data-cause": cause, title }, badge(cause, cause === "nothing_recorded" ? "bad" : "warn"), " ", count(Math.round(num(n) * 10) / 10) + (unitText || "")));
+}
+
+/** One headline tile: the ratio, numerator / denominator, and what is behind the gap. */
+function coverageTile(all, key, policy) {
+  const def = FIGURE[key];
+  const fr = fraction(all, key);
+  const extra = [];
+  if (fr && key === "actions") extra.push(causes(fr.f.uncovered_by_cause));
+  // Counted in clock hours of duty, a partial hour as one: not a sum of time.
+  if (fr && key === "time") extra.push(causes(fr.f.unrecorded_hours_by_cause, " hours", "clock hours of duty without any recording (a partial hour counts as one)"));
+  if (fr && key === "timeliness" && num(fr.f.late) !== null) extra.push(h("span", { class: "small" }, `${count(fr.f.late)} late`, num(policy.timeliness_hours) === null ? "" : ` (over ${policy.timeliness_hours} h)`));
+  if (fr && key === "integrity" && num(fr.f.gaps) !== null) extra.push(h("span", { class: "small" }, `${count(fr.f.gaps)} gaps`));
+  return h(
+    "div",
+    { class: "stat stat-" + ratioTone(fr && fr.ratio), "data-figure": key, title: def.what },
+    h("div", { class: "stat-label" }, def.label),
+    h("div", { class: "stat-value" }, fr ? percent(fr.ratio) : DASH),
+    h("div", { class: "stat-sub" }, fr ? ofText(key, fr) : "not reported by the hub"),
+    extra.flat().length ? h("div", { class: "stat-causes" }, extra) : null,
+  );
+}
+
+/** Least covered first: lowest action ratio, then most uncovered actions; groups without actions last. */
+function leastCovered(a, b) {
+  const fa = fraction(a, "actions");
+  const fb = fraction(b, "actions");
+  const ra = fa && fa.ratio !== null ? fa.ratio : Infinity;
+  const rb = fb && fb.ratio !== null ? fb.ratio : Infinity;
+  const ua = fa ? (fa.d ?? 0) - (fa.n ?? 0) : 0;
+  const ub = fb ? (fb.d ?? 0) - (fb.n ?? 0) : 0;
+  return ra - rb || ub - ua || String(a.key ?? "").localeCompare(String(b.key ?? ""));
+}
+
+/** A group's key as people read it: a unit or officer by name, a domain or day as given. */
+function groupName(by, key) {
+  if (missing(key)) return h("span", { class: "muted" }, "none");
+  if (by === "unit") return unit(key);
+  if (by === "officer") return officer(key);
+  return String(key);
+}
+
+// ---- the chart
+
+function svg(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG_NS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (!missing(v)) el.setAttribute(k, String(v));
+  return append(el, children);
+}
+
+/** Action coverage per day of the least covered units: one line each. */
+async function chartSeries(unitBody, w) {
+  if (!unitBody) return { series: [], units: 0, failed: true, note: "The hub did not give coverage by unit, so there is nothing to chart." };
+  const units = groupsOf(unitBody).filter((g) => !missing(g.key) && (fraction(g, "actions")?.d ?? 0) > 0);
+  units.sort(leastCovered);
+  const chosen = units.slice(0, CHART_UNITS);
+  const period = { from: w.apiFrom, to: w.apiTo };
+  if (!chosen.length) return { series: [], units: 0 };
+  const answers = await Promise.all(chosen.map((g) => attempt(coveragePath("", { group_by: "day", ...period, unit_code: g.key }))));
+  if (answers.every((a) => a.body)) {
+    return { series: chosen.map((g, i) => ({ key: g.key, label: unit(g.key), whole: fraction(g, "actions"), days: groupsOf(answers[i].body) })), units: units.length };
+  }
+  // A hub that cannot narrow coverage to one unit: one line for all of them.
+  const all = await attempt(coveragePath("", { group_by: "day", ...period }));
+  return {
+    series: all.body ? [{ key: null, label: "all units", whole: fraction(unitBody && unitBody.all, "actions"), days: groupsOf(all.body) }] : [],
+    units: units.length,
+    note: `The hub did not give coverage for one unit (${(answers.find((a) => a.error) || {}).error}), so the line is all units together.`,
+  };
+}
+
+function lineChart(chart, w) {
+  const W = 1200;
+  const H = 300;
+  const left = 52;
+  const right = 18;
+  const top = 14;
+  const bottom = 46;
+  const days = [];
+  for (let d = w.from; d <= w.to && days.length < CHART_MAX_DAYS; d = addDays(d, 1)) days.push(d);
+  const at = new Map(days.map((d, i) => [d, i]));
+  const x = (i) => left + (days.length === 1 ? (W - left - right) / 2 : (i * (W - left - right)) / (days.length - 1));
+  const y = (r) => top + (1 - r) * (H - top - bottom);
+  const parts = [];
+  for (const r of [0, 0.25, 0.5, 0.75, 1]) {
+    parts.push(svg("line", { class: r === 0 ? "axis" : "grid-line", x1: left, x2: W - right, y1: y(r), y2: y(r) }));
+    parts.push(svg("text", { x: left - 8, y: y(r) + 4, "text-anchor": "end" }, percent(r)));
+  }
+  // About ten day labels, the last day's too when it is not crowded.
+  const step = Math.max(1, Math.ceil(days.length / 10));
+  const ticks = days.map((_, i) => i).filter((i) => i % step === 0);
+  if (days.length - 1 - ticks[ticks.length - 1] >= Math.max(1, step / 2)) ticks.push(days.length - 1);
+  for (const i of ticks) {
+    parts.push(svg("line", { class: "axis", x1: x(i), x2: x(i), y1: y(0), y2: y(0) + 5 }));
+    parts.push(svg("text", { x: x(i), y: y(0) + 18, "text-anchor": "middle" }, days[i].slice(5)));
+  }
+  parts.push(svg("text", { class: "axis-title", x: left + (W - left - right) / 2, y: H - 6, "text-anchor": "middle" }, `Day (China Standard Time), ${w.from} to ${w.to}`));
+  parts.push(svg("text", { class: "axis-title", x: 0, y: 0, transform: `translate(13 ${top + (H - top - bottom) / 2}) rotate(-90)`, "text-anchor": "middle" }, "Actions recorded"));
+  chart.series.forEach((s, i) => {
+    const points = s.days
+      .map((g) => ({ day: String(g.key), fr: fraction(g, "actions") }))
+      .filter((p) => at.has(p.day) && p.fr && p.fr.ratio !== null)
+      .sort((a, b) => a.day.localeCompare(b.day));
+    const name = missing(s.key) ? s.label : String(s.key);
+    const d = points.map((p, j) => `${j ? "L" : "M"}${x(at.get(p.day)).toFixed(1)} ${y(p.fr.ratio).toFixed(1)}`).join(" ");
+    parts.push(
+      svg(
+        "g",
+        { class: "s" + (i % CHART_UNITS), "data-unit": s.key },
+        svg("path", { class: "series", d: d || null }),
+        points.map((p) => svg("circle", { class: "dot", cx: x(at.get(p.day)).toFixed(1), cy: y(p.fr.ratio).toFixed(1), r: 4.5 }, svg("title", null, `${name} · ${p.day}: ${ofText("actions", p.fr)} actions recorded (${percent(p.fr.ratio)})`))),
+      ),
+    );
+  });
+  return svg("svg", { class: "chart", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "Action coverage per day, one line per unit" }, parts);
+}
+
+function chartSection(chart, w, exportLink) {
+  const drawn = chart.series.some((s) => s.days.some((g) => (fraction(g, "actions")?.d ?? 0) > 0));
+  const shown = chart.units > chart.series.length && chart.series.length > 1 ? ` (the ${chart.series.length} least covered of ${chart.units} units)` : "";
+  return h(
+    "section",
+    { class: "card", "data-section": "chart" },
+    h("div", { class: "card-head" }, h("h2", null, "Action coverage over time, per unit" + shown), exportLink),
+    drawn
+      ? [
+          lineChart(chart, w),
+          h(
+            "ul",
+            { class: "legend" },
+            chart.series.map((s, i) => h("li", { "data-unit": s.key }, h("span", { class: "swatch s" + (i % CHART_UNITS), "aria-hidden": "true" }), s.label, s.whole ? h("span", { class: "muted" }, ` · ${ofText("actions", s.whole)} · ${percent(s.whole.ratio)}`) : null)),
+          ),
+        ]
+      : chart.failed
+        ? null
+        : h("p", { class: "empty chart-note" }, "No enforcement actions in this window: there is nothing to chart."),
+    chart.note ? h("p", { class: "muted small" }, chart.note) : null,
+  );
+}
+
+// ---- the lists
+
+/** A section with a CSV link in its head. */
+function coverageSection(name, title, exportLink, ...body) {
+  return h("section", { class: "card card-flush", "data-section": name }, h("div", { class: "card-head card-head-flush" }, h("h2", null, title), exportLink), body);
+}
+
+/** The rows of a drill-down, at most ROWS_SHOWN, or what kept the hub from answering. */
+function listOf(answer, key, headers, row, empty) {
+  if (answer.error) {
+    return h("p", { class: "empty" }, answer.status === 404 ? "The hub does not serve this list yet " : "The hub could not give this list ", `(${answer.error}).`);
+  }
+  const items = asArray(answer.body, key).filter((x) => x && typeof x === "object");
+  const more = items.length - ROWS_SHOWN;
+  const atLeast = items.length >= LIST_ROWS ? " or more" : "";
+  return [
+    table(headers, items.slice(0, ROWS_SHOWN).map(row), empty),
+    more > 0 ? h("p", { class: "muted small list-note" }, `…and ${count(more)}${atLeast} more: the CSV has up to ${count(CSV_ROWS)}.`) : null,
+  ];
+}
+
+function names(list, one) {
+  if (!Array.isArray(list) || !list.length) return h("span", { class: "muted" }, DASH);
+  return list.map((x, i) => [i ? ", " : "", one(x && typeof x === "object" ? (x.officer_id ?? x.device_id ?? x.id) : x)]);
+}
+
+function actionRow(a) {
+  const span_ = num(a.span_ms);
+  const covered = num(a.covered_ms);
+  return h(
+    "tr",
+    { "data-action": show(a.action_id) },
+    h("td", { class: "nowrap" }, when(a.start)),
+    h("td", { class: "num nowrap" }, span_ === null ? DASH : duration(span_ / 1000)),
+    h("td", { class: "num nowrap" }, span_ ? `${percent(covered / span_)}` : DASH),
+    h("td", null, missing(a.cause) ? DASH : badge(String(a.cause), a.cause === "nothing_recorded" ? "bad" : "warn")),
+    h("td", null, show(a.case_number), h("div", { class: "small muted mono" }, show(a.action_id))),
+    h("td", null, show(a.domain)),
+    h("td", { class: "unit" }, unit(a.unit_code)),
+    h("td", null, names(a.officers, (o) => officer(o))),
+    h("td", { class: "mono nowrap" }, deviceLink(a.device_id)),
+  );
+}
+
+function officerRow(o) {
+  return h(
+    "tr",
+    { "data-officer": show(o.officer_id) },
+    h("td", { class: "nowrap" }, show(o.day)),
+    h("td", null, officer(o.officer_id, o.name)),
+    h("td", { class: "unit" }, unit(o.unit_code)),
+    h("td", { class: "num nowrap" }, span(o.on_duty_ms)),
+    h("td", { class: "num nowrap" }, span(o.recorded_ms)),
+    h("td", null, o.working === true ? badge("working", "ok") : o.working === false ? badge("no working recorder", "bad") : DASH),
+    h("td", { class: "mono" }, Array.isArray(o.devices) && o.devices.length ? names(o.devices, deviceLink) : h("span", { class: "muted" }, "none assigned")),
+  );
+}
+
+function lateRow(l) {
+  const arrived = parseTime(l.arrived_at);
+  const deadline = parseTime(l.deadline);
+  const over = (arrived ?? Date.now()) - (deadline ?? NaN);
+  return h(
+    "tr",
+    { "data-record": show(l.record_id) },
+    h("td", { class: "mono nowrap" }, recordLink(l.record_id)),
+    h("td", { class: "mono nowrap" }, deviceLink(l.device_id)),
+    h("td", null, officer(l.officer_id)),
+    h("td", { class: "unit" }, unit(l.unit_code)),
+    h("td", { class: "nowrap" }, when(l.end)),
+    h("td", { class: "nowrap" }, when(l.deadline)),
+    h("td", { class: "nowrap" }, missing(l.arrived_at) ? badge("not arrived", "bad") : when(l.arrived_at)),
+    h("td", { class: "num nowrap" }, Number.isFinite(over) && over > 0 ? duration(over / 1000) : DASH),
+  );
+}
+
+// ---- export
+
+/** Reads a CSV from the API with the token and saves it as `name`. */
+async function saveCsv(path, name, button) {
+  if (button) button.setAttribute("aria-busy", "true");
+  try {
+    const resp = await fetch(path, { headers: { Authorization: "Bearer " + token(), Accept: "text/csv" }, cache: "no-store", credentials: "omit" });
+    if (resp.status === 401) throw new AuthError("The hub refused the token (401 Unauthorized): sign in again.");
+    if (!resp.ok) {
+      let why = resp.statusText;
+      try {
+        why = (await resp.json()).error || why;
+      } catch (_) {
+        // Not JSON: the status says enough.
+      }
+      throw new Error(`CSV export failed: GET ${path}: ${resp.status} ${why}`);
+    }
+    const blob = await resp.blob();
+    saveBlob(blob.type ? blob : new Blob([blob], { type: "text/csv" }), name);
+  } catch (e) {
+    if (e instanceof AuthError) return logout(e.message);
+    setBanner(e.message, "bad");
+  } finally {
+    if (button) button.removeAttribute("aria-busy");
+  }
+}
+
+/** The view's CSV downloads: the same API reads as the page's, as CSV. */
+function coverageExports(w, focus) {
+  const period = { from: w.apiFrom, to: w.apiTo };
+  const csv = { limit: CSV_ROWS, format: "csv" };
+  const file = (what) => `evsync-coverage-${what}-${w.from}_${w.to}.csv`;
+  return {
+    groups: { path: coveragePath("", { group_by: w.by, ...period, format: "csv" }), file: file(w.by) },
+    days: { path: coveragePath("", { group_by: "day", ...period, format: "csv" }), file: file("day") },
+    actions: { path: coveragePath("/actions", { covered: "false", ...period, ...focus, ...csv }), file: file("uncovered-actions") },
+    officers: { path: coveragePath("/officers", { working: "false", ...period, ...focus, ...csv }), file: file("officers-without-recorder") },
+    late: { path: coveragePath("/late", { ...period, ...focus, ...csv }), file: file("late-uploads") },
+  };
+}
+
+/** A link that downloads one export; as an address (#/coverage?…&export=NAME) it downloads when opened. */
+function csvLink(w, exports, name) {
+  const x = exports[name];
+  return h(
+    "a",
+    {
+      href: coverageHash(w, { export: name }),
+      class: "btn btn-small csv",
+      "data-export": x.path,
+      title: "Download as CSV, read with your token",
+      onclick: (ev) => {
+        ev.preventDefault();
+        saveCsv(x.path, x.file, ev.currentTarget);
+      },
+    },
+    "CSV",
+  );
+}
+
+// ---- the view
+
+function coverageForm(w) {
+  const from = h("input", { type: "date", id: "cov-from", name: "from", value: w.from, required: true });
+  const to = h("input", { type: "date", id: "cov-to", name: "to", value: w.to, required: true });
+  const by = h("select", { id: "cov-by", name: "by" }, Object.entries(GROUPS).map(([k, label]) => h("option", { value: k, selected: k === w.by }, label)));
+  const message = h("span", { class: "error-text small", role: "alert" });
+  const today = hubDay(Date.now());
+  const last = (n) => link(coverageHash(w, { from: addDays(today, -(n - 1)), to: today }), `${n} days`);
+  return h(
+    "form",
+    {
+      class: "card cov-form",
+      id: "coverage-form",
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        const f = validDay(from.value);
+        const t = validDay(to.value);
+        if (!f || !t || f > t) {
+          message.textContent = "Choose a first day on or before the last day.";
+          return;
+        }
+        location.hash = coverageHash(w, { from: f, to: t, by: by.value });
+      },
+    },
+    h("label", { for: "cov-from" }, "From", from),
+    h("label", { for: "cov-to" }, "To (included)", to),
+    h("label", { for: "cov-by" }, "Group by", by),
+    h("button", { type: "submit", class: "btn btn-primary" }, "Show"),
+    h("span", { class: "small muted quick" }, "Last ", last(7), " · ", last(30), " · ", last(90)),
+    message,
+  );
+}
+
+async function coverageView(route) {
+  const w = coverageWindow(route.query);
+  const period = { from: w.apiFrom, to: w.apiTo };
+  const focus = w.focus ? { [FOCUS[w.focus.kind]]: w.focus.value } : {};
+  const list = { ...period, ...focus, limit: LIST_ROWS };
+  const [main, unitBody] = await Promise.all([
+    api(coveragePath("", { group_by: w.by, ...period })),
+    w.by === "unit" ? null : optional(coveragePath("", { group_by: "unit", ...period })),
+    loadDirectory(),
+  ]);
+  const units = w.by === "unit" ? main : unitBody;
+  const [chart, actions, officers, late] = await Promise.all([
+    chartSeries(units, w),
+    attempt(coveragePath("/actions", { covered: "false", ...list })),
+    attempt(coveragePath("/officers", { working: "false", ...list })),
+    attempt(coveragePath("/late", list)),
+  ]);
+  const policy = (main && main.policy && typeof main.policy === "object" ? main.policy : main) || {};
+  const all = main && main.all && typeof main.all === "object" ? main.all : null;
+  const exports = coverageExports(w, focus);
+  const wanted = route.query.get("export");
+  if (Object.hasOwn(exports, wanted)) {
+    // Opened as an export address: download once, and forget the request so a reload does not repeat it.
+    history.replaceState(null, "", location.pathname + location.search + coverageHash(w, { export: null }));
+    setTimeout(() => saveCsv(exports[wanted].path, exports[wanted].file), 0);
+  }
+
+  const groups = groupsOf(main).sort(leastCovered);
+  const groupRows = groups.map((g) => {
+    const fr = fraction(g, "actions");
+    const target = missing(g.key) ? null : w.by === "day" ? coverageHash(w, { from: String(g.key), to: String(g.key) }) : coverageHash(w, { focus: { kind: w.by, value: String(g.key) } });
+    return h(
+      "tr",
+      { "data-group": missing(g.key) ? "" : String(g.key) },
+      h("td", { class: w.by === "unit" ? "unit" : "" }, target ? h("a", { href: target, title: w.by === "day" ? "Show this day" : "Show the gaps of this group" }, groupName(w.by, g.key)) : groupName(w.by, g.key)),
+      fractionCell(g, "actions"),
+      h("td", { class: "num" }, fr && fr.d !== null ? count((fr.d ?? 0) - (fr.n ?? 0)) : DASH),
+      h("td", null, fr ? causes(fr.f.uncovered_by_cause) : null),
+      FIGURES.filter((f) => f.key !== "actions").map((f) => fractionCell(g, f.key)),
+    );
+  });
+
+  const share = num(policy.share_permille);
+  const hours = num(policy.timeliness_hours);
+  const focusName = w.focus ? [GROUPS[w.focus.kind].toLowerCase(), " ", w.focus.kind === "unit" ? unit(w.focus.value) : w.focus.kind === "officer" ? officer(w.focus.value) : w.focus.value] : null;
+
+  return h(
+    "div",
+    { class: "view", "data-view": "coverage" },
+    h(
+      "div",
+      { class: "view-head" },
+      h("div", null, h("h1", null, "Coverage"), h("div", { class: "muted small" }, `${w.from} to ${w.to} (days in China Standard Time)`, share === null ? "" : ` · an action is recorded when recordings cover ${share / 10}% of it`, hours === null ? "" : ` · on time within ${hours} h`)),
+      h("div", { class: "head-badges" }, reloadButton()),
+    ),
+    coverageForm(w),
+    h("div", { class: "stats stats-7", "data-section": "figures" }, FIGURES.map((f) => coverageTile(all, f.key, policy))),
+    chartSection(chart, w, csvLink(w, exports, "days")),
+    coverageSection(
+      "least",
+      `Least covered by ${GROUPS[w.by].toLowerCase()}`,
+      csvLink(w, exports, "groups"),
+      table(
+        [GROUPS[w.by], { label: "Actions", cls: "num" }, { label: "Uncovered", cls: "num" }, "Causes", ...FIGURES.filter((f) => f.key !== "actions").map((f) => ({ label: f.label, cls: "num" }))],
+        groupRows,
+        "No coverage figures in this window.",
+      ),
+    ),
+    w.focus ? h("div", { class: "focus-bar" }, "Gaps of ", focusName, " · ", link(coverageHash(w, { focus: null }), "show all")) : null,
+    coverageSection(
+      "uncovered-actions",
+      "Uncovered actions",
+      csvLink(w, exports, "actions"),
+      listOf(actions, "actions", ["Start", { label: "Span", cls: "num" }, { label: "Recorded", cls: "num" }, "Cause", "Case / action", "Domain", "Unit", "Officers", "Device"], actionRow, "Every action in this window was recorded."),
+    ),
+    coverageSection(
+      "officers",
+      "Officers on duty without a working recorder",
+      csvLink(w, exports, "officers"),
+      listOf(officers, "officers", ["Day", "Officer", "Unit", { label: "On duty", cls: "num" }, { label: "Recorded", cls: "num" }, "Recorder", "Devices"], officerRow, "Every officer on duty in this window had a working recorder."),
+    ),
+    coverageSection(
+      "late",
+      "Late uploads",
+      csvLink(w, exports, "late"),
+      listOf(late, "late", ["Record", "Device", "Officer", "Unit", "Ended", "Deadline", "Arrived", { label: "Late by", cls: "num" }], lateRow, "Every recording of this window reached the hub in time."),
+    ),
+  );
+}
+
 // ---------------------------------------------------------------- routing and session
 
 const LIVE_VIEWS = ["fleet", "alerts", "transfers"];
-const VIEWS = { fleet: fleetView, alerts: alertsView, transfers: transfersView, device: deviceView, record: recordView };
+const VIEWS = { fleet: fleetView, alerts: alertsView, transfers: transfersView, coverage: coverageView, device: deviceView, record: recordView };
 
 function parseRoute() {
   const raw = location.hash.replace(/^#/, "") || "/fleet";
@@ -790,6 +1358,7 @@ function parseRoute() {
   if (parts[0] === "records" && parts.length >= 2) return { name: "record", id: decode(parts.slice(1).join("/")), query };
   if (parts[0] === "alerts") return { name: "alerts", query };
   if (parts[0] === "transfers") return { name: "transfers", query };
+  if (parts[0] === "coverage") return { name: "coverage", query };
   return { name: "fleet", query };
 }
 

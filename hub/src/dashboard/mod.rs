@@ -1,5 +1,8 @@
-//! The operators' web dashboard: fleet, alerts, transfers, a page per device
-//! and the custody trail of a record, at `/dashboard/` (`/` redirects there).
+//! The operators' web dashboard: fleet, alerts, transfers, sensing coverage
+//! (the seven figures of a window, a chart per unit drawn as SVG by the page,
+//! the least covered groups, the gaps behind them and their CSV exports), a
+//! page per device and the custody trail of a record, at `/dashboard/` (`/`
+//! redirects there).
 //!
 //! In: nothing but the request for the page. Out: one static page (HTML,
 //! JavaScript and CSS compiled into the binary; no build step, nothing
@@ -119,6 +122,9 @@ mod tests {
         }
     }
 
+    /// The one address the script may name: the namespace of SVG elements.
+    const SVG_NAMESPACE: &str = "http://www.w3.org/2000/svg";
+
     #[test]
     fn the_page_is_utf8_self_contained_and_never_parses_api_text_as_html() {
         assert!(INDEX_HTML.contains(r#"<meta charset="utf-8">"#));
@@ -127,6 +133,8 @@ mod tests {
             ("app.js", APP_JS),
             ("style.css", STYLE_CSS),
         ] {
+            // The SVG namespace names a kind of element; nothing is fetched from it.
+            let text = text.replace(SVG_NAMESPACE, "");
             assert!(
                 !text.contains("http://") && !text.contains("https://"),
                 "{name} names an outside address"
@@ -149,5 +157,20 @@ mod tests {
             !INDEX_HTML.contains("<script>"),
             "inline scripts are refused by the policy"
         );
+    }
+
+    #[test]
+    fn every_view_in_the_nav_is_routed_by_the_script() {
+        for view in ["fleet", "alerts", "transfers", "coverage"] {
+            assert!(
+                INDEX_HTML.contains(&format!(r##"href="#/{view}" data-view="{view}""##)),
+                "no {view} in the nav"
+            );
+            assert!(
+                APP_JS.contains(&format!(r#"parts[0] === "{view}""#))
+                    || APP_JS.contains(&format!(r#"name: "{view}""#)),
+                "app.js does not route #/{view}"
+            );
+        }
     }
 }
