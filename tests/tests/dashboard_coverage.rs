@@ -695,7 +695,7 @@ async fn the_coverage_view_shows_the_figures_chart_gaps_and_csv_of_real_actions_
     let rows = csv_rows(&saved)?;
     let unit_row = rows
         .iter()
-        .find(|r| r.get("group").map(String::as_str) == Some(UNIT))
+        .find(|r| r.get("key").map(String::as_str) == Some(UNIT))
         .with_context(|| format!("no row for {UNIT} in the CSV:\n{saved}"))?;
     assert_eq!(
         (

@@ -116,8 +116,21 @@ fn rows_limit(limit: Option<u32>) -> Result<u32, ApiError> {
     }
 }
 
-/// A CSV answer: a header line, then one line per row.
-fn csv_answer(name: &str, header: &[&str], rows: Vec<Vec<String>>) -> Result<Response, ApiError> {
+/// The first `limit` of `rows` (read one more than that), and whether there were more.
+fn cut<T>(mut rows: Vec<T>, limit: u32) -> (Vec<T>, bool) {
+    let more = rows.len() > limit as usize;
+    rows.truncate(limit as usize);
+    (rows, more)
+}
+
+/// A CSV answer: a header line, then one line per row; `X-Truncated: true`
+/// when more rows than `limit` matched.
+fn csv_answer(
+    name: &str,
+    header: &[&str],
+    rows: Vec<Vec<String>>,
+    truncated: bool,
+) -> Result<Response, ApiError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     let written = w
         .write_record(header)
@@ -137,6 +150,10 @@ fn csv_answer(name: &str, header: &[&str], rows: Vec<Vec<String>>) -> Result<Res
             (
                 header::CONTENT_DISPOSITION,
                 format!("attachment; filename=\"{name}.csv\""),
+            ),
+            (
+                header::HeaderName::from_static("x-truncated"),
+                truncated.to_string(),
             ),
         ],
         bytes,
@@ -188,7 +205,7 @@ fn figures_json(f: &Figures) -> Value {
 }
 
 const FIGURE_COLUMNS: &[&str] = &[
-    "group",
+    "key",
     "actions_covered",
     "actions_total",
     "actions_uncovered_by_cause",
@@ -257,7 +274,7 @@ pub async fn figures(
     if csv {
         let mut rows = vec![figures_row("all".into(), &all)];
         rows.extend(groups.iter().map(|(k, f)| figures_row(opt(k), f)));
-        return csv_answer(&format!("coverage-by-{name}"), FIGURE_COLUMNS, rows);
+        return csv_answer(&format!("coverage-by-{name}"), FIGURE_COLUMNS, rows, false);
     }
     let groups: Vec<Value> = groups
         .iter()
@@ -300,18 +317,22 @@ pub async fn actions(
         )));
     }
     let list = state
-        .read(move |s| s.judged_actions(&scope, covered, cause.as_deref(), limit))
+        .read(move |s| s.judged_actions(&scope, covered, cause.as_deref(), limit + 1))
         .await?;
+    let (list, truncated) = cut(list, limit);
     if csv {
         let rows = list
             .iter()
             .map(|a| {
                 vec![
                     a.key.clone(),
+                    a.action_id.clone(),
+                    a.device_id.clone(),
                     a.officers.join(";"),
                     opt(&a.unit_code),
                     opt(&a.domain),
                     opt(&a.case_number),
+                    opt(&a.place),
                     at(a.start_ms).unwrap_or_default(),
                     at(a.end_ms).unwrap_or_default(),
                     a.span_ms.to_string(),
@@ -323,10 +344,13 @@ pub async fn actions(
             .collect();
         let header = [
             "key",
+            "action_id",
+            "device_id",
             "officers",
             "unit_code",
             "domain",
             "case_number",
+            "place",
             "start",
             "end",
             "span_ms",
@@ -334,7 +358,7 @@ pub async fn actions(
             "covered",
             "cause",
         ];
-        return csv_answer("coverage-actions", &header, rows);
+        return csv_answer("coverage-actions", &header, rows, truncated);
     }
     let list: Vec<Value> = list
         .into_iter()
@@ -357,7 +381,7 @@ pub async fn actions(
             })
         })
         .collect();
-    Ok(Json(json!({ "actions": list })).into_response())
+    Ok(Json(json!({ "actions": list, "truncated": truncated })).into_response())
 }
 
 /// `GET /api/v1/coverage/officers?working=false`: officer-days on duty,
@@ -372,8 +396,9 @@ pub async fn officers(
     let (scope, _, _) = q.scope()?;
     let working = q.working;
     let list = state
-        .read(move |s| s.officer_days(&scope, working, limit))
+        .read(move |s| s.officer_days(&scope, working, limit + 1))
         .await?;
+    let (list, truncated) = cut(list, limit);
     if csv {
         let rows = list
             .iter()
@@ -400,9 +425,9 @@ pub async fn officers(
             "working",
             "devices",
         ];
-        return csv_answer("coverage-officers", &header, rows);
+        return csv_answer("coverage-officers", &header, rows, truncated);
     }
-    Ok(Json(json!({ "officers": list })).into_response())
+    Ok(Json(json!({ "officers": list, "truncated": truncated })).into_response())
 }
 
 /// `GET /api/v1/coverage/late`: recordings whose bytes missed their deadline.
@@ -414,7 +439,10 @@ pub async fn late(
     let csv = wants_csv(q.format.as_deref())?;
     let limit = rows_limit(q.limit)?;
     let (scope, _, _) = q.scope()?;
-    let list = state.read(move |s| s.late_uploads(&scope, limit)).await?;
+    let list = state
+        .read(move |s| s.late_uploads(&scope, limit + 1))
+        .await?;
+    let (list, truncated) = cut(list, limit);
     let rows: Vec<LateRow> = list
         .into_iter()
         .map(|l| LateRow {
@@ -451,9 +479,9 @@ pub async fn late(
                 ]
             })
             .collect();
-        return csv_answer("coverage-late", &header, rows);
+        return csv_answer("coverage-late", &header, rows, truncated);
     }
-    Ok(Json(json!({ "late": rows })).into_response())
+    Ok(Json(json!({ "late": rows, "truncated": truncated })).into_response())
 }
 
 #[derive(Debug, Serialize)]
@@ -479,8 +507,9 @@ pub async fn hours(
     let (scope, _, _) = q.scope()?;
     let recorded = q.recorded;
     let list = state
-        .read(move |s| s.duty_hours(&scope, recorded, limit))
+        .read(move |s| s.duty_hours(&scope, recorded, limit + 1))
         .await?;
+    let (list, truncated) = cut(list, limit);
     if csv {
         let header = [
             "officer_id",
@@ -503,7 +532,7 @@ pub async fn hours(
                 ]
             })
             .collect();
-        return csv_answer("coverage-hours", &header, rows);
+        return csv_answer("coverage-hours", &header, rows, truncated);
     }
     let list: Vec<Value> = list
         .into_iter()
@@ -515,7 +544,7 @@ pub async fn hours(
             })
         })
         .collect();
-    Ok(Json(json!({ "hours": list })).into_response())
+    Ok(Json(json!({ "hours": list, "truncated": truncated })).into_response())
 }
 
 /// `GET /api/v1/coverage/cells`: geohash cells with the actions and
@@ -528,7 +557,8 @@ pub async fn cells(
     let csv = wants_csv(q.format.as_deref())?;
     let limit = rows_limit(q.limit)?;
     let (scope, _, _) = q.scope()?;
-    let list = state.read(move |s| s.cells(&scope, limit)).await?;
+    let list = state.read(move |s| s.cells(&scope, limit + 1)).await?;
+    let (list, truncated) = cut(list, limit);
     if csv {
         let rows = list
             .iter()
@@ -540,9 +570,14 @@ pub async fn cells(
                 ]
             })
             .collect();
-        return csv_answer("coverage-cells", &["cell", "actions", "recordings"], rows);
+        return csv_answer(
+            "coverage-cells",
+            &["cell", "actions", "recordings"],
+            rows,
+            truncated,
+        );
     }
-    Ok(Json(json!({ "cells": list })).into_response())
+    Ok(Json(json!({ "cells": list, "truncated": truncated })).into_response())
 }
 
 /// Largest import body.

@@ -1091,7 +1091,9 @@ function listOf(answer, key, headers, row, empty) {
   }
   const items = asArray(answer.body, key).filter((x) => x && typeof x === "object");
   const more = items.length - ROWS_SHOWN;
-  const atLeast = items.length >= LIST_ROWS ? " or more" : "";
+  // The hub says when more matched than it sent; an older hub does not.
+  const cut = answer.body && typeof answer.body.truncated === "boolean" ? answer.body.truncated : items.length >= LIST_ROWS;
+  const atLeast = cut ? " or more" : "";
   return [
     table(headers, items.slice(0, ROWS_SHOWN).map(row), empty),
     more > 0 ? h("p", { class: "muted small list-note" }, `…and ${count(more)}${atLeast} more: the CSV has up to ${count(CSV_ROWS)}.`) : null,

@@ -309,9 +309,17 @@ impl super::Store {
             for (d, span) in duties {
                 let key = format!("import/{}/{}", d.officer_id, span.start);
                 tx.prepare_cached(
+                    // The officer's unit and domain as the officers list has
+                    // them, else as their latest device assignment does.
                     "INSERT INTO duties (duty_key, officer_id, unit_code, domain, start_ms, end_ms, source)
-                     SELECT ?1, ?2, o.unit_code, o.domain, ?3, ?4, 'import'
+                     SELECT ?1, ?2,
+                            COALESCE(o.unit_code, (SELECT unit_code FROM assignments WHERE officer_id = ?2
+                                                   AND unit_code IS NOT NULL ORDER BY from_at DESC LIMIT 1)),
+                            COALESCE(o.domain, (SELECT domain FROM assignments WHERE officer_id = ?2
+                                                AND domain IS NOT NULL ORDER BY from_at DESC LIMIT 1)),
+                            ?3, ?4, 'import'
                      FROM (SELECT 1) LEFT JOIN officers o ON o.officer_id = ?2
+                     WHERE true
                      ON CONFLICT (duty_key) DO UPDATE SET end_ms = excluded.end_ms",
                 )?
                 .execute(params![key, d.officer_id, span.start, span.end])?;
