@@ -851,3 +851,78 @@ impl Drop for RawDevice {
         self.poller.abort();
     }
 }
+
+/// One server-sent event of `/api/v1/events`.
+#[derive(Debug)]
+pub struct Sse {
+    /// `record` or `alert`.
+    pub event: String,
+    /// Its id (resume with `Last-Event-ID`).
+    pub id: String,
+    /// The record or alert.
+    pub data: Value,
+}
+
+/// Reads `n` events from `/api/v1/events` (resuming after `last_id`), then
+/// hangs up; fewer if the hub ends the stream first.
+pub async fn read_events(
+    base: String,
+    token: String,
+    last_id: Option<String>,
+    n: usize,
+) -> anyhow::Result<Vec<Sse>> {
+    read_events_until(base, token, last_id, Duration::from_secs(20), move |got| {
+        got.len() == n
+    })
+    .await
+}
+
+/// Reads events from `/api/v1/events` (resuming after `last_id`) until
+/// `enough` says so of those read, then hangs up; fewer if the hub ends the
+/// stream first. Fails if that takes longer than `within`.
+pub async fn read_events_until(
+    base: String,
+    token: String,
+    last_id: Option<String>,
+    within: Duration,
+    enough: impl Fn(&[Sse]) -> bool + Send + 'static,
+) -> anyhow::Result<Vec<Sse>> {
+    tokio::task::spawn_blocking(move || {
+        let agent = ureq::Agent::config_builder()
+            .timeout_global(Some(within))
+            .build()
+            .new_agent();
+        let mut req = agent
+            .get(format!("{base}/api/v1/events"))
+            .header("Authorization", format!("Bearer {token}"));
+        if let Some(id) = last_id {
+            req = req.header("Last-Event-ID", id);
+        }
+        let mut resp = req.call()?;
+        let reader = std::io::BufReader::new(resp.body_mut().as_reader());
+        let mut out = Vec::new();
+        let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
+        for line in std::io::BufRead::lines(reader) {
+            let line = line?;
+            if let Some(v) = line.strip_prefix("event: ") {
+                event = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("id: ") {
+                id = v.to_owned();
+            } else if let Some(v) = line.strip_prefix("data: ") {
+                data.push_str(v);
+            } else if line.is_empty() && !data.is_empty() {
+                out.push(Sse {
+                    event: std::mem::take(&mut event),
+                    id: std::mem::take(&mut id),
+                    data: serde_json::from_str(&std::mem::take(&mut data))?,
+                });
+                if enough(&out) {
+                    return Ok(out);
+                }
+            }
+        }
+        // The hub ended the stream (it stopped, or the token was revoked).
+        Ok(out)
+    })
+    .await?
+}

@@ -5,7 +5,6 @@
 //! that resume after the last event seen (`Last-Event-ID`) without a gap or
 //! a repeat.
 
-use std::io::BufRead;
 use std::time::Duration;
 
 use evsync_agent::agent::Agent;
@@ -232,62 +231,6 @@ fn urlencode(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// One server-sent event.
-#[derive(Debug, Clone)]
-struct Sse {
-    event: String,
-    id: String,
-    data: Value,
-}
-
-/// Reads `n` events from `/api/v1/events` (resuming after `last_id`), then
-/// hangs up; fewer if the hub ends the stream first.
-async fn read_events(
-    base: String,
-    token: String,
-    last_id: Option<String>,
-    n: usize,
-) -> anyhow::Result<Vec<Sse>> {
-    tokio::task::spawn_blocking(move || {
-        let agent = ureq::Agent::config_builder()
-            .timeout_global(Some(Duration::from_secs(20)))
-            .build()
-            .new_agent();
-        let mut req = agent
-            .get(format!("{base}/api/v1/events"))
-            .header("Authorization", format!("Bearer {token}"));
-        if let Some(id) = last_id {
-            req = req.header("Last-Event-ID", id);
-        }
-        let mut resp = req.call()?;
-        let reader = std::io::BufReader::new(resp.body_mut().as_reader());
-        let mut out = Vec::new();
-        let (mut event, mut id, mut data) = (String::new(), String::new(), String::new());
-        for line in reader.lines() {
-            let line = line?;
-            if let Some(v) = line.strip_prefix("event: ") {
-                event = v.to_owned();
-            } else if let Some(v) = line.strip_prefix("id: ") {
-                id = v.to_owned();
-            } else if let Some(v) = line.strip_prefix("data: ") {
-                data.push_str(v);
-            } else if line.is_empty() && !data.is_empty() {
-                out.push(Sse {
-                    event: std::mem::take(&mut event),
-                    id: std::mem::take(&mut id),
-                    data: serde_json::from_str(&std::mem::take(&mut data))?,
-                });
-                if out.len() == n {
-                    return Ok(out);
-                }
-            }
-        }
-        // The hub ended the stream (it stopped, or the token was revoked).
-        Ok(out)
-    })
-    .await?
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,7 +18,9 @@
 //!      that touches the action came from a recorder whose clock was off by
 //!      more than the drift threshold.
 //!   2. `no_recorder_assigned`: none of its officers had a device assigned
-//!      at any moment of the action, nor one that recorded for them then.
+//!      at any moment of the action, nor one that recorded for them then,
+//!      and it was not reported by a device of theirs (an action from a
+//!      field device's events was: that device is with its officer).
 //!   3. `media_not_arrived`: a recording of its officers (or of a device
 //!      assigned to them then) that touches the action is known — from a
 //!      media record whose bytes are not stored yet, or from recording
@@ -43,6 +45,9 @@ pub struct Action {
     pub officers: Vec<String>,
     /// When it happened.
     pub span: Span,
+    /// The device whose events made it, carried by its officer (none for an
+    /// action imported from a case system).
+    pub device_id: Option<String>,
 }
 
 /// A recording as the hub holds it.
@@ -197,7 +202,8 @@ pub fn judge(action: &Action, ev: Evidence<'_>, policy: Policy) -> Verdict {
         .map(|r| r.record_id.clone())
         .collect();
     let is_covered = enough(covered, span.len(), policy);
-    let cause = (!is_covered).then(|| cause(span, &officers, ev, policy));
+    let device = action.device_id.as_deref();
+    let cause = (!is_covered).then(|| cause(span, &officers, device, ev, policy));
     Verdict {
         action_id: action.id.clone(),
         span_ms: span.len(),
@@ -208,7 +214,13 @@ pub fn judge(action: &Action, ev: Evidence<'_>, policy: Policy) -> Verdict {
     }
 }
 
-fn cause(span: Span, officers: &HashSet<&str>, ev: Evidence<'_>, policy: Policy) -> Cause {
+fn cause(
+    span: Span,
+    officers: &HashSet<&str>,
+    device: Option<&str>,
+    ev: Evidence<'_>,
+    policy: Policy,
+) -> Cause {
     let theirs: Vec<&Recording> = ev
         .recordings
         .iter()
@@ -229,17 +241,21 @@ fn cause(span: Span, officers: &HashSet<&str>, ev: Evidence<'_>, policy: Policy)
     if enough(raw, span.len(), policy) || suspect {
         return Cause::ClockProblem;
     }
-    // Their devices: assigned to them then, or that recorded for them then.
-    let devices: HashSet<&str> = ev
-        .assignments
-        .iter()
-        .filter(|a| officers.contains(a.officer_id.as_str()) && a.span.overlaps(span))
-        .map(|a| a.device_id.as_str())
+    // Their devices: the one that reported the action, those assigned to
+    // them then, or that recorded for them then.
+    let devices: HashSet<&str> = device
+        .into_iter()
         .chain(
-            theirs
+            ev.assignments
                 .iter()
-                .filter(|r| r.span().overlaps(span))
-                .map(|r| r.device_id.as_str()),
+                .filter(|a| officers.contains(a.officer_id.as_str()) && a.span.overlaps(span))
+                .map(|a| a.device_id.as_str())
+                .chain(
+                    theirs
+                        .iter()
+                        .filter(|r| r.span().overlaps(span))
+                        .map(|r| r.device_id.as_str()),
+                ),
         )
         .collect();
     if devices.is_empty() {

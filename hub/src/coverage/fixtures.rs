@@ -27,6 +27,7 @@ fn action(id: &str, officers: &[&str], from: &str, to: &str) -> Action {
         id: id.into(),
         officers: officers.iter().map(|o| (*o).to_owned()).collect(),
         span: span(from, to),
+        device_id: None,
     }
 }
 
@@ -238,6 +239,11 @@ fn each_uncovered_action_carries_the_cause_a_supervisor_acts_on() {
         judged(&a, &[], &[day("ZFY0010", "200099")]).cause,
         Some(Cause::NoRecorderAssigned)
     );
+    // Reported by a field device of theirs (its events made the action):
+    // that device was with them, so it is not for want of a recorder.
+    let mut a = action("a-own-device", &["200010"], from, to);
+    a.device_id = Some("field-10".into());
+    assert_eq!(judged(&a, &[], &[]).cause, Some(Cause::NothingRecorded));
     // Assigned, nothing recorded.
     let a = action("a-nothing", &["200011"], from, to);
     assert_eq!(
@@ -300,7 +306,7 @@ proptest! {
         start in 0i64..600,
         len in 0i64..200,
     ) {
-        let a = Action { id: "a".into(), officers: vec!["200000".into(), "200001".into()], span: Span::new(start * MIN, (start + len) * MIN) };
+        let a = Action { id: "a".into(), officers: vec!["200000".into(), "200001".into()], span: Span::new(start * MIN, (start + len) * MIN), device_id: None };
         let before = judged(&a, &base, &[]);
         let mut more = base.clone();
         more.extend(extra);
@@ -315,7 +321,7 @@ proptest! {
         start in 0i64..600,
         len in 0i64..200,
     ) {
-        let a = Action { id: "a".into(), officers: vec!["200001".into()], span: Span::new(start * MIN, (start + len) * MIN) };
+        let a = Action { id: "a".into(), officers: vec!["200001".into()], span: Span::new(start * MIN, (start + len) * MIN), device_id: None };
         let others: Vec<Recording> = base
             .into_iter()
             .filter(|r| r.officer_id.as_deref() != Some("200001"))

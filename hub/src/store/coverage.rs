@@ -424,11 +424,13 @@ fn rejudge_touching(
 
 /// Judges one action (once both its ends are known) and caches the verdict.
 pub(super) fn judge_action(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()> {
-    let ends: Option<(Option<i64>, Option<i64>)> = tx
-        .prepare_cached("SELECT start_ms, end_ms FROM actions WHERE action_key = ?1")?
-        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?)))
+    let ends: Option<(Option<i64>, Option<i64>, String, String)> = tx
+        .prepare_cached(
+            "SELECT start_ms, end_ms, device_id, source FROM actions WHERE action_key = ?1",
+        )?
+        .query_row([key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
         .optional()?;
-    let Some((Some(start), Some(end))) = ends else {
+    let Some((Some(start), Some(end), device, source)) = ends else {
         return Ok(());
     };
     let officers: Vec<String> = tx
@@ -439,6 +441,7 @@ pub(super) fn judge_action(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()
         id: key.to_owned(),
         officers,
         span: Span::new(start, end),
+        device_id: (source == "event").then_some(device),
     };
     let v = verdict(tx, &action)?;
     store_verdict(tx, key, &v)

@@ -185,12 +185,19 @@ pub(crate) fn hours(span: Span) -> Vec<Span> {
 }
 
 fn judge_hour(tx: &Transaction<'_>, key: &str, officer: &str, hour: Span) -> anyhow::Result<()> {
+    // A duty reported by a device: that device is with its officer.
+    let device: Option<String> = tx
+        .prepare_cached("SELECT device_id FROM duties WHERE duty_key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?
+        .flatten();
     let v = verdict(
         tx,
         &Action {
             id: key.to_owned(),
             officers: vec![officer.to_owned()],
             span: hour,
+            device_id: device,
         },
     )?;
     let cause = (v.covered_ms == 0).then_some(v.cause).flatten();

@@ -181,13 +181,58 @@ impl super::Store {
     }
 }
 
-/// Reads actions from CSV with a header row naming at least `officers`,
-/// `start`, `end` and `id` or `case_number`; every bad row named by line.
+/// A CSV row of actions: like [`ImportedAction`], officers in one field.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActionRow {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    case_number: Option<String>,
+    officers: String,
+    #[serde(default)]
+    unit_code: Option<String>,
+    #[serde(default)]
+    domain: Option<String>,
+    start: String,
+    end: String,
+    #[serde(default)]
+    place: Option<String>,
+    #[serde(default)]
+    lat: Option<f64>,
+    #[serde(default)]
+    lon: Option<f64>,
+}
+
+impl From<ActionRow> for ImportedAction {
+    fn from(r: ActionRow) -> Self {
+        let blank = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        Self {
+            id: blank(r.id),
+            case_number: blank(r.case_number),
+            officers: Officers::Text(r.officers),
+            unit_code: blank(r.unit_code),
+            domain: blank(r.domain),
+            start: r.start,
+            end: r.end,
+            place: blank(r.place),
+            lat: r.lat,
+            lon: r.lon,
+        }
+    }
+}
+
+/// Reads actions from CSV with a header row naming at least `officers`
+/// (numbers separated by `;`), `start`, `end` and `id` or `case_number`;
+/// every bad row named by line.
 pub fn parse_actions_csv(text: &str) -> Result<Vec<(ImportedAction, Span)>, Vec<String>> {
-    let rows: Vec<ImportedAction> = super::fleet::parse_csv(text, |a: &ImportedAction| {
-        a.check().err().unwrap_or_default()
+    let rows: Vec<ActionRow> = super::fleet::parse_csv(text, |r: &ActionRow| {
+        ImportedAction::from(r.clone())
+            .check()
+            .err()
+            .unwrap_or_default()
     })?;
-    checked(rows)
+    checked(rows.into_iter().map(ImportedAction::from).collect())
 }
 
 /// Checks actions given as JSON; every bad one named by its place in the list.

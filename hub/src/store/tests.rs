@@ -557,9 +557,10 @@ fn an_action_is_judged_when_it_ends_and_again_when_its_recording_s_bytes_arrive(
     put(&mut s, Duration::ZERO, &[started]);
     assert!(verdicts(&s).is_empty(), "judged only once it has ended");
     put(&mut s, Duration::ZERO, &[ended]);
+    // Its own field device reported it, so a recorder was there: nothing recorded.
     assert_eq!(
         verdicts(&s),
-        vec![(0, false, Some("no_recorder_assigned".into()))]
+        vec![(0, false, Some("nothing_recorded".into()))]
     );
     // The recording's record arrives; its bytes not yet.
     let recording = field.next(|b| {
