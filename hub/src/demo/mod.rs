@@ -94,7 +94,8 @@ fn drop_file(
     std::fs::rename(&part, dir.join(name)).with_context(|| format!("renaming {}", part.display()))
 }
 
-/// Fills a spool folder with a shift's worth of events and recordings; returns how many files.
+/// Fills a spool folder with a shift's worth of events (with its duty's
+/// start and end) and recordings; returns how many files.
 pub fn fill_spool(
     spool: &Path,
     unit: &DemoUnit,
@@ -104,8 +105,16 @@ pub fn fill_spool(
 ) -> anyhow::Result<usize> {
     std::fs::create_dir_all(spool)?;
     let start = chrono::Utc::now() - chrono::Duration::hours(2);
+    // Action k starts at event 4k and lasts 6 s; recording k (4 to 8 s long)
+    // starts with it, so some actions are covered and some only partly
+    // (docs/coverage.md); actions beyond the recordings have none.
+    let action_start = |k: usize| start + chrono::Duration::seconds(k as i64 * 4 * 30);
     for i in 0..events {
-        let t = start + chrono::Duration::seconds(i as i64 * 30);
+        let t = if i % 4 == 3 {
+            action_start(i / 4) + chrono::Duration::seconds(6)
+        } else {
+            start + chrono::Duration::seconds(i as i64 * 30)
+        };
         let action = format!("A{seed:02}{:04}", i / 4);
         let event = match i % 4 {
             0 => {
@@ -123,12 +132,39 @@ pub fn fill_spool(
             Ok(std::fs::write(p, &text)?)
         })?;
     }
-    for i in 0..recordings {
-        drop_file(spool, &format!("VID_{seed:02}{i:04}.mp4"), |p| {
-            write_mp4(p, 4 + (i as u32 % 5), 600, seed.wrapping_add(i as u8))
+    // The shift itself: on duty ten minutes before the first event until
+    // ten minutes after the last (or now).
+    let shift_end =
+        (start + chrono::Duration::seconds(events as i64 * 30 + 600)).min(chrono::Utc::now());
+    for (name, at, kind) in [
+        (
+            "duty-start",
+            start - chrono::Duration::minutes(10),
+            "duty_started",
+        ),
+        ("duty-end", shift_end, "duty_ended"),
+    ] {
+        let text =
+            serde_json::json!({ "time": at.to_rfc3339(), "event": { "type": kind } }).to_string();
+        drop_file(spool, &format!("{name}.json"), |p| {
+            Ok(std::fs::write(p, &text)?)
         })?;
     }
-    Ok(events + recordings)
+    let actions = events.div_ceil(4);
+    for i in 0..recordings {
+        drop_file(spool, &format!("VID_{seed:02}{i:04}.mp4"), |p| {
+            write_mp4(p, 4 + (i as u32 % 5), 600, seed.wrapping_add(i as u8))?;
+            if i < actions {
+                // Its start (the MP4 header has none): the file's time.
+                std::fs::File::options()
+                    .write(true)
+                    .open(p)?
+                    .set_modified(action_start(i).into())?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(events + 2 + recordings)
 }
 
 /// Runs the demo; returns once done (or, with `serve`, once told to stop).
