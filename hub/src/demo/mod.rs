@@ -94,8 +94,7 @@ fn drop_file(
     std::fs::rename(&part, dir.join(name)).with_context(|| format!("renaming {}", part.display()))
 }
 
-/// Fills a spool folder with a shift's worth of events (with its duty's
-/// start and end) and recordings; returns how many files.
+/// Fills a spool folder with a shift's worth of events and recordings; returns how many files.
 pub fn fill_spool(
     spool: &Path,
     unit: &DemoUnit,
@@ -132,24 +131,6 @@ pub fn fill_spool(
             Ok(std::fs::write(p, &text)?)
         })?;
     }
-    // The shift itself: on duty ten minutes before the first event until
-    // ten minutes after the last (or now).
-    let shift_end =
-        (start + chrono::Duration::seconds(events as i64 * 30 + 600)).min(chrono::Utc::now());
-    for (name, at, kind) in [
-        (
-            "duty-start",
-            start - chrono::Duration::minutes(10),
-            "duty_started",
-        ),
-        ("duty-end", shift_end, "duty_ended"),
-    ] {
-        let text =
-            serde_json::json!({ "time": at.to_rfc3339(), "event": { "type": kind } }).to_string();
-        drop_file(spool, &format!("{name}.json"), |p| {
-            Ok(std::fs::write(p, &text)?)
-        })?;
-    }
     let actions = events.div_ceil(4);
     for i in 0..recordings {
         drop_file(spool, &format!("VID_{seed:02}{i:04}.mp4"), |p| {
@@ -164,7 +145,7 @@ pub fn fill_spool(
             Ok(())
         })?;
     }
-    Ok(events + 2 + recordings)
+    Ok(events + recordings)
 }
 
 /// Runs the demo; returns once done (or, with `serve`, once told to stop).
@@ -371,6 +352,25 @@ fn register_fleet(db: &Path, opts: &DemoOptions) -> anyhow::Result<()> {
         .collect();
     store.upsert_units(&units)?;
     store.upsert_officers(&officers)?;
+    // Everyone's shift, from the duty roster: the last two hours and a bit
+    // (the field agents' events span the last two hours).
+    let now = chrono::Utc::now();
+    let shift = |o: &crate::store::Officer| crate::store::RosterDuty {
+        officer_id: o.officer_id.clone(),
+        start: crate::store::stamp(now - chrono::Duration::minutes(130)),
+        end: crate::store::stamp(now),
+    };
+    let roster = officers
+        .iter()
+        .map(|o| {
+            let duty = shift(o);
+            let span = duty
+                .span()
+                .map_err(|e| anyhow::anyhow!("demo roster: {e}"))?;
+            Ok((duty, span))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    store.import_duties(&roster)?;
     Ok(())
 }
 

@@ -177,6 +177,7 @@ pub(crate) fn on_record(
     let at = ms(body.device_time) - body.clock_offset_ms;
     if let Some(o) = &body.officer_id {
         super::duty::heard(tx, o, Span::new(at, at + 1))?;
+        with_a_device(tx, o, at)?;
     }
     match &body.event {
         Some(Event::ActionStarted { .. } | Event::ActionEnded { .. }) => {
@@ -210,6 +211,23 @@ pub(crate) fn on_record(
         }
         _ => Ok(()),
     }
+}
+
+/// Judges again what was judged `no_recorder_assigned` for `officer` at
+/// `at`: a device of theirs has just been heard from then.
+fn with_a_device(tx: &Transaction<'_>, officer: &str, at: i64) -> anyhow::Result<()> {
+    let keys: Vec<String> = tx
+        .prepare_cached(
+            "SELECT a.action_key FROM action_officers o JOIN actions a ON a.action_key = o.action_key
+             WHERE o.officer_id = ?1 AND a.cause = 'no_recorder_assigned'
+               AND a.start_ms <= ?2 AND a.end_ms > ?2",
+        )?
+        .query_map(params![officer, at], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for k in keys {
+        judge_action(tx, &k)?;
+    }
+    super::duty::rejudge_unassigned_hour(tx, officer, at)
 }
 
 /// Notes that a device was heard from at `at_ms`: a record it made then, or
@@ -449,7 +467,8 @@ pub(super) fn judge_action(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()
 
 /// Gathers what bears on `action` from the store and judges it.
 pub(super) fn verdict(tx: &Transaction<'_>, action: &Action) -> anyhow::Result<Verdict> {
-    let assignments = assignments_of(tx, &action.officers)?;
+    let mut assignments = assignments_of(tx, &action.officers)?;
+    assignments.extend(devices_heard(tx, action)?);
     let recordings = recordings_near(tx, action, &assignments)?;
     let events = recording_events_near(tx, action, &assignments)?;
     Ok(judge(
@@ -513,6 +532,33 @@ fn assignments_of(tx: &Transaction<'_>, officers: &[String]) -> anyhow::Result<V
                 span: Span::new(start, end),
             });
         }
+    }
+    Ok(out)
+}
+
+/// The devices that made a record attributed to one of the action's
+/// officers during it (a field device's events, a status): with them then,
+/// as if assigned for the action's span.
+fn devices_heard(tx: &Transaction<'_>, action: &Action) -> anyhow::Result<Vec<Assignment>> {
+    let span = Span::new(
+        action.span.start,
+        action.span.end.max(action.span.start + 1),
+    );
+    let mut stmt = tx.prepare_cached(
+        "SELECT DISTINCT device_id FROM records WHERE officer_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3",
+    )?;
+    let mut out = Vec::new();
+    for o in &action.officers {
+        let devices = stmt
+            .query_map(params![o, stamp_ms(span.start), stamp_ms(span.end)], |r| {
+                r.get::<_, String>(0)
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        out.extend(devices.into_iter().map(|device_id| Assignment {
+            device_id,
+            officer_id: o.clone(),
+            span,
+        }));
     }
     Ok(out)
 }

@@ -236,6 +236,26 @@ pub(crate) fn rejudge_hours(
     Ok(())
 }
 
+/// Judges again the duty hour of `officer` holding `at` if it was judged
+/// `no_recorder_assigned` (a device of theirs has just been heard from then).
+pub(crate) fn rejudge_unassigned_hour(
+    tx: &Transaction<'_>,
+    officer: &str,
+    at: i64,
+) -> anyhow::Result<()> {
+    let rows: Vec<(String, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT duty_key, start_ms, end_ms FROM duty_hours WHERE officer_id = ?1
+             AND start_ms <= ?2 AND start_ms > ?2 - 3600000 AND end_ms > ?2 AND cause = 'no_recorder_assigned'",
+        )?
+        .query_map(params![officer, at], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (key, s, e) in rows {
+        judge_hour(tx, &key, officer, Span::new(s, e))?;
+    }
+    Ok(())
+}
+
 /// The end of the finished duty of `officer` that `at` falls in.
 pub(crate) fn end_of_duty_at(
     tx: &Transaction<'_>,

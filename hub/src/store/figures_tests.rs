@@ -545,6 +545,35 @@ fn alerts_fire_once_and_an_action_covered_later_has_its_alert_resolved() {
 }
 
 #[test]
+fn a_device_heard_from_later_is_no_longer_a_missing_recorder() {
+    let (_d, mut s) = district();
+    let c_hours = |s: &Store| {
+        let only_c = Scope {
+            officer_id: Some(C.into()),
+            ..scope()
+        };
+        s.duty_hours(&only_c, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|h| h.cause)
+            .collect::<Vec<_>>()
+    };
+    let none = Some("no_recorder_assigned".to_owned());
+    assert_eq!(c_hours(&s), vec![none.clone(), none.clone()]);
+    // A terminal of C's reports a note at 10:15: in 10–11 C had a device.
+    let mut fc = Source::new("field-c", "field-c");
+    let note = event(
+        &mut fc,
+        C,
+        U1,
+        t(10, 15),
+        Event::MarkedImportant { note: None },
+    );
+    put(&mut s, Duration::ZERO, &[note]);
+    assert_eq!(c_hours(&s), vec![none, Some("nothing_recorded".to_owned())]);
+}
+
+#[test]
 fn changed_thresholds_judge_everything_again() {
     let (_d, mut s) = district();
     let mut th = s.thresholds().unwrap();
