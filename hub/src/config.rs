@@ -388,6 +388,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn coverage_thresholds_out_of_range_are_named() {
+        let cfg = HubConfig {
+            coverage: CoverageConfig {
+                share_permille: 1001,
+                sweep_secs: 0,
+                ..CoverageConfig::default()
+            },
+            ..HubConfig::default()
+        };
+        let p = cfg.problems();
+        assert!(
+            p.iter()
+                .any(|x| x.contains("coverage.share_permille = 1001: expected 1 to 1000")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter()
+                .any(|x| x == "coverage.sweep_secs = 0: expected a positive number"),
+            "{p:?}"
+        );
+        let th = CoverageConfig {
+            share_permille: 850,
+            drift_secs: 30,
+            timeliness_hours: 48,
+            ..CoverageConfig::default()
+        }
+        .thresholds();
+        assert_eq!(
+            (
+                th.judge.share_permille,
+                th.judge.drift_ms,
+                th.timeliness_hours
+            ),
+            (850, 30_000, 48)
+        );
+    }
+
+    #[test]
     fn every_problem_is_reported_at_once_with_its_field() {
         let cfg = HubConfig {
             hub_id: "bad/id".into(),
