@@ -60,6 +60,10 @@ fn calls(s: &SyncedHub, n: usize, revocable: &str) -> Vec<Call> {
         get("/api/v1/alerts".into(), ALL, None),
         get("/api/v1/coverage?group_by=officer".into(), ALL, None),
         get("/api/v1/coverage/actions?covered=false".into(), ALL, None),
+        get("/api/v1/coverage/officers?working=false".into(), ALL, None),
+        get("/api/v1/coverage/late".into(), ALL, None),
+        get("/api/v1/coverage/hours?recorded=false".into(), ALL, None),
+        get("/api/v1/coverage/cells?format=csv".into(), ALL, None),
         get("/api/v1/devices".into(), ALL, None),
         get(format!("/api/v1/devices/{}", s.device_id), ALL, None),
         get("/api/v1/officers".into(), ALL, None),
@@ -120,6 +124,22 @@ fn calls(s: &SyncedHub, n: usize, revocable: &str) -> Vec<Call> {
             path: "/api/v1/units/import".into(),
             body: csv(
                 "unit_code,name,district_code,domain\n500109000001,北碚区城市管理局,500109,05\n",
+            ),
+            allowed: &[Admin, Operator],
+            evidence: None,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/coverage/actions".into(),
+            body: csv("id,officers,start,end\nCASE-9,100001,2026-11-30T09:00:00+08:00,2026-11-30T09:20:00+08:00\n"),
+            allowed: &[Admin, Operator],
+            evidence: None,
+        },
+        Call {
+            method: "POST",
+            path: "/api/v1/coverage/duties".into(),
+            body: json_body(
+                json!({ "duties": [{ "officer_id": "100001", "start": "2026-11-30T08:00:00+08:00", "end": "2026-11-30T17:00:00+08:00" }] }),
             ),
             allowed: &[Admin, Operator],
             evidence: None,

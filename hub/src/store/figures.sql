@@ -23,7 +23,7 @@ ALTER TABLE recordings ADD COLUMN arrived_ms INTEGER;
 ALTER TABLE recordings ADD COLUMN duty_end_ms INTEGER;
 ALTER TABLE recordings ADD COLUMN late_alerted INTEGER NOT NULL DEFAULT 0;
 CREATE INDEX IF NOT EXISTS recordings_by_end ON recordings (end_ms);
-CREATE INDEX IF NOT EXISTS recordings_awaited ON recordings (end_ms) WHERE arrived_ms IS NULL;
+CREATE INDEX IF NOT EXISTS recordings_awaited ON recordings (end_ms) WHERE arrived_ms IS NULL AND late_alerted = 0;
 
 -- Actions: who made them (an event, or an import), where, and whether an
 -- alert said they were not covered.
@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS device_days (
     device_id  TEXT NOT NULL,
     PRIMARY KEY (day, device_id)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS device_days_by_device ON device_days (device_id, day);
 
 -- Geotagged places: where an action started, where a recording was made
 -- (geohash of 6 characters, about 1.2 km × 0.6 km).

@@ -511,7 +511,8 @@ fn alerts_fire_once_and_an_action_covered_later_has_its_alert_resolved() {
     };
     // rec2 came an hour past its deadline: alerted when it came.
     assert_eq!(late_at_arrival(&s), 1);
-    let now = Utc::now().timestamp_millis();
+    // Two days later, at noon: within the sweep's seven days.
+    let now = day(2, 12, 0).timestamp_millis();
     let hour = Duration::from_secs(3600);
     let swept = s.coverage_sweep(now, hour, hour).unwrap();
     // Five uncovered actions; C never heard from; rec3 past its deadline.
@@ -542,6 +543,20 @@ fn alerts_fire_once_and_an_action_covered_later_has_its_alert_resolved() {
     assert_eq!(late_at_arrival(&s), 2);
     let (all, _) = s.figures(GroupBy::Unit, &scope()).unwrap();
     assert_eq!((all.actions.covered, all.time.recorded_ms), (3, 130 * MIN));
+}
+
+#[test]
+fn a_sweep_leaves_what_ended_over_a_week_ago_to_the_figures() {
+    let (_d, mut s) = district();
+    let hour = Duration::from_secs(3600);
+    // Eight days on, the same gaps are history: no alert about them.
+    let later = day(8, 12, 0).timestamp_millis();
+    assert_eq!(
+        s.coverage_sweep(later, hour, hour).unwrap(),
+        super::Swept::default()
+    );
+    let (all, _) = s.figures(GroupBy::Unit, &scope()).unwrap();
+    assert_eq!((all.actions.covered, all.actions.total), (2, 7));
 }
 
 #[test]

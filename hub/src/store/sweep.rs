@@ -2,7 +2,10 @@
 //! every `coverage.sweep_secs`: an action still not covered some time after
 //! it ended, an officer on duty for a while from whose recorders nothing has
 //! been heard, a recording whose bytes are past their upload deadline. Each
-//! is raised once; an action covered later has its alert resolved.
+//! is raised once; an action covered later has its alert resolved. What
+//! ended more than [`HORIZON_DAYS`] ago is history (in the figures and
+//! drill-downs), not news: a store filled in on migration, or a district
+//! imported, does not flood the platform with alerts about last year.
 
 use std::time::Duration;
 
@@ -10,6 +13,9 @@ use rusqlite::{params, OptionalExtension};
 
 use super::alerts::{raise_about, About, AlertKind};
 use super::coverage::{late_upload, parse_ms, stamp_ms, thresholds};
+
+/// Days back a sweep looks.
+pub const HORIZON_DAYS: i64 = 7;
 
 /// How many alerts one sweep raised, by kind.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,6 +49,7 @@ impl super::Store {
     ) -> anyhow::Result<Swept> {
         let after = i64::try_from(alert_after.as_millis()).unwrap_or(i64::MAX);
         let unheard = i64::try_from(unheard_after.as_millis()).unwrap_or(i64::MAX);
+        let horizon = now_ms.saturating_sub(HORIZON_DAYS * 24 * 3_600_000);
         self.in_transaction(|tx| {
             let mut swept = Swept::default();
             let th = thresholds(tx)?;
@@ -52,9 +59,9 @@ impl super::Store {
                     "SELECT a.action_key, a.device_id, a.unit_code, a.case_number, a.start_ms, a.end_ms,
                             a.span_ms, a.covered_ms, a.cause,
                             (SELECT group_concat(officer_id, ', ') FROM action_officers o WHERE o.action_key = a.action_key)
-                     FROM actions a WHERE a.covered = 0 AND a.alerted = 0 AND a.end_ms <= ?1",
+                     FROM actions a WHERE a.covered = 0 AND a.alerted = 0 AND a.end_ms <= ?1 AND a.end_ms > ?2",
                 )?
-                .query_map([now_ms.saturating_sub(after)], |r| {
+                .query_map([now_ms.saturating_sub(after), horizon], |r| {
                     Ok((
                         r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?,
                         r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?,
@@ -93,9 +100,9 @@ impl super::Store {
             let quiet: Vec<QuietDuty> = tx
                 .prepare_cached(
                     "SELECT duty_key, officer_id, start_ms, end_ms, device_id FROM duties
-                     WHERE heard_ms IS NULL AND alerted = 0 AND start_ms <= ?1",
+                     WHERE heard_ms IS NULL AND alerted = 0 AND start_ms <= ?1 AND start_ms > ?2",
                 )?
-                .query_map([now_ms.saturating_sub(unheard)], |r| {
+                .query_map([now_ms.saturating_sub(unheard), horizon], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?
                 .collect::<Result<_, _>>()?;
@@ -141,9 +148,9 @@ impl super::Store {
             let overdue: Vec<Overdue> = tx
                 .prepare_cached(
                     "SELECT record_id, device_id, officer_id, end_ms, duty_end_ms FROM recordings
-                     WHERE arrived_ms IS NULL AND end_ms < ?1 AND late_alerted = 0",
+                     WHERE arrived_ms IS NULL AND late_alerted = 0 AND end_ms < ?1 AND end_ms > ?2",
                 )?
-                .query_map([now_ms.saturating_sub(hours)], |r| {
+                .query_map([now_ms.saturating_sub(hours), horizon.saturating_sub(hours)], |r| {
                     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
                 })?
                 .collect::<Result<_, _>>()?;
