@@ -182,8 +182,8 @@ impl super::Store {
 }
 
 /// A CSV row of actions: like [`ImportedAction`], officers in one field.
+/// Other columns of a case system's export are left aside.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct ActionRow {
     #[serde(default)]
     id: Option<String>,
@@ -223,8 +223,9 @@ impl From<ActionRow> for ImportedAction {
 }
 
 /// Reads actions from CSV with a header row naming at least `officers`
-/// (numbers separated by `;`), `start`, `end` and `id` or `case_number`;
-/// every bad row named by line.
+/// (numbers separated by `;`), `start`, `end` and `id` or `case_number`
+/// (also `unit_code`, `domain`, `place`, `lat`, `lon`; other columns are
+/// left aside); every bad row named by line.
 pub fn parse_actions_csv(text: &str) -> Result<Vec<(ImportedAction, Span)>, Vec<String>> {
     let rows: Vec<ActionRow> = super::fleet::parse_csv(text, |r: &ActionRow| {
         ImportedAction::from(r.clone())
