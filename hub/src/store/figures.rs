@@ -381,7 +381,12 @@ fn spatial(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Result<
     })
 }
 
-/// Every figure of every group, merged by group key.
+/// Every figure of every group, merged by group key. The whole scope's
+/// (`by` = `None`) is counted directly only for the figures a group may
+/// share with another (an action of two officers, a device heard on two
+/// days, a cell, an officer-day in two units); the others — each duty hour,
+/// recording, record and gap alert in exactly one group — are the sum of
+/// the groups', which the caller adds up.
 fn all_figures(
     conn: &Connection,
     by: Option<GroupBy>,
@@ -397,6 +402,12 @@ fn all_figures(
     for (k, v) in personnel(conn, by, s)? {
         out.entry(k).or_default().personnel = v;
     }
+    for (k, v) in spatial(conn, by, s)? {
+        out.entry(k).or_default().spatial = v;
+    }
+    if by.is_none() {
+        return Ok(out);
+    }
     for (k, v) in time(conn, by, s)? {
         out.entry(k).or_default().time = v;
     }
@@ -406,10 +417,25 @@ fn all_figures(
     for (k, v) in integrity(conn, by, s)? {
         out.entry(k).or_default().integrity = v;
     }
-    for (k, v) in spatial(conn, by, s)? {
-        out.entry(k).or_default().spatial = v;
-    }
     Ok(out)
+}
+
+/// Adds one group's time, timeliness and integrity to the whole's.
+fn add_disjoint(all: &mut Figures, g: &Figures) {
+    all.time.recorded_ms += g.time.recorded_ms;
+    all.time.on_duty_ms += g.time.on_duty_ms;
+    for (cause, n) in &g.time.unrecorded_hours_by_cause {
+        *all.time
+            .unrecorded_hours_by_cause
+            .entry(cause.clone())
+            .or_default() += n;
+    }
+    all.timeliness.on_time += g.timeliness.on_time;
+    all.timeliness.late += g.timeliness.late;
+    all.timeliness.total += g.timeliness.total;
+    all.integrity.intact += g.integrity.intact;
+    all.integrity.total += g.integrity.total;
+    all.integrity.gaps += g.integrity.gaps;
 }
 
 /// A group's key (null when what is counted carries none) and its figures.
@@ -523,10 +549,13 @@ impl super::Store {
     /// Every figure over `scope`, for the whole scope and by `by`.
     pub fn figures(&self, by: GroupBy, scope: &Scope) -> anyhow::Result<(Figures, Vec<Group>)> {
         let conn = self.conn();
-        let all = all_figures(conn, None, scope)?
+        let mut all = all_figures(conn, None, scope)?
             .remove(&None)
             .unwrap_or_default();
-        let groups = all_figures(conn, Some(by), scope)?.into_iter().collect();
+        let groups: Vec<Group> = all_figures(conn, Some(by), scope)?.into_iter().collect();
+        for (_, g) in &groups {
+            add_disjoint(&mut all, g);
+        }
         Ok((all, groups))
     }
 
