@@ -417,11 +417,13 @@ fn rejudge_touching(
     let from = real.start.min(raw.start);
     let to = real.end.max(raw.end).max(from + 1);
     let mut officers: BTreeSet<String> = officer.map(str::to_owned).into_iter().collect();
+    // Whoever had the device while it recorded.
     let holders: Vec<String> = tx
         .prepare_cached(
-            "SELECT DISTINCT officer_id FROM assignments WHERE device_id = ?1 AND officer_id IS NOT NULL",
+            "SELECT DISTINCT officer_id FROM assignments WHERE device_id = ?1 AND officer_id IS NOT NULL
+             AND from_at < ?3 AND (to_at IS NULL OR to_at > ?2)",
         )?
-        .query_map([device], |r| r.get(0))?
+        .query_map(params![device, stamp_ms(from), stamp_ms(to)], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     officers.extend(holders);
     let mut keys = BTreeSet::new();
@@ -467,7 +469,7 @@ pub(super) fn judge_action(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()
 
 /// Gathers what bears on `action` from the store and judges it.
 pub(super) fn verdict(tx: &Transaction<'_>, action: &Action) -> anyhow::Result<Verdict> {
-    let mut assignments = assignments_of(tx, &action.officers)?;
+    let mut assignments = assignments_of(tx, action)?;
     assignments.extend(devices_heard(tx, action)?);
     let recordings = recordings_near(tx, action, &assignments)?;
     let events = recording_events_near(tx, action, &assignments)?;
@@ -506,13 +508,19 @@ fn store_verdict(tx: &Transaction<'_>, key: &str, v: &Verdict) -> anyhow::Result
     Ok(())
 }
 
-fn assignments_of(tx: &Transaction<'_>, officers: &[String]) -> anyhow::Result<Vec<Assignment>> {
+/// The assignments of the action's officers that overlap it.
+fn assignments_of(tx: &Transaction<'_>, action: &Action) -> anyhow::Result<Vec<Assignment>> {
     let mut out = Vec::new();
     let mut stmt = tx.prepare_cached(
-        "SELECT device_id, officer_id, from_at, to_at FROM assignments WHERE officer_id = ?1",
+        "SELECT device_id, officer_id, from_at, to_at FROM assignments
+         WHERE officer_id = ?1 AND from_at < ?3 AND (to_at IS NULL OR to_at > ?2)",
     )?;
-    for o in officers {
-        let rows = stmt.query_map([o], |r| {
+    let (from, to) = (
+        stamp_ms(action.span.start),
+        stamp_ms(action.span.end.max(action.span.start + 1)),
+    );
+    for o in &action.officers {
+        let rows = stmt.query_map(params![o, from, to], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
@@ -607,13 +615,21 @@ fn recordings_near(
             out.push(rec);
         }
     };
+    // By real time and by the recorder's own: each an index range.
     let mut by_officer = tx.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM recordings r
-         WHERE r.officer_id = ?1 AND ((r.start_ms < ?3 AND r.start_ms > ?2 - {MAX_RECORDING_MS} AND r.end_ms > ?2)
-            OR (r.device_start_ms < ?3 AND r.device_start_ms > ?2 - {MAX_RECORDING_MS} AND r.device_end_ms > ?2))"
+         WHERE r.officer_id = ?1 AND r.start_ms < ?3 AND r.start_ms > ?2 - {MAX_RECORDING_MS} AND r.end_ms > ?2"
+    ))?;
+    let mut by_officer_raw = tx.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM recordings r
+         WHERE r.officer_id = ?1 AND r.device_start_ms < ?3 AND r.device_start_ms > ?2 - {MAX_RECORDING_MS}
+           AND r.device_end_ms > ?2"
     ))?;
     for o in &action.officers {
         for rec in by_officer.query_map(params![o, s, e], read)? {
+            keep(rec?);
+        }
+        for rec in by_officer_raw.query_map(params![o, s, e], read)? {
             keep(rec?);
         }
     }
@@ -652,19 +668,21 @@ fn recording_events_near(
         })
     };
     let mut out = Vec::new();
-    let mut by_officer = tx.prepare_cached(
+    let mut by_officer = tx.prepare_cached(&format!(
         "SELECT device_id, officer_id, start_ms, end_ms FROM recording_events
-         WHERE officer_id = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR end_ms > ?2)",
-    )?;
+         WHERE officer_id = ?1 AND start_ms < ?3 AND start_ms > ?2 - {MAX_RECORDING_MS}
+           AND (end_ms IS NULL OR end_ms > ?2)"
+    ))?;
     for o in &action.officers {
         for ev in by_officer.query_map(params![o, s, e], read)? {
             out.push(ev?);
         }
     }
-    let mut by_device = tx.prepare_cached(
+    let mut by_device = tx.prepare_cached(&format!(
         "SELECT device_id, officer_id, start_ms, end_ms FROM recording_events
-         WHERE device_id = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR end_ms > ?2)",
-    )?;
+         WHERE device_id = ?1 AND start_ms < ?3 AND start_ms > ?2 - {MAX_RECORDING_MS}
+           AND (end_ms IS NULL OR end_ms > ?2)"
+    ))?;
     for d in devices_during(action, assignments) {
         for ev in by_device.query_map(params![d, s, e], read)? {
             out.push(ev?);

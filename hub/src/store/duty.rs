@@ -264,8 +264,8 @@ pub(crate) fn end_of_duty_at(
 ) -> anyhow::Result<Option<i64>> {
     Ok(tx
         .prepare_cached(
-            "SELECT end_ms FROM duties WHERE officer_id = ?1 AND start_ms <= ?2 AND end_ms >= ?2
-             ORDER BY start_ms DESC LIMIT 1",
+            "SELECT end_ms FROM duties WHERE officer_id = ?1 AND start_ms <= ?2 AND start_ms > ?2 - 86400000
+             AND end_ms >= ?2 ORDER BY start_ms DESC LIMIT 1",
         )?
         .query_row(params![officer, at], |r| r.get(0))
         .optional()?)
@@ -275,7 +275,7 @@ pub(crate) fn end_of_duty_at(
 pub(crate) fn heard(tx: &Transaction<'_>, officer: &str, span: Span) -> anyhow::Result<()> {
     tx.prepare_cached(
         "UPDATE duties SET heard_ms = MAX(start_ms, ?2)
-         WHERE officer_id = ?1 AND start_ms < ?3 AND (end_ms IS NULL OR end_ms > ?2)
+         WHERE officer_id = ?1 AND start_ms < ?3 AND start_ms > ?2 - 86400000 AND (end_ms IS NULL OR end_ms > ?2)
          AND (heard_ms IS NULL OR heard_ms > MAX(start_ms, ?2))",
     )?
     .execute(params![officer, span.start, span.end.max(span.start + 1)])?;

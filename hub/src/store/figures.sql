@@ -27,6 +27,11 @@ CREATE INDEX IF NOT EXISTS recordings_by_end
     ON recordings (end_ms, unit_code, domain, officer_id, arrived_ms, duty_end_ms);
 CREATE INDEX IF NOT EXISTS recordings_awaited ON recordings (end_ms) WHERE arrived_ms IS NULL AND late_alerted = 0;
 
+-- Who had which devices, by officer; recordings by the recorder's own
+-- clock (the clock_problem cause looks there).
+CREATE INDEX IF NOT EXISTS assignments_by_officer ON assignments (officer_id, from_at);
+CREATE INDEX IF NOT EXISTS recordings_by_officer_raw ON recordings (officer_id, device_start_ms);
+
 -- Actions: who made them (an event, or an import), where, and whether an
 -- alert said they were not covered.
 ALTER TABLE actions ADD COLUMN source TEXT NOT NULL DEFAULT 'event';
