@@ -257,8 +257,13 @@ fn main() -> anyhow::Result<()> {
             m
         }
         None => {
-            let g =
-                generate::generate(district.clone(), &data_dir, scale.seed, !opts.no_statistics)?;
+            let g = generate::generate(
+                district.clone(),
+                &data_dir,
+                scale.seed,
+                !opts.no_statistics,
+                planned_at_ms,
+            )?;
             let mut lines = marker_lines(&scale, planned_at_ms);
             lines.extend(
                 [
@@ -282,6 +287,9 @@ fn main() -> anyhow::Result<()> {
                         format!("{:.0}", g.arrived as f64 / g.arrival_seconds),
                     ),
                     ("signing_s", format!("{:.1}", g.signing_seconds)),
+                    ("first_sweep_s", format!("{:.1}", g.first_sweep_seconds)),
+                    ("first_sweep_alerts", g.first_sweep_alerts.to_string()),
+                    ("next_sweep_s", format!("{:.2}", g.next_sweep_seconds)),
                     (
                         "generation_planner_statistics",
                         if opts.no_statistics { "no" } else { "yes" }.to_owned(),
@@ -310,6 +318,9 @@ fn main() -> anyhow::Result<()> {
         "arrivals_per_s",
         "signing_s",
         "generation_planner_statistics",
+        "first_sweep_s",
+        "first_sweep_alerts",
+        "next_sweep_s",
     ] {
         if let Some(v) = figures.get(key) {
             println!("{key}={v}");

@@ -28,6 +28,9 @@
 //!   the dock and so corrected by the hub, the rest not), 40% with GPS;
 //!   2% of media never arrive, and 2% of a spare's recordings carry no
 //!   officer (its identity was not written at check-out);
+//! - bytes arrive 2–30 min after docking, except on 3% of dock-days (a dock
+//!   on a slow link: its records get through, its uploads wait) when they
+//!   arrive 1–4 days later — late uploads;
 //! - records go to the hub day by day: a field device's as they happen, a
 //!   recorder's when it is docked after the shift; then the bytes of the
 //!   day's recordings arrive (all but the 2%).
@@ -176,6 +179,8 @@ pub struct Shift {
     pub spare: bool,
     /// When the recorder was docked after the shift and its files taken off.
     pub docked: i64,
+    /// When the bytes of its recordings arrive at the hub (those that do).
+    pub uploaded: i64,
     /// Indexes into [`District::actions`], by start.
     pub actions: Vec<usize>,
     /// Indexes into [`District::recordings`], by start.
@@ -483,6 +488,15 @@ impl District {
             let first = shifts.len();
             let midnight = start_ms + day as i64 * DAY;
             let mut free: Vec<Vec<usize>> = spares.clone();
+            let slow_link: Vec<i64> = (0..docks.len())
+                .map(|_| {
+                    if rng.f64() < 0.03 {
+                        rng.i64(DAY..=4 * DAY)
+                    } else {
+                        0
+                    }
+                })
+                .collect();
             for (o, officer) in officers.iter().enumerate() {
                 let hour = if officer.nights {
                     uniform(&mut rng, 19.5, 21.0)
@@ -492,6 +506,7 @@ impl District {
                 let start = midnight + (hour * HOUR as f64) as i64;
                 let end = start + 8 * HOUR + rng.i64(-30 * MINUTE..=30 * MINUTE);
                 let docked = end + rng.i64(5 * MINUTE..=40 * MINUTE);
+                let uploaded = docked + rng.i64(2 * MINUTE..=30 * MINUTE) + slow_link[officer.dock];
                 // Draw every choice even for a shift left out, so the rest stays the same.
                 let available = rng.f64() >= 0.05;
                 if docked + HOUR > now_ms {
@@ -516,6 +531,7 @@ impl District {
                     check_out,
                     spare,
                     docked,
+                    uploaded,
                     actions: Vec::new(),
                     recordings: Vec::new(),
                 });

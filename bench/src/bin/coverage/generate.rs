@@ -9,8 +9,10 @@
 //! and per recorder at its dock, batches of up to 500 — on every core, a day
 //! ahead of the hub, and handed to [`Ingest::process`] in groups of about
 //! 20,000 records (one transaction each). After each day's records, the bytes
-//! of its recordings "arrive": [`Store::blob_stored`] for each one that
-//! arrives, as the upload endpoint calls it once a file is verified.
+//! of the recordings due by then "arrive": [`Store::blob_stored_at`] (the
+//! upload endpoint's [`Store::blob_stored`] at the time they came) for each
+//! one that arrives; those due after the end of the run stay awaited. Last,
+//! the hub's coverage sweep (the alerts time raises) runs twice, timed.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -32,7 +34,7 @@ use evsync_protocol::record::{Event, FixQuality, Geo, Kind, Media, RecordBody, V
 use evsync_protocol::signing::{Context, SigningKey};
 use evsync_protocol::topic::{self, Channel};
 
-use crate::district::{District, Shift, MINUTE};
+use crate::district::{District, Shift, DAY, MINUTE};
 
 /// Records per MQTT message, as agents send them by default.
 const BATCH_RECORDS: usize = 500;
@@ -60,6 +62,12 @@ pub struct Generated {
     pub arrival_seconds: f64,
     /// Time the signing stage spent building and signing, seconds (beside the ingest).
     pub signing_seconds: f64,
+    /// The first coverage sweep over the whole history, seconds.
+    pub first_sweep_seconds: f64,
+    /// Alerts it raised.
+    pub first_sweep_alerts: usize,
+    /// The next sweep (nothing new to raise), seconds.
+    pub next_sweep_seconds: f64,
 }
 
 /// One agent of the district and the chains it signs.
@@ -96,8 +104,8 @@ struct Signed {
 struct Day {
     /// Field devices' batches first (sent as it happens), then the docks' (after the shift).
     messages: Vec<Batch>,
-    /// SHA-256 (hex) and size of the recordings whose bytes arrive.
-    arrivals: Vec<(String, u64)>,
+    /// When the bytes of the recordings that arrive come, with their SHA-256 (hex) and size.
+    arrivals: Vec<(i64, String, u64)>,
     media: u64,
     events: u64,
     seconds: f64,
@@ -422,10 +430,13 @@ fn sign_day(d: &District, agents: &mut [Agent], day: usize, threads: usize) -> D
     field.extend(docks);
     let arrivals = d.shifts[first..last]
         .iter()
-        .flat_map(|s| s.recordings.iter())
-        .map(|&i| &d.recordings[i])
-        .filter(|r| r.arrives)
-        .map(|r| (hex(&r.sha256), r.size))
+        .flat_map(|s| {
+            s.recordings
+                .iter()
+                .map(move |&i| (s.uploaded, &d.recordings[i]))
+        })
+        .filter(|(_, r)| r.arrives)
+        .map(|(at, r)| (at, hex(&r.sha256), r.size))
         .collect();
     Day {
         messages: field,
@@ -570,6 +581,7 @@ pub fn generate(
     data_dir: &Path,
     seed: u64,
     statistics: bool,
+    now_ms: i64,
 ) -> anyhow::Result<Generated> {
     let t0 = Instant::now();
     std::fs::create_dir_all(data_dir)
@@ -617,6 +629,9 @@ pub fn generate(
 
     let mut g = Generated::default();
     let mut sent = 0u64;
+    // Bytes due, earliest first.
+    let mut due: std::collections::BinaryHeap<std::cmp::Reverse<(i64, String, u64)>> =
+        Default::default();
     let mut last_report = Instant::now();
     for (n, day) in rx.iter().enumerate() {
         g.signing_seconds += day.seconds;
@@ -639,11 +654,21 @@ pub fn generate(
         }
         g.ingest_seconds += t.elapsed().as_secs_f64();
         let t = Instant::now();
-        for (sha, size) in &day.arrivals {
-            side.blob_stored(sha, *size)
+        due.extend(day.arrivals.into_iter().map(std::cmp::Reverse));
+        let until = if n + 1 == d.days.len() {
+            now_ms
+        } else {
+            d.start_ms + (n as i64 + 1) * DAY
+        };
+        while let Some(std::cmp::Reverse((at_ms, sha, size))) = due.pop() {
+            if at_ms > until {
+                due.push(std::cmp::Reverse((at_ms, sha, size)));
+                break;
+            }
+            side.blob_stored_at(&sha, size, at(at_ms))
                 .with_context(|| format!("storing the bytes of {sha} (day {n})"))?;
+            g.arrived += 1;
         }
-        g.arrived += day.arrivals.len() as u64;
         g.arrival_seconds += t.elapsed().as_secs_f64();
         if statistics && ANALYZE_AFTER_DAYS.contains(&(n + 1)) {
             analyze(&db)?;
@@ -679,6 +704,23 @@ pub fn generate(
         g.records,
         db.display()
     );
+    // The alerts time raises, as the hub's sweeper looks for them.
+    let cfg = evsync_hub::config::CoverageConfig::default();
+    let minutes = |m: u32| Duration::from_secs(u64::from(m) * 60);
+    let sweep = |store: &mut Store| {
+        store.coverage_sweep(
+            chrono::Utc::now().timestamp_millis(),
+            minutes(cfg.alert_after_mins),
+            minutes(cfg.unheard_after_mins),
+        )
+    };
+    let t = Instant::now();
+    let first = sweep(&mut side).context("the first coverage sweep")?;
+    g.first_sweep_seconds = t.elapsed().as_secs_f64();
+    g.first_sweep_alerts = first.actions + first.officers + first.late;
+    let t = Instant::now();
+    sweep(&mut side).context("the second coverage sweep")?;
+    g.next_sweep_seconds = t.elapsed().as_secs_f64();
     g.seconds = t0.elapsed().as_secs_f64();
     Ok(g)
 }
