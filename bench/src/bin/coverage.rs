@@ -366,11 +366,17 @@ fn main() -> anyhow::Result<()> {
                 Outcome::Answered {
                     cold_ms,
                     warm_ms,
+                    repeats,
                     bytes,
                     body,
                 } => {
+                    let fewer = if repeats == opts.rounds {
+                        String::new()
+                    } else {
+                        format!(" {name}_repeats={repeats}")
+                    };
                     println!(
-                        "{name}_cold_ms={cold_ms:.0} {name}_warm_ms={warm_ms:.0} {name}_kib={:.0} {name}_ratio_vs_scan={:.2}",
+                        "{name}_cold_ms={cold_ms:.0} {name}_warm_ms={warm_ms:.0} {name}_kib={:.0} {name}_ratio_vs_scan={:.2}{fewer}",
                         bytes as f64 / 1024.0,
                         warm_ms / scan_warm.max(0.001)
                     );
