@@ -238,7 +238,10 @@ impl Store {
             .execute(params![sha256, size as i64, t])?;
             let rows = tx
                 .prepare_cached(&format!(
-                    "UPDATE media SET state = 'stored', stored_at = ?3, detail = NULL
+                    // By the content's index: the partial index of awaited
+                    // rows would visit every one of them (the store keeps no
+                    // planner statistics to know better).
+                    "UPDATE media INDEXED BY media_by_sha SET state = 'stored', stored_at = ?3, detail = NULL
                      WHERE sha256 = ?1 AND size = ?2 AND state = 'awaiting' RETURNING {COLUMNS}"
                 ))?
                 .query_map(params![sha256, size as i64, t], row)?
@@ -263,12 +266,12 @@ impl Store {
                 "uploaded bytes hashed to {got}, not the signed {sha256}, {max} times: kept out of the store"
             );
             tx.prepare_cached(
-                "UPDATE media SET mismatches = mismatches + 1 WHERE sha256 = ?1 AND state = 'awaiting'",
+                "UPDATE media INDEXED BY media_by_sha SET mismatches = mismatches + 1 WHERE sha256 = ?1 AND state = 'awaiting'",
             )?
             .execute([sha256])?;
             let failed = tx
                 .prepare_cached(&format!(
-                    "UPDATE media SET state = 'failed', detail = ?3
+                    "UPDATE media INDEXED BY media_by_sha SET state = 'failed', detail = ?3
                      WHERE sha256 = ?1 AND state = 'awaiting' AND mismatches >= ?2 RETURNING {COLUMNS}"
                 ))?
                 .query_map(params![sha256, max, detail], row)?
