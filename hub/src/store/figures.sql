@@ -27,6 +27,9 @@ CREATE INDEX IF NOT EXISTS recordings_by_end
     ON recordings (end_ms, unit_code, domain, officer_id, arrived_ms, duty_end_ms);
 CREATE INDEX IF NOT EXISTS recordings_awaited ON recordings (end_ms) WHERE arrived_ms IS NULL AND late_alerted = 0;
 
+-- An action's officers (the primary key leads with the officer).
+CREATE INDEX IF NOT EXISTS action_officers_by_action ON action_officers (action_key, officer_id);
+
 -- Who had which devices, by officer; recordings by the recorder's own
 -- clock (the clock_problem cause looks there).
 CREATE INDEX IF NOT EXISTS assignments_by_officer ON assignments (officer_id, from_at);
