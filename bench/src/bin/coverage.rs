@@ -346,6 +346,13 @@ fn main() -> anyhow::Result<()> {
     );
 
     // The queries.
+    // Other work on the machine shows in the timings: say how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "cores={} loadavg_1m_before_queries={}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load.split_whitespace().next().unwrap_or("?")
+    );
     let hub = HubProcess::start(&opts.hub, &data_dir)?;
     println!("hub_start_s={:.1}", hub.start_seconds);
     let to = district.end_ms;
@@ -406,6 +413,11 @@ fn main() -> anyhow::Result<()> {
         }
     }
     drop(hub);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "loadavg_1m_after_queries={}",
+        load.split_whitespace().next().unwrap_or("?")
+    );
 
     // What the hub counted, beside what was planned.
     for (days, body) in &by_day {
