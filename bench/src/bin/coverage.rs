@@ -66,13 +66,6 @@ struct Opts {
     /// Warm repeats of each query (the median counts).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
-    /// Generate without the two generation-only aids (SQLite planner
-    /// statistics; an index on assignments.officer_id), as the hub runs
-    /// today: each arriving recording then visits every media row still
-    /// awaiting its bytes and each verdict scans every assignment
-    /// (generate.rs, `analyze` and `add_index`); hours at full scale.
-    #[arg(long)]
-    no_aids: bool,
     /// Keep the store in this folder; if it already holds the district of
     /// these flags, time the queries on it without generating again.
     #[arg(long)]
@@ -259,13 +252,7 @@ fn main() -> anyhow::Result<()> {
             m
         }
         None => {
-            let g = generate::generate(
-                district.clone(),
-                &data_dir,
-                scale.seed,
-                !opts.no_aids,
-                planned_at_ms,
-            )?;
+            let g = generate::generate(district.clone(), &data_dir, scale.seed, planned_at_ms)?;
             let mut lines = marker_lines(&scale, planned_at_ms);
             lines.extend(
                 [
@@ -292,15 +279,6 @@ fn main() -> anyhow::Result<()> {
                     ("first_sweep_s", format!("{:.1}", g.first_sweep_seconds)),
                     ("first_sweep_alerts", g.first_sweep_alerts.to_string()),
                     ("next_sweep_s", format!("{:.2}", g.next_sweep_seconds)),
-                    (
-                        "generation_aids",
-                        if opts.no_aids {
-                            "none"
-                        } else {
-                            "planner_statistics,assignments_by_officer"
-                        }
-                        .to_owned(),
-                    ),
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v)),
@@ -324,7 +302,6 @@ fn main() -> anyhow::Result<()> {
         "arrivals_s",
         "arrivals_per_s",
         "signing_s",
-        "generation_aids",
         "first_sweep_s",
         "first_sweep_alerts",
         "next_sweep_s",

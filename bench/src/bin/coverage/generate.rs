@@ -542,73 +542,12 @@ fn enroll(d: &District, ingest: &mut Ingest, seed: u64) -> anyhow::Result<Vec<Ag
     Ok(agents)
 }
 
-/// Days after which the store's planner statistics are gathered (with the aids).
-const ANALYZE_AFTER_DAYS: [usize; 2] = [1, 10];
-
-/// The index [`add_index`] makes for the generation.
-const AID_INDEX: &str = "bench_aid_assignments_by_officer";
-
-/// Adds an index on `assignments (officer_id)`, which the hub's schema lacks.
-///
-/// Every verdict the hub judges (an action, a duty hour — several for each
-/// media record, event and arrival) reads its officers' assignments with
-/// `SELECT ... FROM assignments WHERE officer_id = ?1`: without an index, a
-/// scan of the whole table, which grows with every check-out and check-in
-/// (13,000 rows after 15 days of this district, ~50,000 after 90). Measured
-/// without it: a day of this district took 30 s to ingest on day 1 and 139 s
-/// on day 15 (generation slower by the day: hours in all). Dropped with the
-/// statistics ([`drop_aids`]) before the hub serves the store.
-fn add_index(db: &Path) -> anyhow::Result<()> {
-    let conn = rusqlite::Connection::open(db)
-        .with_context(|| format!("opening {} to add an index", db.display()))?;
-    conn.busy_timeout(Duration::from_secs(60))?;
-    conn.execute_batch(&format!(
-        "CREATE INDEX IF NOT EXISTS {AID_INDEX} ON assignments (officer_id)"
-    ))
-    .with_context(|| format!("adding {AID_INDEX} to {}", db.display()))
-}
-
-/// Gathers SQLite's planner statistics (`ANALYZE`) on the store.
-///
-/// Without them — and the hub never gathers them — SQLite answers the hub's
-/// `UPDATE media ... WHERE sha256 = ? AND size = ? AND state = 'awaiting'`
-/// (`Store::blob_stored`) from the partial index `media_awaiting`, so every
-/// arriving recording visits every media row still awaiting its bytes: at
-/// 3,400 awaiting, 2 ms per arrival instead of 6 µs, and this district
-/// keeps 20,000–30,000 awaiting (the 2% that never arrive, and a day's
-/// uploads). With statistics the planner takes `media_by_sha`. Only the
-/// generation uses them: [`drop_aids`] removes them before the hub
-/// serves the store, so the queries are timed on the store as the hub keeps it.
-fn analyze(db: &Path) -> anyhow::Result<()> {
-    let conn = rusqlite::Connection::open(db)
-        .with_context(|| format!("opening {} to gather statistics", db.display()))?;
-    conn.busy_timeout(Duration::from_secs(60))?;
-    conn.execute_batch("ANALYZE")
-        .with_context(|| format!("ANALYZE on {}", db.display()))
-}
-
-/// Removes the generation's aids: the planner statistics [`analyze`]
-/// gathered and the index [`add_index`] made, so the store is as the hub keeps it.
-fn drop_aids(db: &Path) -> anyhow::Result<()> {
-    let conn = rusqlite::Connection::open(db)
-        .with_context(|| format!("opening {} to drop the generation's aids", db.display()))?;
-    conn.busy_timeout(Duration::from_secs(60))?;
-    conn.execute_batch(&format!(
-        "DROP INDEX IF EXISTS {AID_INDEX}; DROP TABLE IF EXISTS sqlite_stat1; DROP TABLE IF EXISTS sqlite_stat4;"
-    ))
-    .with_context(|| format!("dropping the generation's aids from {}", db.display()))
-}
-
-/// Generates the district into a new hub store in `data_dir`. With
-/// `aids`, SQLite's planner statistics are gathered after the first days
-/// ([`analyze`]) and an index the hub lacks is added ([`add_index`]), both
-/// dropped at the end: they make generation hours faster and change no
-/// verdict, figure or row.
+/// Generates the district into a new hub store in `data_dir`; bytes due
+/// after `now_ms` stay awaited.
 pub fn generate(
     d: Arc<District>,
     data_dir: &Path,
     seed: u64,
-    aids: bool,
     now_ms: i64,
 ) -> anyhow::Result<Generated> {
     let t0 = Instant::now();
@@ -618,30 +557,22 @@ pub fn generate(
     let db = data_dir.join("hub.sqlite");
     let mut side = Store::open(&db)?;
     roster(&d, &mut side)?;
-    if aids {
-        add_index(&db)?;
-        side = Store::open(&db)?;
-    }
     let issuer = Arc::new(Issuer::new(
         HUB_ID.into(),
         key.clone(),
         "http://127.0.0.1:9".into(),
         Duration::from_secs(3600),
     ));
-    let metrics = Arc::new(Metrics::default());
     // The ingest stage as the hub's server makes it (auto-approving).
-    let open_ingest = || -> anyhow::Result<Ingest> {
-        Ok(Ingest::new(
-            Store::open(&db)?,
-            HUB_ID.into(),
-            key.clone(),
-            true,
-            Duration::from_secs(60),
-            metrics.clone(),
-            issuer.clone(),
-        ))
-    };
-    let mut ingest = open_ingest()?;
+    let mut ingest = Ingest::new(
+        Store::open(&db)?,
+        HUB_ID.into(),
+        key,
+        true,
+        Duration::from_secs(60),
+        Arc::new(Metrics::default()),
+        issuer,
+    );
     let mut agents = enroll(&d, &mut ingest, seed)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
 
@@ -702,12 +633,6 @@ pub fn generate(
             g.arrived += 1;
         }
         g.arrival_seconds += t.elapsed().as_secs_f64();
-        if aids && ANALYZE_AFTER_DAYS.contains(&(n + 1)) {
-            analyze(&db)?;
-            // Fresh connections, so that every statement is planned with them.
-            ingest = open_ingest()?;
-            side = Store::open(&db)?;
-        }
         if last_report.elapsed() > Duration::from_secs(20) || n + 1 == d.days.len() {
             last_report = Instant::now();
             eprintln!(
@@ -723,12 +648,6 @@ pub fn generate(
     signer
         .join()
         .map_err(|_| anyhow::anyhow!("the signing thread panicked"))?;
-    if aids {
-        drop(ingest);
-        drop(side);
-        drop_aids(&db)?;
-        side = Store::open(&db)?;
-    }
     g.records = side.record_count()? as u64;
     anyhow::ensure!(
         g.records == sent,
