@@ -66,11 +66,6 @@ struct Opts {
     /// Warm repeats of each query (the median counts).
     #[arg(long, default_value_t = 5)]
     rounds: usize,
-    /// Generate without SQLite planner statistics, as the hub runs today:
-    /// each arriving recording then visits every media row still awaiting
-    /// its bytes (see generate.rs `analyze`), hours at full scale.
-    #[arg(long)]
-    no_statistics: bool,
     /// Keep the store in this folder; if it already holds the district of
     /// these flags, time the queries on it without generating again.
     #[arg(long)]
@@ -257,13 +252,7 @@ fn main() -> anyhow::Result<()> {
             m
         }
         None => {
-            let g = generate::generate(
-                district.clone(),
-                &data_dir,
-                scale.seed,
-                !opts.no_statistics,
-                planned_at_ms,
-            )?;
+            let g = generate::generate(district.clone(), &data_dir, scale.seed, planned_at_ms)?;
             let mut lines = marker_lines(&scale, planned_at_ms);
             lines.extend(
                 [
@@ -290,10 +279,6 @@ fn main() -> anyhow::Result<()> {
                     ("first_sweep_s", format!("{:.1}", g.first_sweep_seconds)),
                     ("first_sweep_alerts", g.first_sweep_alerts.to_string()),
                     ("next_sweep_s", format!("{:.2}", g.next_sweep_seconds)),
-                    (
-                        "generation_planner_statistics",
-                        if opts.no_statistics { "no" } else { "yes" }.to_owned(),
-                    ),
                 ]
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v)),
@@ -317,7 +302,6 @@ fn main() -> anyhow::Result<()> {
         "arrivals_s",
         "arrivals_per_s",
         "signing_s",
-        "generation_planner_statistics",
         "first_sweep_s",
         "first_sweep_alerts",
         "next_sweep_s",
@@ -339,6 +323,13 @@ fn main() -> anyhow::Result<()> {
     );
 
     // The queries.
+    // Other work on the machine shows in the timings: say how busy it was.
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "cores={} loadavg_1m_before_queries={}",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        load.split_whitespace().next().unwrap_or("?")
+    );
     let hub = HubProcess::start(&opts.hub, &data_dir)?;
     println!("hub_start_s={:.1}", hub.start_seconds);
     let to = district.end_ms;
@@ -399,6 +390,11 @@ fn main() -> anyhow::Result<()> {
         }
     }
     drop(hub);
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    println!(
+        "loadavg_1m_after_queries={}",
+        load.split_whitespace().next().unwrap_or("?")
+    );
 
     // What the hub counted, beside what was planned.
     for (days, body) in &by_day {

@@ -542,45 +542,12 @@ fn enroll(d: &District, ingest: &mut Ingest, seed: u64) -> anyhow::Result<Vec<Ag
     Ok(agents)
 }
 
-/// Days after which the store's planner statistics are gathered (with `analyze`).
-const ANALYZE_AFTER_DAYS: [usize; 2] = [1, 10];
-
-/// Gathers SQLite's planner statistics (`ANALYZE`) on the store.
-///
-/// Without them — and the hub never gathers them — SQLite answers the hub's
-/// `UPDATE media ... WHERE sha256 = ? AND size = ? AND state = 'awaiting'`
-/// (`Store::blob_stored`) from the partial index `media_awaiting`, so every
-/// arriving recording visits every media row still awaiting its bytes: at
-/// 3,400 awaiting, 2 ms per arrival instead of 6 µs, and this district
-/// keeps 20,000–30,000 awaiting (the 2% that never arrive, and a day's
-/// uploads). With statistics the planner takes `media_by_sha`. Only the
-/// generation uses them: [`drop_statistics`] removes them before the hub
-/// serves the store, so the queries are timed on the store as the hub keeps it.
-fn analyze(db: &Path) -> anyhow::Result<()> {
-    let conn = rusqlite::Connection::open(db)
-        .with_context(|| format!("opening {} to gather statistics", db.display()))?;
-    conn.busy_timeout(Duration::from_secs(60))?;
-    conn.execute_batch("ANALYZE")
-        .with_context(|| format!("ANALYZE on {}", db.display()))
-}
-
-/// Removes the planner statistics [`analyze`] gathered.
-fn drop_statistics(db: &Path) -> anyhow::Result<()> {
-    let conn = rusqlite::Connection::open(db)
-        .with_context(|| format!("opening {} to drop statistics", db.display()))?;
-    conn.busy_timeout(Duration::from_secs(60))?;
-    conn.execute_batch("DROP TABLE IF EXISTS sqlite_stat1; DROP TABLE IF EXISTS sqlite_stat4;")
-        .with_context(|| format!("dropping the statistics of {}", db.display()))
-}
-
-/// Generates the district into a new hub store in `data_dir`. With
-/// `statistics`, SQLite's planner statistics are gathered after the first
-/// days and dropped at the end (see [`analyze`]).
+/// Generates the district into a new hub store in `data_dir`; bytes due
+/// after `now_ms` stay awaited.
 pub fn generate(
     d: Arc<District>,
     data_dir: &Path,
     seed: u64,
-    statistics: bool,
     now_ms: i64,
 ) -> anyhow::Result<Generated> {
     let t0 = Instant::now();
@@ -596,20 +563,16 @@ pub fn generate(
         "http://127.0.0.1:9".into(),
         Duration::from_secs(3600),
     ));
-    let metrics = Arc::new(Metrics::default());
     // The ingest stage as the hub's server makes it (auto-approving).
-    let open_ingest = || -> anyhow::Result<Ingest> {
-        Ok(Ingest::new(
-            Store::open(&db)?,
-            HUB_ID.into(),
-            key.clone(),
-            true,
-            Duration::from_secs(60),
-            metrics.clone(),
-            issuer.clone(),
-        ))
-    };
-    let mut ingest = open_ingest()?;
+    let mut ingest = Ingest::new(
+        Store::open(&db)?,
+        HUB_ID.into(),
+        key,
+        true,
+        Duration::from_secs(60),
+        Arc::new(Metrics::default()),
+        issuer,
+    );
     let mut agents = enroll(&d, &mut ingest, seed)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
 
@@ -670,12 +633,6 @@ pub fn generate(
             g.arrived += 1;
         }
         g.arrival_seconds += t.elapsed().as_secs_f64();
-        if statistics && ANALYZE_AFTER_DAYS.contains(&(n + 1)) {
-            analyze(&db)?;
-            // Fresh connections, so that every statement is planned with them.
-            ingest = open_ingest()?;
-            side = Store::open(&db)?;
-        }
         if last_report.elapsed() > Duration::from_secs(20) || n + 1 == d.days.len() {
             last_report = Instant::now();
             eprintln!(
@@ -691,12 +648,6 @@ pub fn generate(
     signer
         .join()
         .map_err(|_| anyhow::anyhow!("the signing thread panicked"))?;
-    if statistics {
-        drop(ingest);
-        drop(side);
-        drop_statistics(&db)?;
-        side = Store::open(&db)?;
-    }
     g.records = side.record_count()? as u64;
     anyhow::ensure!(
         g.records == sent,
