@@ -726,50 +726,21 @@ pub(crate) fn backfill(tx: &Transaction<'_>) -> anyhow::Result<()> {
         };
         if body.media.is_some() {
             if recopy != Some(true) {
-                recorded(tx, &body, false)?;
-                if stored == Some(true) {
+                // Judged as arrived (or not) as it is noted; then arrived
+                // when its bytes really were stored.
+                let arrived = stored == Some(true);
+                recorded(tx, &body, arrived)?;
+                if arrived {
                     let at = stored_at.as_deref().and_then(parse_ms);
                     tx.prepare_cached(
-                        "UPDATE recordings SET arrived_ms = ?2 WHERE record_id = ?1",
+                        "UPDATE recordings SET arrived_ms = COALESCE(?2, arrived_ms) WHERE record_id = ?1",
                     )?
                     .execute(params![body.id.to_string(), at])?;
-                    rejudge_arrived(tx, &body.id.to_string())?;
                 }
             }
         } else {
             on_record(tx, &body, domain.as_deref())?;
         }
-    }
-    Ok(())
-}
-
-/// Judges again what an arrived recording bears on (no alert: used when
-/// filling in history).
-fn rejudge_arrived(tx: &Transaction<'_>, record_id: &str) -> anyhow::Result<()> {
-    let row: Option<(String, Option<String>, i64, i64, i64, i64)> = tx
-        .prepare_cached(
-            "SELECT device_id, officer_id, start_ms, end_ms, device_start_ms, device_end_ms
-             FROM recordings WHERE record_id = ?1",
-        )?
-        .query_row([record_id], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-            ))
-        })
-        .optional()?;
-    if let Some((device, officer, s, e, ds, de)) = row {
-        rejudge_touching(
-            tx,
-            officer.as_deref(),
-            &device,
-            Span::new(s, e),
-            Span::new(ds, de),
-        )?;
     }
     Ok(())
 }
