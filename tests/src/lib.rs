@@ -18,6 +18,7 @@ use serde_json::Value;
 
 pub use evsync_hub::broker::free_loopback_addr;
 
+pub mod browser;
 pub mod gps;
 pub mod media;
 pub mod recorders;

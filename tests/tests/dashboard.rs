@@ -12,22 +12,16 @@
 //! pictures of the window size, not blank, with the colours of the online
 //! badges and the open-alert count.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use evsync_agent::agent::Agent;
+use evsync_e2e::browser::*;
 use evsync_e2e::*;
 use evsync_hub::server::Hub;
 use evsync_protocol::chain::{Hash, GENESIS};
 use serde_json::Value;
-
-/// The browser window, as the screenshots must measure.
-const WIDTH: u32 = 1400;
-const HEIGHT: u32 = 1000;
-/// The longest one Chromium run may take before the test kills it.
-const CHROMIUM_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// The Chinese note of one event; it must reach the page intact.
 const NOTE_ZH: &str = "现场检查：当事人拒绝签字";
@@ -40,182 +34,11 @@ const OFFICER_ZH: &str = "张伟";
 const OFFICER_2: &str = "100004";
 const OFFICER_2_ZH: &str = "李娜";
 
-/// `chromium` on the PATH, or a failure that says how to install it.
-fn chromium() -> PathBuf {
-    std::env::var_os("PATH")
-        .into_iter()
-        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
-        .map(|d| d.join("chromium"))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "chromium is not installed: run scripts/setup (as root) to install Debian's \
-                 chromium package; this test renders the dashboard in headless Chromium"
-            )
-        })
-}
-
-/// One headless Chromium run on `url` with its own fresh profile folder,
-/// in its own process group (so every process it starts is killed after it).
-fn run_chromium(dir: &Path, url: &str, mode: &[String]) -> anyhow::Result<String> {
-    use std::os::unix::process::CommandExt as _;
-    let profile = tempfile::Builder::new()
-        .prefix("chromium-profile-")
-        .tempdir_in(dir)?;
-    let mut child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--disable-extensions",
-            "--hide-scrollbars",
-            "--force-color-profile=srgb",
-            "--lang=en-US",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(format!("--window-size={WIDTH},{HEIGHT}"))
-        .arg("--virtual-time-budget=8000")
-        .args(mode)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .spawn()
-        .context("starting chromium")?;
-    let group = child.id();
-    let kill_group = || {
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{group}")])
-            .stderr(Stdio::null())
-            .status();
-    };
-    // Read both pipes on threads so a chatty browser never blocks on them.
-    let mut out_pipe = child.stdout.take().context("chromium stdout")?;
-    let mut err_pipe = child.stderr.take().context("chromium stderr")?;
-    let out = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut out_pipe, &mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = String::new();
-        let _ = std::io::Read::read_to_string(&mut err_pipe, &mut s);
-        s
-    });
-    let deadline = Instant::now() + CHROMIUM_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait()? {
-            break Some(status);
-        }
-        if Instant::now() > deadline {
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    };
-    // Whatever it left behind (renderer, zygote, GPU process) goes with it.
-    kill_group();
-    let _ = child.kill();
-    let _ = child.wait();
-    let stdout = out.join().unwrap_or_default();
-    let stderr = err.join().unwrap_or_default();
-    match status {
-        None => anyhow::bail!(
-            "chromium did not finish {url} within {CHROMIUM_TIMEOUT:?}; its log:\n{stderr}"
-        ),
-        Some(s) if !s.success() => anyhow::bail!("chromium exited with {s} on {url}:\n{stderr}"),
-        Some(_) => Ok(stdout),
-    }
-}
-
-/// The page's DOM after its scripts ran.
-fn dump_dom(dir: &Path, url: &str) -> anyhow::Result<String> {
-    let dom = run_chromium(dir, url, &["--dump-dom".to_owned()])?;
-    anyhow::ensure!(dom.contains("</html>"), "no DOM from {url}: {dom:?}");
-    Ok(dom)
-}
-
-/// A screenshot of the page, decoded: (width, height, RGBA pixels).
-fn screenshot(dir: &Path, url: &str, file: &Path) -> anyhow::Result<(u32, u32, Vec<u8>)> {
-    let _ = std::fs::remove_file(file);
-    run_chromium(dir, url, &[format!("--screenshot={}", file.display())])?;
-    anyhow::ensure!(file.is_file(), "chromium wrote no screenshot of {url}");
-    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(file)?));
-    let mut reader = decoder
-        .read_info()
-        .with_context(|| format!("{} is not a PNG", file.display()))?;
-    let mut buf = vec![0; reader.output_buffer_size().context("PNG too large")?];
-    let info = reader.next_frame(&mut buf)?;
-    buf.truncate(info.buffer_size());
-    let rgba = match info.color_type {
-        png::ColorType::Rgba => buf,
-        png::ColorType::Rgb => buf
-            .chunks_exact(3)
-            .flat_map(|p| [p[0], p[1], p[2], 255])
-            .collect(),
-        other => anyhow::bail!("unexpected PNG colour type {other:?}"),
-    };
-    anyhow::ensure!(
-        info.bit_depth == png::BitDepth::Eight,
-        "unexpected bit depth"
-    );
-    Ok((info.width, info.height, rgba))
-}
-
-/// How many pixels have exactly the colour `rgb`.
-fn pixels_of(rgba: &[u8], rgb: [u8; 3]) -> usize {
-    rgba.chunks_exact(4).filter(|p| p[..3] == rgb).count()
-}
-
-/// Checks a screenshot is a real rendering: the window's size, many
-/// colours (text is anti-aliased), not one flat background.
-fn assert_rendered(name: &str, (w, h, rgba): &(u32, u32, Vec<u8>)) {
-    assert_eq!((*w, *h), (WIDTH, HEIGHT), "{name}: screenshot size");
-    let mut colours = std::collections::HashMap::<[u8; 3], usize>::new();
-    for p in rgba.chunks_exact(4) {
-        *colours.entry([p[0], p[1], p[2]]).or_default() += 1;
-    }
-    let background = colours.values().max().copied().unwrap_or_default();
-    let total = (w * h) as usize;
-    assert!(
-        colours.len() >= 64,
-        "{name}: only {} distinct colours: a blank or unstyled page",
-        colours.len()
-    );
-    assert!(
-        background * 100 < total * 97,
-        "{name}: {}% of the pixels are one colour: the page is (nearly) blank",
-        background * 100 / total
-    );
-}
-
-/// Text as Chromium serialises it in a text node.
-fn in_html(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('\u{a0}', "&nbsp;")
-}
-
 fn assert_shows(dom: &str, page: &str, text: &str) {
     assert!(
         dom.contains(&in_html(text)),
         "the {page} page does not show {text:?}; its DOM:\n{dom}"
     );
-}
-
-/// The page's `<main>` element (the view shown), without the sign-in template beside it.
-fn main_of(dom: &str) -> &str {
-    let start = dom.find("<main").unwrap_or(0);
-    let end = dom[start..]
-        .find("</main>")
-        .map_or(dom.len(), |e| start + e);
-    &dom[start..end]
 }
 
 fn signed_in(dom: &str, page: &str) {
@@ -227,16 +50,6 @@ fn signed_in(dom: &str, page: &str) {
         !dom.contains("Could not load this page"),
         "the {page} page failed to load; DOM:\n{dom}"
     );
-}
-
-/// Copies a screenshot to `EVSYNC_SCREENSHOTS` (a folder) when set, for a person to look at.
-fn keep_screenshot(file: &Path) -> anyhow::Result<()> {
-    if let Some(to) = std::env::var_os("EVSYNC_SCREENSHOTS") {
-        let to = PathBuf::from(to);
-        std::fs::create_dir_all(&to)?;
-        std::fs::copy(file, to.join(file.file_name().context("file name")?))?;
-    }
-    Ok(())
 }
 
 /// Writes one spool event file (write, then rename).
