@@ -86,6 +86,8 @@ pub struct Metrics {
     pub backlog_bytes: Family<Device, Gauge>,
     /// Recordings waiting in each agent for their media receipt, per its last heartbeat.
     pub media_backlog: Family<Device, Gauge>,
+    /// Days whose coverage sums wait to be summed again (counted from rows until then).
+    pub coverage_stale_days: Gauge,
 }
 
 impl Metrics {
@@ -222,6 +224,11 @@ impl Metrics {
             "media_backlog",
             "Recordings waiting for upload in each agent (last heartbeat)",
             self.media_backlog.clone(),
+        );
+        registry.register(
+            "coverage_stale_days",
+            "Days whose coverage sums wait for the sweeper (their figures are counted from rows until then)",
+            self.coverage_stale_days.clone(),
         );
         let mut out = String::new();
         // Writing into a String cannot fail.

@@ -116,6 +116,7 @@ impl Hub {
         tasks.spawn(coverage_sweeper(
             Store::open(&db)?,
             cfg.coverage.clone(),
+            metrics.clone(),
             shutdown_rx.clone(),
         ));
 
@@ -339,11 +340,13 @@ async fn publish_receipts(
     }
 }
 
-/// Raises the coverage alerts time brings (store::sweep) every
-/// `coverage.sweep_secs` until shutdown.
+/// Sums the coverage days that changed again (store::coverage_days) at
+/// start and then, with the coverage alerts time brings (store::sweep),
+/// every `coverage.sweep_secs` until shutdown.
 async fn coverage_sweeper(
     store: Store,
     cfg: crate::config::CoverageConfig,
+    metrics: Arc<Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let mut store = Some(store);
@@ -353,27 +356,44 @@ async fn coverage_sweeper(
         minutes(cfg.alert_after_mins),
         minutes(cfg.unheard_after_mins),
     );
+    let mut first = true;
     loop {
-        tokio::select! {
-            _ = shutdown.changed() => return Ok(()),
-            _ = tokio::time::sleep(every) => {}
+        if !first {
+            tokio::select! {
+                _ = shutdown.changed() => return Ok(()),
+                _ = tokio::time::sleep(every) => {}
+            }
         }
         let Some(mut s) = store.take() else {
             anyhow::bail!("the coverage sweeper lost its store");
         };
-        let (s, swept) = tokio::task::spawn_blocking(move || {
-            let now = chrono::Utc::now().timestamp_millis();
-            let swept = s.coverage_sweep(now, after, unheard);
-            (s, swept)
+        let sweep = !first;
+        first = false;
+        let (back, summed, swept) = tokio::task::spawn_blocking(move || {
+            let summed = s.sum_coverage_days();
+            let swept = sweep.then(|| {
+                let now = chrono::Utc::now().timestamp_millis();
+                s.coverage_sweep(now, after, unheard)
+            });
+            (s, summed, swept)
         })
         .await?;
-        store = Some(s);
+        store = Some(back);
+        match summed {
+            Ok((n, stale)) => {
+                metrics.coverage_stale_days.set(stale);
+                if n > 0 {
+                    tracing::debug!(days = n, "coverage days summed again");
+                }
+            }
+            Err(e) => tracing::warn!("summing coverage days: {e:#}"),
+        }
         match swept {
-            Ok(n) if n != crate::store::Swept::default() => {
+            Some(Ok(n)) if n != crate::store::Swept::default() => {
                 tracing::info!(?n, "coverage alerts raised")
             }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("looking for coverage alerts: {e:#}"),
+            Some(Ok(_)) | None => {}
+            Some(Err(e)) => tracing::warn!("looking for coverage alerts: {e:#}"),
         }
     }
 }

@@ -332,6 +332,10 @@ fn main() -> anyhow::Result<()> {
     );
     let hub = HubProcess::start(&opts.hub, &data_dir)?;
     println!("hub_start_s={:.1}", hub.start_seconds);
+    match hub.wait_summed()? {
+        Some(s) => println!("coverage_days_summed_s={s:.1}"),
+        None => println!("coverage_days_summed_s=missing"),
+    }
     let to = district.end_ms;
     let unit = district.busiest_unit().code.clone();
     let officer = district.officers[0].id.clone();

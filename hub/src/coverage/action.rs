@@ -45,8 +45,9 @@ pub struct Action {
     pub officers: Vec<String>,
     /// When it happened.
     pub span: Span,
-    /// The device whose events made it, carried by its officer (none for an
-    /// action imported from a case system).
+    /// The device whose events made it, when that device records: a
+    /// recorder carried by its officer (none for an action imported from a
+    /// case system, or reported on a device that does not record).
     pub device_id: Option<String>,
 }
 
@@ -114,6 +115,15 @@ pub enum Cause {
 }
 
 impl Cause {
+    /// Every cause, in the order the docs list them.
+    pub const ALL: [Cause; 5] = [
+        Self::ClockProblem,
+        Self::NoRecorderAssigned,
+        Self::MediaNotArrived,
+        Self::NotLinked,
+        Self::NothingRecorded,
+    ];
+
     /// The name used in the store, the API and the docs.
     pub fn as_str(self) -> &'static str {
         match self {

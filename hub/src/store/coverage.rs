@@ -118,6 +118,7 @@ pub(crate) fn recorded(
         None => None,
     };
     let arrived = stored.then(|| ms(chrono::Utc::now()));
+    let first = !records_media(tx, &body.device_id)?;
     tx.prepare_cached(
         "INSERT INTO recordings (record_id, device_id, officer_id, unit_code, start_ms, end_ms,
                                  device_start_ms, device_end_ms, clock_offset_ms, domain, arrived_ms, duty_end_ms)
@@ -140,10 +141,40 @@ pub(crate) fn recorded(
     if let Some(g) = &body.geo {
         geo_point(tx, real.start, g.lat, g.lon, "recording", body, domain)?;
     }
+    if first {
+        became_recorder(tx, &body.device_id)?;
+    }
     if let Some(o) = &body.officer_id {
         super::duty::heard(tx, o, real)?;
     }
     rejudge_touching(tx, body.officer_id.as_deref(), &body.device_id, real, raw)
+}
+
+/// A device has just shown that it records (its first recording, or a
+/// recording it says it started): what it reported while not yet known to
+/// record is judged again — its actions judged `no_recorder_assigned`, and
+/// its duties (whether their officer was heard from, and their hours).
+fn became_recorder(tx: &Transaction<'_>, device: &str) -> anyhow::Result<()> {
+    // Keys of what a device reported begin "<device>/".
+    let (from, to) = (format!("{device}/"), format!("{device}0"));
+    let actions: Vec<String> = tx
+        .prepare_cached(
+            "SELECT action_key FROM actions WHERE action_key >= ?1 AND action_key < ?2
+             AND source = 'event' AND cause = 'no_recorder_assigned'",
+        )?
+        .query_map([&from, &to], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for k in actions {
+        judge_action(tx, &k)?;
+    }
+    let duties: Vec<String> = tx
+        .prepare_cached("SELECT duty_key FROM duties WHERE duty_key >= ?1 AND duty_key < ?2")?
+        .query_map([&from, &to], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for k in duties {
+        super::duty::settle(tx, &k)?;
+    }
+    Ok(())
 }
 
 /// Notes a geotagged place.
@@ -167,18 +198,34 @@ fn geo_point(
 }
 
 /// What a record other than media tells coverage: an action's start or
-/// end, a duty's, a recording the device says it started or stopped; and
-/// that the officer's device was heard from, on that day.
+/// end, a duty's, a recording the device says it started or stopped; and,
+/// when its device records, that the officer's recorder was heard from.
 pub(crate) fn on_record(
     tx: &Transaction<'_>,
     body: &RecordBody,
     domain: Option<&str>,
 ) -> anyhow::Result<()> {
     let at = ms(body.device_time) - body.clock_offset_ms;
+    noted(tx, body, at, domain)?;
+    // Only a recorder is heard from: a field device's own events (a duty
+    // started on a terminal) say nothing of whether its officer can record.
     if let Some(o) = &body.officer_id {
-        super::duty::heard(tx, o, Span::new(at, at + 1))?;
-        with_a_device(tx, o, at)?;
+        if records_media(tx, &body.device_id)? {
+            super::duty::heard(tx, o, Span::new(at, at + 1))?;
+            with_a_device(tx, o, at)?;
+        }
     }
+    Ok(())
+}
+
+/// Notes what an event record says (an action's or a duty's start or end,
+/// a recording started or stopped).
+fn noted(
+    tx: &Transaction<'_>,
+    body: &RecordBody,
+    at: i64,
+    domain: Option<&str>,
+) -> anyhow::Result<()> {
     match &body.event {
         Some(Event::ActionStarted { .. } | Event::ActionEnded { .. }) => {
             action_event(tx, body, at, domain)
@@ -187,10 +234,14 @@ pub(crate) fn on_record(
             super::duty::duty_event(tx, body, at, domain)
         }
         Some(Event::RecordingStarted { .. }) => {
+            let first = !records_media(tx, &body.device_id)?;
             tx.prepare_cached(
                 "INSERT INTO recording_events (device_id, officer_id, start_ms) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![body.device_id, body.officer_id, at])?;
+            if first {
+                became_recorder(tx, &body.device_id)?;
+            }
             Ok(())
         }
         Some(Event::RecordingStopped { .. }) => {
@@ -211,6 +262,25 @@ pub(crate) fn on_record(
         }
         _ => Ok(()),
     }
+}
+
+/// The SQL of whether the device in column `device` records: registered as
+/// a recorder, or the hub holds a recording or a recording event of it.
+/// Only such a device is an officer's recorder — assigned, heard from, or
+/// the device an action was reported on (docs/coverage.md).
+pub(super) fn records_media_sql(device: &str) -> String {
+    format!(
+        "(EXISTS (SELECT 1 FROM devices rd WHERE rd.device_id = {device} AND rd.kind = 'recorder')
+          OR EXISTS (SELECT 1 FROM recordings rr WHERE rr.device_id = {device})
+          OR EXISTS (SELECT 1 FROM recording_events re WHERE re.device_id = {device}))"
+    )
+}
+
+/// Whether `device` records (see [`records_media_sql`]).
+pub(super) fn records_media(tx: &Connection, device: &str) -> anyhow::Result<bool> {
+    Ok(tx
+        .prepare_cached(&format!("SELECT {}", records_media_sql("?1")))?
+        .query_row([device], |r| r.get(0))?)
 }
 
 /// Judges again what was judged `no_recorder_assigned` for `officer` at
@@ -457,11 +527,12 @@ pub(super) fn judge_action(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()
         .prepare_cached("SELECT officer_id FROM action_officers WHERE action_key = ?1")?
         .query_map([key], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
+    let own = source == "event" && records_media(tx, &device)?;
     let action = Action {
         id: key.to_owned(),
         officers,
         span: Span::new(start, end),
-        device_id: (source == "event").then_some(device),
+        device_id: own.then_some(device),
     };
     let v = verdict(tx, &action)?;
     store_verdict(tx, key, &v)
@@ -508,13 +579,14 @@ fn store_verdict(tx: &Transaction<'_>, key: &str, v: &Verdict) -> anyhow::Result
     Ok(())
 }
 
-/// The assignments of the action's officers that overlap it.
+/// The assignments of the action's officers that overlap it, of recorders.
 fn assignments_of(tx: &Transaction<'_>, action: &Action) -> anyhow::Result<Vec<Assignment>> {
     let mut out = Vec::new();
-    let mut stmt = tx.prepare_cached(
+    let mut stmt = tx.prepare_cached(&format!(
         "SELECT device_id, officer_id, from_at, to_at FROM assignments
-         WHERE officer_id = ?1 AND from_at < ?3 AND (to_at IS NULL OR to_at > ?2)",
-    )?;
+             WHERE officer_id = ?1 AND from_at < ?3 AND (to_at IS NULL OR to_at > ?2) AND {}",
+        records_media_sql("assignments.device_id")
+    ))?;
     let (from, to) = (
         stamp_ms(action.span.start),
         stamp_ms(action.span.end.max(action.span.start + 1)),
@@ -544,16 +616,19 @@ fn assignments_of(tx: &Transaction<'_>, action: &Action) -> anyhow::Result<Vec<A
     Ok(out)
 }
 
-/// The devices that made a record attributed to one of the action's
-/// officers during it (a field device's events, a status): with them then,
-/// as if assigned for the action's span.
+/// The recorders that made a record attributed to one of the action's
+/// officers during it: with them then, as if assigned for the action's span.
 fn devices_heard(tx: &Transaction<'_>, action: &Action) -> anyhow::Result<Vec<Assignment>> {
     let span = Span::new(
         action.span.start,
         action.span.end.max(action.span.start + 1),
     );
     let mut stmt = tx.prepare_cached(
-        "SELECT DISTINCT device_id FROM records WHERE officer_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3",
+        &format!(
+            "SELECT DISTINCT device_id FROM records WHERE officer_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3
+             AND {}",
+            records_media_sql("records.device_id")
+        ),
     )?;
     let mut out = Vec::new();
     for o in &action.officers {

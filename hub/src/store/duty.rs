@@ -11,7 +11,9 @@ use std::collections::BTreeSet;
 use evsync_protocol::record::{Event, RecordBody};
 use rusqlite::{params, OptionalExtension, Transaction};
 
-use super::coverage::{parse_ms, stamp_ms, verdict, MAX_RECORDING_MS};
+use super::coverage::{
+    parse_ms, records_media, records_media_sql, stamp_ms, verdict, MAX_RECORDING_MS,
+};
 use crate::coverage::action::Action;
 use crate::coverage::span::Span;
 
@@ -105,7 +107,7 @@ type DutyRow = (
 /// Brings a duty up to date with what the store holds: when its officer
 /// was first heard from in it and, once it has ended, its hours judged and
 /// its recordings' upload deadlines counted from its end.
-fn settle(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()> {
+pub(crate) fn settle(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()> {
     let row: Option<DutyRow> = tx
         .prepare_cached(
             "SELECT officer_id, unit_code, domain, start_ms, end_ms FROM duties WHERE duty_key = ?1",
@@ -117,25 +119,7 @@ fn settle(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()> {
     let Some((officer, unit, domain, Some(start), end)) = row else {
         return Ok(());
     };
-    let until = end.unwrap_or(i64::MAX / 2);
-    let first_record: Option<String> = tx
-        .prepare_cached(
-            "SELECT MIN(occurred_at) FROM records WHERE officer_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3",
-        )?
-        .query_row(
-            params![officer, stamp_ms(start), end.map_or("9999".into(), stamp_ms)],
-            |r| r.get(0),
-        )?;
-    let first_recording: Option<i64> = tx
-        .prepare_cached(&format!(
-            "SELECT MIN(MAX(start_ms, ?2)) FROM recordings WHERE officer_id = ?1
-             AND start_ms < ?3 AND start_ms > ?2 - {MAX_RECORDING_MS} AND end_ms > ?2"
-        ))?
-        .query_row(params![officer, start, until], |r| r.get(0))?;
-    let heard = [first_record.as_deref().and_then(parse_ms), first_recording]
-        .into_iter()
-        .flatten()
-        .min();
+    let heard = first_heard(tx, &officer, start, end)?;
     tx.prepare_cached("UPDATE duties SET heard_ms = ?2 WHERE duty_key = ?1")?
         .execute(params![key, heard])?;
     let Some(end) = end else {
@@ -157,6 +141,40 @@ fn settle(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()> {
         judge_hour(tx, key, &officer, hour)?;
     }
     Ok(())
+}
+
+/// When a recorder of `officer` was first heard from in their duty from
+/// `start` to `end` (open if none): a record a recorder made then, or a
+/// recording of theirs running then.
+fn first_heard(
+    tx: &Transaction<'_>,
+    officer: &str,
+    start: i64,
+    end: Option<i64>,
+) -> anyhow::Result<Option<i64>> {
+    let until = end.unwrap_or(i64::MAX / 2);
+    let first_record: Option<String> = tx
+        .prepare_cached(&format!(
+            "SELECT MIN(occurred_at) FROM records WHERE officer_id = ?1 AND occurred_at >= ?2 AND occurred_at < ?3
+             AND {}",
+            records_media_sql("records.device_id")
+        ))?
+        .query_row(
+            params![officer, stamp_ms(start), end.map_or("9999".into(), stamp_ms)],
+            |r| r.get(0),
+        )?;
+    let first_recording: Option<i64> = tx
+        .prepare_cached(&format!(
+            "SELECT MIN(MAX(start_ms, ?2)) FROM recordings WHERE officer_id = ?1
+             AND start_ms < ?3 AND start_ms > ?2 - {MAX_RECORDING_MS} AND end_ms > ?2"
+        ))?
+        .query_row(params![officer, start, until], |r| r.get(0))?;
+    Ok(
+        [first_record.as_deref().and_then(parse_ms), first_recording]
+            .into_iter()
+            .flatten()
+            .min(),
+    )
 }
 
 /// Settles every duty again (the thresholds changed).
@@ -184,13 +202,22 @@ pub(crate) fn hours(span: Span) -> Vec<Span> {
     out
 }
 
-fn judge_hour(tx: &Transaction<'_>, key: &str, officer: &str, hour: Span) -> anyhow::Result<()> {
-    // A duty reported by a device: that device is with its officer.
+pub(crate) fn judge_hour(
+    tx: &Transaction<'_>,
+    key: &str,
+    officer: &str,
+    hour: Span,
+) -> anyhow::Result<()> {
+    // A duty reported by a recorder: that recorder is with its officer.
     let device: Option<String> = tx
         .prepare_cached("SELECT device_id FROM duties WHERE duty_key = ?1")?
         .query_row([key], |r| r.get(0))
         .optional()?
         .flatten();
+    let device = match device {
+        Some(d) if records_media(tx, &d)? => Some(d),
+        _ => None,
+    };
     let v = verdict(
         tx,
         &Action {
@@ -355,6 +382,44 @@ impl super::Store {
             Ok(duties.len())
         })
     }
+}
+
+/// Version 7 counts only recorders as an officer's devices (a terminal's
+/// own events no longer say a recorder was there): when each duty's
+/// officer was first heard from again, and every uncovered action and
+/// unrecorded hour whose cause depended on which devices they had judged again.
+pub(crate) fn judge_again_for_recorders(tx: &Transaction<'_>) -> anyhow::Result<()> {
+    type Row = (String, String, i64, Option<i64>);
+    let duties: Vec<Row> = tx
+        .prepare(
+            "SELECT duty_key, officer_id, start_ms, end_ms FROM duties WHERE start_ms IS NOT NULL",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut set = tx.prepare("UPDATE duties SET heard_ms = ?2 WHERE duty_key = ?1")?;
+    for (key, officer, start, end) in duties {
+        set.execute(params![key, first_heard(tx, &officer, start, end)?])?;
+    }
+    const BY_DEVICE: &str = "('media_not_arrived', 'not_linked', 'nothing_recorded')";
+    let actions: Vec<String> = tx
+        .prepare(&format!(
+            "SELECT action_key FROM actions WHERE covered = 0 AND cause IN {BY_DEVICE}"
+        ))?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for k in actions {
+        super::coverage::judge_action(tx, &k)?;
+    }
+    let hours: Vec<(String, String, i64, i64)> = tx
+        .prepare(&format!(
+            "SELECT duty_key, officer_id, start_ms, end_ms FROM duty_hours WHERE cause IN {BY_DEVICE}"
+        ))?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    for (key, officer, s, e) in hours {
+        judge_hour(tx, &key, &officer, Span::new(s, e))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

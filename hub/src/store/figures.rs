@@ -4,12 +4,13 @@
 //! aggregate over what ingest keeps up to date (verdicts, duty hours,
 //! device days, recordings' arrival), read through indexes on time.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rusqlite::{named_params, Connection, Row};
 use serde::Serialize;
 
 use super::coverage::{stamp_ms, thresholds};
+use super::coverage_days;
 
 /// What figures are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,19 +277,28 @@ fn time(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Result<Gro
 
 /// The SQL of a recording's upload deadline (`:hours` after the end of its
 /// duty, or of itself outside a finished duty) over `recordings t`.
-const DEADLINE: &str = "(MAX(COALESCE(t.duty_end_ms, t.end_ms), t.end_ms) + :hours * 3600000)";
+pub(super) const DEADLINE: &str =
+    "(MAX(COALESCE(t.duty_end_ms, t.end_ms), t.end_ms) + :hours * 3600000)";
 
+/// Timeliness of the recordings whose bytes have arrived (`arrived`), or of
+/// those whose bytes have not (late once `now` is past their deadline).
 fn timeliness(
     conn: &Connection,
     by: Option<GroupBy>,
     s: &Scope,
+    arrived: bool,
 ) -> anyhow::Result<Groups<Timeliness>> {
     let key = key_sql(by, "t.end_ms");
+    let which = if arrived {
+        "t.arrived_ms IS NOT NULL"
+    } else {
+        "t.arrived_ms IS NULL"
+    };
     let sql = format!(
         "SELECT {key},
                 SUM(t.arrived_ms IS NOT NULL AND t.arrived_ms <= {DEADLINE}),
                 SUM((t.arrived_ms IS NOT NULL AND t.arrived_ms > {DEADLINE}) OR (t.arrived_ms IS NULL AND :now > {DEADLINE}))
-         FROM recordings t WHERE t.end_ms >= :from AND t.end_ms < :to AND {FILTER} GROUP BY 1"
+         FROM recordings t WHERE {which} AND t.end_ms >= :from AND t.end_ms < :to AND {FILTER} GROUP BY 1"
     );
     let hours = thresholds(conn)?.timeliness_hours;
     let mut stmt = conn.prepare_cached(&sql)?;
@@ -311,68 +321,108 @@ fn timeliness(
     Ok(out)
 }
 
-fn integrity(
-    conn: &Connection,
-    by: Option<GroupBy>,
-    s: &Scope,
-) -> anyhow::Result<Groups<Integrity>> {
-    let window = "t.occurred_at >= :fs AND t.occurred_at < :ts";
-    let rkey = match by {
+/// The SQL of a record's group key over `records t`.
+fn record_key(by: Option<GroupBy>) -> String {
+    match by {
         Some(GroupBy::Day) => "date(t.occurred_at, '+8 hours')".to_owned(),
         other => key_sql(other, "0"),
-    };
-    let run = |sql: &str| -> anyhow::Result<Vec<(Option<String>, i64)>> {
-        let mut stmt = conn.prepare_cached(sql)?;
-        let rows = stmt
-            .query_map(
-                named_params! {
-                    ":fs": stamp_ms(s.from), ":ts": stamp_ms(s.to), ":unit": s.unit_code,
-                    ":domain": s.domain, ":officer": s.officer_id,
-                },
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
-    };
-    let mut out: Groups<Integrity> = BTreeMap::new();
-    for (k, n) in run(&format!(
-        "SELECT {rkey}, COUNT(*) FROM records t WHERE {window} AND {FILTER} GROUP BY 1"
-    ))? {
-        out.entry(k).or_default().total = n;
     }
-    // Records a chain break or a conflicting record names (each once).
-    for (k, n) in run(&format!(
-        "SELECT {rkey}, COUNT(*) FROM records t WHERE t.hub_seq IN (
-             SELECT r.hub_seq FROM alerts a JOIN records r ON r.device_id = a.device_id AND r.agent_id = a.agent_id
-             AND r.seq BETWEEN a.seq_from AND a.seq_to WHERE a.kind IN ('chain_break', 'seq_conflict'))
-         AND {window} AND {FILTER} GROUP BY 1"
-    ))? {
+}
+
+/// Runs a `SELECT key, count` over records or alerts in the scope (its
+/// window as stamps `:fs`, `:ts`).
+fn counts(conn: &Connection, sql: &str, s: &Scope) -> anyhow::Result<Vec<(Option<String>, i64)>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt
+        .query_map(
+            named_params! {
+                ":fs": stamp_ms(s.from), ":ts": stamp_ms(s.to), ":unit": s.unit_code,
+                ":domain": s.domain, ":officer": s.officer_id,
+            },
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Records that occurred in the scope.
+fn records(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Result<Groups<i64>> {
+    let key = record_key(by);
+    Ok(counts(
+        conn,
+        &format!(
+            "SELECT {key}, COUNT(*) FROM records t
+             WHERE t.occurred_at >= :fs AND t.occurred_at < :ts AND {FILTER} GROUP BY 1"
+        ),
+        s,
+    )?
+    .into_iter()
+    .collect())
+}
+
+/// Integrity's flaws in the scope: records a chain break or a conflicting
+/// record names (each once; `intact` is minus them), and open gaps.
+fn flaws(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Result<Groups<Integrity>> {
+    let rkey = record_key(by);
+    let mut out: Groups<Integrity> = BTreeMap::new();
+    for (k, n) in counts(
+        conn,
+        &format!(
+            "SELECT {rkey}, COUNT(*) FROM records t WHERE t.hub_seq IN (
+                 SELECT r.hub_seq FROM alerts a JOIN records r ON r.device_id = a.device_id AND r.agent_id = a.agent_id
+                 AND r.seq BETWEEN a.seq_from AND a.seq_to WHERE a.kind IN ('chain_break', 'seq_conflict'))
+             AND t.occurred_at >= :fs AND t.occurred_at < :ts AND {FILTER} GROUP BY 1"
+        ),
+        s,
+    )? {
         out.entry(k).or_default().intact = -n;
     }
     let akey = match by {
         Some(GroupBy::Day) => "date(a.raised_at, '+8 hours')".to_owned(),
         other => key_sql(other, "0"),
     };
-    for (k, n) in run(&format!(
-        "SELECT {akey}, COUNT(*) FROM alerts a LEFT JOIN devices t ON t.device_id = a.device_id
-         WHERE a.kind IN ('sequence_gap', 'file_index_gap', 'recorder_files_missing') AND a.resolved_at IS NULL
-           AND a.raised_at >= :fs AND a.raised_at < :ts AND {FILTER} GROUP BY 1"
-    ))? {
+    for (k, n) in counts(
+        conn,
+        &format!(
+            "SELECT {akey}, COUNT(*) FROM alerts a LEFT JOIN devices t ON t.device_id = a.device_id
+             WHERE a.kind IN ('sequence_gap', 'file_index_gap', 'recorder_files_missing') AND a.resolved_at IS NULL
+               AND a.raised_at >= :fs AND a.raised_at < :ts AND {FILTER} GROUP BY 1"
+        ),
+        s,
+    )? {
         out.entry(k).or_default().gaps = n;
-    }
-    for g in out.values_mut() {
-        g.intact += g.total;
     }
     Ok(out)
 }
 
+/// Spatial coverage: for each group, the cells its actions started in, and
+/// of them those holding a recording of the same group in the window (the
+/// same day, by day). Actions are read by time; each cell is looked up in
+/// the recordings by cell (`geo_points_by_cell*`).
 fn spatial(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Result<Groups<Ratio>> {
     let key = key_sql(by, "t.at_ms");
+    let same = match by {
+        Some(GroupBy::Unit) => "r.unit_code IS g.k",
+        Some(GroupBy::Domain) => "r.domain IS g.k",
+        Some(GroupBy::Officer) => "r.officer_id IS g.k",
+        Some(GroupBy::Day) | None => "1",
+    };
+    let (lo, hi) = match by {
+        Some(GroupBy::Day) => (
+            "MAX(:from, (CAST(strftime('%s', k) AS INTEGER) - 28800) * 1000)",
+            "MIN(:to, (CAST(strftime('%s', k) AS INTEGER) - 28800) * 1000 + 86400000)",
+        ),
+        _ => (":from", ":to"),
+    };
+    let on_r = FILTER.replace("t.", "r.");
     let sql = format!(
-        "SELECT k, COUNT(*), SUM(rec) FROM (
-             SELECT {key} AS k, t.cell, MAX(t.kind = 'recording') AS rec, MAX(t.kind = 'action') AS act
-             FROM geo_points t WHERE t.at_ms >= :from AND t.at_ms < :to AND {FILTER} GROUP BY 1, 2)
-         WHERE act GROUP BY k"
+        "SELECT g.k, COUNT(*), SUM(EXISTS (
+             SELECT 1 FROM geo_points r WHERE r.kind = 'recording' AND r.cell = g.cell
+               AND r.at_ms >= g.lo AND r.at_ms < g.hi AND {same} AND {on_r}))
+         FROM (SELECT k, cell, {lo} AS lo, {hi} AS hi FROM (
+                 SELECT DISTINCT {key} AS k, t.cell FROM geo_points t
+                 WHERE t.kind = 'action' AND t.at_ms >= :from AND t.at_ms < :to AND {FILTER})) g
+         GROUP BY g.k"
     );
     collect(conn, &sql, s, |g: &mut Ratio, r| {
         g.total = r.get(1)?;
@@ -381,63 +431,113 @@ fn spatial(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Result<
     })
 }
 
-/// Every figure of every group, merged by group key. The whole scope's
-/// (`by` = `None`) is counted directly only for the figures a group may
-/// share with another (an action of two officers, a device heard on two
-/// days, a cell, an officer-day in two units); the others — each duty hour,
-/// recording, record and gap alert in exactly one group — are the sum of
-/// the groups', which the caller adds up.
-fn all_figures(
-    conn: &Connection,
-    by: Option<GroupBy>,
-    s: &Scope,
-) -> anyhow::Result<Groups<Figures>> {
-    let mut out: Groups<Figures> = BTreeMap::new();
-    for (k, v) in actions(conn, by, s)? {
-        out.entry(k).or_default().actions = v;
+/// The scope narrowed to `[from, to)`.
+fn within(s: &Scope, (from, to): (i64, i64)) -> Scope {
+    Scope {
+        from,
+        to,
+        ..s.clone()
     }
-    for (k, v) in devices(conn, by, s)? {
-        out.entry(k).or_default().devices = v;
-    }
-    for (k, v) in personnel(conn, by, s)? {
-        out.entry(k).or_default().personnel = v;
-    }
-    for (k, v) in spatial(conn, by, s)? {
-        out.entry(k).or_default().spatial = v;
-    }
-    if by.is_none() {
-        return Ok(out);
-    }
-    for (k, v) in time(conn, by, s)? {
-        out.entry(k).or_default().time = v;
-    }
-    for (k, v) in timeliness(conn, by, s)? {
-        out.entry(k).or_default().timeliness = v;
-    }
-    for (k, v) in integrity(conn, by, s)? {
-        out.entry(k).or_default().integrity = v;
-    }
-    Ok(out)
 }
 
-/// Adds one group's time, timeliness and integrity to the whole's.
-fn add_disjoint(all: &mut Figures, g: &Figures) {
-    all.time.recorded_ms += g.time.recorded_ms;
-    all.time.on_duty_ms += g.time.on_duty_ms;
-    for (cause, n) in &g.time.unrecorded_hours_by_cause {
-        *all.time
+/// Adds what one part of a group's figures counted.
+fn add_time(f: &mut Figures, t: &TimeCoverage) {
+    f.time.recorded_ms += t.recorded_ms;
+    f.time.on_duty_ms += t.on_duty_ms;
+    for (cause, n) in &t.unrecorded_hours_by_cause {
+        *f.time
             .unrecorded_hours_by_cause
             .entry(cause.clone())
             .or_default() += n;
     }
-    all.timeliness.on_time += g.timeliness.on_time;
-    all.timeliness.late += g.timeliness.late;
-    all.timeliness.total += g.timeliness.total;
-    all.integrity.intact += g.integrity.intact;
-    all.integrity.total += g.integrity.total;
-    all.integrity.gaps += g.integrity.gaps;
 }
 
+fn add_timeliness(f: &mut Figures, t: Timeliness) {
+    f.timeliness.on_time += t.on_time;
+    f.timeliness.late += t.late;
+    f.timeliness.total += t.total;
+}
+
+fn add_integrity(f: &mut Figures, i: Integrity) {
+    f.integrity.intact += i.intact;
+    f.integrity.total += i.total;
+    f.integrity.gaps += i.gaps;
+}
+
+fn add_personnel(f: &mut Figures, p: Ratio) {
+    f.personnel.covered += p.covered;
+    f.personnel.total += p.total;
+}
+
+/// Every figure over `s`, for the whole and by `by`.
+///
+/// Counted directly, for the whole and for the groups: what one thing may
+/// put in two groups (an action of two officers, a device heard on two
+/// days, a cell). Personnel, time, timeliness and integrity come from the
+/// day sums for whole fresh days and from the rows for the rest
+/// ([`coverage_days::plan`]); those of time, timeliness and integrity are
+/// in exactly one group each, so the whole is their sum.
+fn all_figures(
+    conn: &Connection,
+    by: GroupBy,
+    s: &Scope,
+) -> anyhow::Result<(Figures, HashMap<Option<String>, Figures>)> {
+    let mut all = Figures::default();
+    let mut groups: HashMap<Option<String>, Figures> = HashMap::new();
+    for b in [None, Some(by)] {
+        let mut direct: Groups<Figures> = BTreeMap::new();
+        for (k, v) in actions(conn, b, s)? {
+            direct.entry(k).or_default().actions = v;
+        }
+        for (k, v) in devices(conn, b, s)? {
+            direct.entry(k).or_default().devices = v;
+        }
+        for (k, v) in spatial(conn, b, s)? {
+            direct.entry(k).or_default().spatial = v;
+        }
+        match b {
+            None => all = direct.remove(&None).unwrap_or_default(),
+            Some(_) => groups.extend(direct),
+        }
+    }
+    let plan = coverage_days::plan(conn, s.from, s.to)?;
+    coverage_days::add_sums(conn, by, s, &plan, &mut all, &mut groups)?;
+    for &span in &plan.raw {
+        let part = within(s, span);
+        if let Some(p) = personnel(conn, None, &part)?.remove(&None) {
+            add_personnel(&mut all, p);
+        }
+        for (k, p) in personnel(conn, Some(by), &part)? {
+            add_personnel(groups.entry(k).or_default(), p);
+        }
+        for (k, t) in time(conn, Some(by), &part)? {
+            add_time(&mut all, &t);
+            add_time(groups.entry(k).or_default(), &t);
+        }
+        for (k, t) in timeliness(conn, Some(by), &part, true)? {
+            add_timeliness(&mut all, t);
+            add_timeliness(groups.entry(k).or_default(), t);
+        }
+        for (k, n) in records(conn, Some(by), &part)? {
+            let i = Integrity {
+                intact: n,
+                total: n,
+                gaps: 0,
+            };
+            add_integrity(&mut all, i);
+            add_integrity(groups.entry(k).or_default(), i);
+        }
+    }
+    for (k, t) in timeliness(conn, Some(by), s, false)? {
+        add_timeliness(&mut all, t);
+        add_timeliness(groups.entry(k).or_default(), t);
+    }
+    for (k, i) in flaws(conn, Some(by), s)? {
+        add_integrity(&mut all, i);
+        add_integrity(groups.entry(k).or_default(), i);
+    }
+    Ok((all, groups))
+}
 /// A group's key (null when what is counted carries none) and its figures.
 pub type Group = (Option<String>, Figures);
 
@@ -548,14 +648,12 @@ pub const MAX_ROWS: u32 = 10_000;
 impl super::Store {
     /// Every figure over `scope`, for the whole scope and by `by`.
     pub fn figures(&self, by: GroupBy, scope: &Scope) -> anyhow::Result<(Figures, Vec<Group>)> {
-        let conn = self.conn();
-        let mut all = all_figures(conn, None, scope)?
-            .remove(&None)
-            .unwrap_or_default();
-        let groups: Vec<Group> = all_figures(conn, Some(by), scope)?.into_iter().collect();
-        for (_, g) in &groups {
-            add_disjoint(&mut all, g);
-        }
+        // One read transaction: the sums, the stale days and the rows all as of one moment.
+        let tx = self.conn().unchecked_transaction()?;
+        let (all, groups) = all_figures(&tx, by, scope)?;
+        tx.finish()?;
+        let mut groups: Vec<Group> = groups.into_iter().collect();
+        groups.sort_by(|a, b| a.0.cmp(&b.0));
         Ok((all, groups))
     }
 

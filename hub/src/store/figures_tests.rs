@@ -560,7 +560,7 @@ fn a_sweep_leaves_what_ended_over_a_week_ago_to_the_figures() {
 }
 
 #[test]
-fn a_device_heard_from_later_is_no_longer_a_missing_recorder() {
+fn a_recorder_heard_from_later_is_no_longer_a_missing_recorder() {
     let (_d, mut s) = district();
     let c_hours = |s: &Store| {
         let only_c = Scope {
@@ -575,10 +575,23 @@ fn a_device_heard_from_later_is_no_longer_a_missing_recorder() {
     };
     let none = Some("no_recorder_assigned".to_owned());
     assert_eq!(c_hours(&s), vec![none.clone(), none.clone()]);
-    // A terminal of C's reports a note at 10:15: in 10–11 C had a device.
-    let mut fc = Source::new("field-c", "field-c");
+    // A terminal of C's that does not record reports a note at 10:05: still
+    // no recorder.
+    let mut tc = Source::new("term-c", "term-c");
     let note = event(
-        &mut fc,
+        &mut tc,
+        C,
+        U1,
+        t(10, 5),
+        Event::MarkedImportant { note: None },
+    );
+    put(&mut s, Duration::ZERO, &[note]);
+    assert_eq!(c_hours(&s), vec![none.clone(), none.clone()]);
+    // A recorder of C's reports a note at 10:15: in 10–11 C had one.
+    s.register_recorder("ZFY0003").unwrap();
+    let mut r3 = Source::new("ZFY0003", "dock-1");
+    let note = event(
+        &mut r3,
         C,
         U1,
         t(10, 15),
@@ -586,6 +599,223 @@ fn a_device_heard_from_later_is_no_longer_a_missing_recorder() {
     );
     put(&mut s, Duration::ZERO, &[note]);
     assert_eq!(c_hours(&s), vec![none, Some("nothing_recorded".to_owned())]);
+}
+
+#[test]
+fn a_terminal_that_does_not_record_is_not_a_recorder() {
+    // Officer D (200004, U1) starts a duty and an action on a terminal that
+    // has never recorded and is not a registered recorder: nothing of D's
+    // records, so D has no recorder — the action's cause says so and D's
+    // officer-day is not covered (the terminal's own records are not a
+    // recorder heard from).
+    const D: &str = "200004";
+    let (_d, mut s) = district();
+    let mut td = Source::new("term-d", "term-d");
+    let recs: Vec<_> = [
+        (t(8, 0), Event::DutyStarted),
+        (t(9, 0), started("act-7", "01")),
+        (t(9, 20), ended("act-7")),
+        (t(12, 0), Event::DutyEnded),
+    ]
+    .into_iter()
+    .map(|(at, ev)| event(&mut td, D, U1, at, ev))
+    .collect();
+    put(&mut s, Duration::ZERO, &recs);
+    let only_d = Scope {
+        officer_id: Some(D.into()),
+        ..scope()
+    };
+    let acts = s.judged_actions(&only_d, None, None, 10).unwrap();
+    assert_eq!(acts.len(), 1);
+    assert_eq!(acts[0].cause.as_deref(), Some("no_recorder_assigned"));
+    let days = s.officer_days(&only_d, None, 10).unwrap();
+    assert_eq!(days.len(), 1);
+    assert!(
+        !days[0].working,
+        "a terminal's own records are no recorder heard from"
+    );
+    let (all, _) = s.figures(GroupBy::Unit, &only_d).unwrap();
+    assert_eq!(
+        all.personnel,
+        super::Ratio {
+            covered: 0,
+            total: 1
+        }
+    );
+    assert_eq!(
+        all.time.unrecorded_hours_by_cause,
+        causes(&[("no_recorder_assigned", 4)])
+    );
+    // Once the terminal records (a recording it says it started at 11:00),
+    // it is D's recorder: heard from on that duty, and what it reported is
+    // judged again — it was with D, and nothing was recorded in act-7.
+    let rec = event(
+        &mut td,
+        D,
+        U1,
+        t(11, 0),
+        Event::RecordingStarted { file_index: None },
+    );
+    put(&mut s, Duration::ZERO, &[rec]);
+    let days = s.officer_days(&only_d, None, 10).unwrap();
+    assert!(days[0].working);
+    let acts = s.judged_actions(&only_d, None, None, 10).unwrap();
+    assert_eq!(acts[0].cause.as_deref(), Some("nothing_recorded"));
+    let (all, _) = s.figures(GroupBy::Unit, &only_d).unwrap();
+    assert_eq!(
+        all.personnel,
+        super::Ratio {
+            covered: 1,
+            total: 1
+        }
+    );
+    assert_eq!(
+        all.time.unrecorded_hours_by_cause,
+        causes(&[("media_not_arrived", 1), ("nothing_recorded", 3)])
+    );
+}
+
+#[test]
+fn a_version_6_store_no_longer_counts_a_terminal_as_a_recorder() {
+    // Version 6 counted any device's records as a recorder heard from: D's
+    // duty heard from and act-7 `nothing_recorded` on a terminal's word.
+    // Migrating to 7 judges that again.
+    const D: &str = "200004";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("hub.sqlite");
+    {
+        let mut s = Store::open(&path).unwrap();
+        let mut td = Source::new("term-d", "term-d");
+        let recs: Vec<_> = [
+            (t(8, 0), Event::DutyStarted),
+            (t(9, 0), started("act-7", "01")),
+            (t(9, 20), ended("act-7")),
+            (t(12, 0), Event::DutyEnded),
+        ]
+        .into_iter()
+        .map(|(at, ev)| event(&mut td, D, U1, at, ev))
+        .collect();
+        put(&mut s, Duration::ZERO, &recs);
+        s.conn()
+            .execute_batch(
+                "UPDATE duties SET heard_ms = start_ms;
+                 UPDATE actions SET cause = 'nothing_recorded';
+                 UPDATE duty_hours SET cause = 'nothing_recorded';
+                 PRAGMA user_version = 6;",
+            )
+            .unwrap();
+    }
+    let s = Store::open(&path).unwrap();
+    let acts = s.judged_actions(&scope(), None, None, 10).unwrap();
+    assert_eq!(acts[0].cause.as_deref(), Some("no_recorder_assigned"));
+    let (all, _) = s.figures(GroupBy::Unit, &scope()).unwrap();
+    assert_eq!(
+        all.personnel,
+        super::Ratio {
+            covered: 0,
+            total: 1
+        }
+    );
+    assert_eq!(
+        all.time.unrecorded_hours_by_cause,
+        causes(&[("no_recorder_assigned", 4)])
+    );
+}
+
+#[test]
+fn every_figure_is_the_same_summed_by_day_or_counted_from_rows() {
+    let (_d, mut s) = district();
+    // And a second day: A on duty 1 December 08:00–10:00, acting 08:30–08:45
+    // while recording 08:20–08:50.
+    let mut fa = Source::new("field-a", "field-a-2");
+    let mut recs: Vec<_> = [
+        (day(1, 8, 0), Event::DutyStarted),
+        (day(1, 8, 30), started("act-8", "01")),
+        (day(1, 8, 45), ended("act-8")),
+        (day(1, 10, 0), Event::DutyEnded),
+    ]
+    .into_iter()
+    .map(|(at, ev)| event(&mut fa, A, U1, at, ev))
+    .collect();
+    recs.push(recording(
+        &mut fa,
+        A,
+        U1,
+        day(1, 8, 20),
+        30,
+        0,
+        "5",
+        Some(X),
+    ));
+    put(&mut s, Duration::ZERO, &recs);
+    s.blob_stored_at(&"5".repeat(64), 100, day(1, 11, 0))
+        .unwrap();
+    let ms = |t: DateTime<Utc>| t.timestamp_millis();
+    let scopes = [
+        scope(),
+        // Whole days only.
+        Scope {
+            from: ms(day(29, 0, 0)),
+            to: ms(day(3, 0, 0)),
+            ..Default::default()
+        },
+        // Cut mid-day at either end (the edges counted from rows).
+        Scope {
+            from: ms(t(9, 10)),
+            to: ms(day(2, 9, 0)),
+            ..Default::default()
+        },
+        Scope {
+            from: ms(day(29, 5, 0)),
+            to: ms(t(10, 0)),
+            ..Default::default()
+        },
+        Scope {
+            unit_code: Some(U1.into()),
+            ..scope()
+        },
+        Scope {
+            officer_id: Some(B.into()),
+            ..scope()
+        },
+        Scope {
+            domain: Some("02".into()),
+            ..scope()
+        },
+    ];
+    let every = |s: &Store| {
+        let mut out = Vec::new();
+        for sc in &scopes {
+            for by in [
+                GroupBy::Unit,
+                GroupBy::Domain,
+                GroupBy::Officer,
+                GroupBy::Day,
+            ] {
+                out.push(s.figures(by, sc).unwrap());
+            }
+        }
+        out
+    };
+    // Nothing summed yet: every day is counted from the rows.
+    let from_rows = every(&s);
+    let (summed, stale) = s.sum_coverage_days().unwrap();
+    assert_eq!(summed, 2, "30 Nov and 1 Dec hold rows");
+    assert_eq!(stale, 0);
+    assert_eq!(every(&s), from_rows);
+    // rec3's bytes arrive after the sums: its day is stale and counted from
+    // the rows again, so the figures move at once.
+    s.blob_stored_at(&"3".repeat(64), 100, t(13, 0)).unwrap();
+    let moved = every(&s);
+    assert_ne!(moved, from_rows);
+    let (all, _) = s.figures(GroupBy::Unit, &scope()).unwrap();
+    assert_eq!(
+        all.timeliness.on_time, 4,
+        "rec1, rec3, R1's and 1 Dec's in time"
+    );
+    let (summed, _) = s.sum_coverage_days().unwrap();
+    assert_eq!(summed, 1, "only 30 Nov changed");
+    assert_eq!(every(&s), moved);
 }
 
 #[test]
@@ -738,6 +968,8 @@ mod adding_a_recording {
             extra in rec(),
         ) {
             let (_d, mut s, mut sources) = build(&duties, &actions, &recs);
+            // Summed by day: the extra recording's day is counted from rows after.
+            s.sum_coverage_days().unwrap();
             let (before, units_before) = s.figures(GroupBy::Unit, &scope()).unwrap();
             add(&mut s, &mut sources, &extra, 99);
             let (after, units_after) = s.figures(GroupBy::Unit, &scope()).unwrap();

@@ -5,7 +5,9 @@
 //! of recorders across docks; re-copies), `fleet.sql` (4: device kinds and
 //! live figures, units, officers, assignment history, API tokens, the audit
 //! log, filter columns of the feed), `coverage.sql` (5: recordings as spans
-//! of time, enforcement actions and their cached coverage verdicts).
+//! of time, enforcement actions and their cached coverage verdicts),
+//! `figures.sql` (6: duties, duty hours and the rest of what the coverage
+//! figures count), `coverage_days.sql` (7: those figures summed by day).
 //!
 //! One writer (the ingest worker) and any number of readers (API, CLI), each
 //! with its own connection. A record is durable once the transaction that
@@ -14,6 +16,7 @@
 mod alerts;
 mod audit;
 mod coverage;
+mod coverage_days;
 mod devices;
 mod duty;
 mod figures;
@@ -57,7 +60,7 @@ use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 6;
+const SCHEMA_VERSION: i64 = 7;
 
 /// A connection to the hub store.
 pub struct Store {
@@ -113,13 +116,14 @@ impl Store {
                 "store schema version {version} is newer than this hub understands ({SCHEMA_VERSION}): upgrade the hub"
             );
         }
-        let steps: [(i64, &str); 6] = [
+        let steps: [(i64, &str); 7] = [
             (1, include_str!("schema.sql")),
             (2, include_str!("media.sql")),
             (3, include_str!("chains.sql")),
             (4, include_str!("fleet.sql")),
             (5, include_str!("coverage.sql")),
             (6, include_str!("figures.sql")),
+            (7, include_str!("coverage_days.sql")),
         ];
         for (to, sql) in steps.into_iter().filter(|(to, _)| *to > version) {
             let tx = self.conn.transaction()?;
@@ -127,6 +131,10 @@ impl Store {
                 .with_context(|| format!("migrating to schema version {to}"))?;
             if to == 6 {
                 coverage::backfill(&tx).context("filling in coverage for the records held")?;
+            } else if to == 7 && version == 6 {
+                // Version 7 counts only recorders as heard from (a field
+                // device's own events no longer do): judge what version 6 judged again.
+                duty::judge_again_for_recorders(&tx).context("judging coverage again")?;
             }
             tx.pragma_update(None, "user_version", to)?;
             tx.commit()?;

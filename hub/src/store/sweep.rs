@@ -184,7 +184,28 @@ impl super::Store {
                 params![t.judge.share_permille, t.judge.drift_ms, t.timeliness_hours],
             )?;
             super::coverage::judge_all(tx)?;
+            // The sums count timeliness under the old deadline.
+            super::coverage_days::all_stale(tx)?;
             Ok(true)
         })
+    }
+
+    /// Sums the stale coverage days again, a few per transaction so ingest
+    /// waits at most one short transaction; returns how many were summed
+    /// and how many are stale after (days ingest touched meanwhile).
+    pub fn sum_coverage_days(&mut self) -> anyhow::Result<(usize, i64)> {
+        const PER_TRANSACTION: u32 = 4;
+        let stale = super::coverage_days::stale_days(self.conn())?;
+        let mut summed = 0;
+        // At most one pass over what was stale at the start: days that ingest
+        // keeps touching wait for the next sweep.
+        for _ in 0..=(stale / i64::from(PER_TRANSACTION)) {
+            let n = self.in_transaction(|tx| super::coverage_days::refresh(tx, PER_TRANSACTION))?;
+            summed += n;
+            if n < PER_TRANSACTION as usize {
+                break;
+            }
+        }
+        Ok((summed, super::coverage_days::stale_days(self.conn())?))
     }
 }

@@ -451,7 +451,7 @@ fn a_version_2_store_migrates_keeping_records_cursors_and_alerts() {
         .conn()
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
     // Versions 5 and 6: the old media record is a recording for coverage.
     let recordings: i64 = s
         .conn()
@@ -526,6 +526,8 @@ fn an_action_is_judged_when_it_ends_and_again_when_its_recording_s_bytes_arrive(
     // Issue 6: verdicts kept at ingest. Officer 200001 (every record of this
     // source) acts 09:00-09:10 and records 09:00-09:10 on the same device.
     let (_d, mut s) = store();
+    // A recorder of its own (a field camera), known to the hub as one.
+    s.register_recorder("field-cov").unwrap();
     let mut field = Source::new("field-cov", "field-cov");
     let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-23T09:00:00+08:00")
         .unwrap()

@@ -216,6 +216,33 @@ impl HubProcess {
         Ok(proc)
     }
 
+    /// Waits until the hub has summed every coverage day (its
+    /// `evsync_hub_coverage_stale_days` gauge reads 0), so that the queries
+    /// are timed as a running hub answers them; returns the seconds waited,
+    /// or none for a hub without the gauge.
+    pub fn wait_summed(&self) -> anyhow::Result<Option<f64>> {
+        const GAUGE: &str = "evsync_hub_coverage_stale_days ";
+        let agent = agent();
+        let url = format!("{}/metrics", self.base);
+        let t0 = Instant::now();
+        loop {
+            let (status, body, _) = self.ask(&agent, &url)?;
+            anyhow::ensure!(status == 200, "GET {url}: status {status}");
+            let text = String::from_utf8_lossy(&body);
+            let Some(line) = text.lines().find(|l| l.starts_with(GAUGE)) else {
+                return Ok(None);
+            };
+            if line[GAUGE.len()..].trim() == "0" {
+                return Ok(Some(t0.elapsed().as_secs_f64()));
+            }
+            anyhow::ensure!(
+                t0.elapsed() < Duration::from_secs(3600),
+                "the hub still has stale coverage days after an hour: {line}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     /// Asks `url` once: status, body and milliseconds to the last byte.
     fn ask(&self, agent: &ureq::Agent, url: &str) -> anyhow::Result<(u16, Vec<u8>, f64)> {
         let t = Instant::now();
