@@ -113,8 +113,13 @@ impl Hub {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let sweeper_store = Store::open(&db)?;
+        // What waits to be summed is on /metrics from the start.
+        metrics
+            .coverage_stale_days
+            .set(sweeper_store.coverage_stale_days()?);
         tasks.spawn(coverage_sweeper(
-            Store::open(&db)?,
+            sweeper_store,
             cfg.coverage.clone(),
             metrics.clone(),
             shutdown_rx.clone(),

@@ -150,9 +150,8 @@ pub(crate) fn recorded(
     rejudge_touching(tx, body.officer_id.as_deref(), &body.device_id, real, raw)
 }
 
-/// A device has just shown that it records (its first recording, or a
-/// recording it says it started): what it reported while not yet known to
-/// record is judged again — its actions judged `no_recorder_assigned`, and
+/// A device has just shown that it records (its first recording): what it
+/// reported while not yet known to record is judged again — its actions judged `no_recorder_assigned`, and
 /// its duties (whether their officer was heard from, and their hours).
 fn became_recorder(tx: &Transaction<'_>, device: &str) -> anyhow::Result<()> {
     // Keys of what a device reported begin "<device>/".
@@ -234,14 +233,10 @@ fn noted(
             super::duty::duty_event(tx, body, at, domain)
         }
         Some(Event::RecordingStarted { .. }) => {
-            let first = !records_media(tx, &body.device_id)?;
             tx.prepare_cached(
                 "INSERT INTO recording_events (device_id, officer_id, start_ms) VALUES (?1, ?2, ?3)",
             )?
             .execute(params![body.device_id, body.officer_id, at])?;
-            if first {
-                became_recorder(tx, &body.device_id)?;
-            }
             Ok(())
         }
         Some(Event::RecordingStopped { .. }) => {
@@ -265,14 +260,14 @@ fn noted(
 }
 
 /// The SQL of whether the device in column `device` records: registered as
-/// a recorder, or the hub holds a recording or a recording event of it.
-/// Only such a device is an officer's recorder — assigned, heard from, or
-/// the device an action was reported on (docs/coverage.md).
+/// a recorder, or the hub holds a recording of it. Only such a device is an
+/// officer's recorder — assigned, heard from, or the device an action was
+/// reported on (docs/coverage.md). A terminal that relays a recorder's
+/// recording started/stopped is not one.
 pub(super) fn records_media_sql(device: &str) -> String {
     format!(
         "(EXISTS (SELECT 1 FROM devices rd WHERE rd.device_id = {device} AND rd.kind = 'recorder')
-          OR EXISTS (SELECT 1 FROM recordings rr WHERE rr.device_id = {device})
-          OR EXISTS (SELECT 1 FROM recording_events re WHERE re.device_id = {device}))"
+          OR EXISTS (SELECT 1 FROM recordings rr WHERE rr.device_id = {device}))"
     )
 }
 

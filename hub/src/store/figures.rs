@@ -401,11 +401,13 @@ fn flaws(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Result<Gr
 /// the recordings by cell (`geo_points_by_cell*`).
 fn spatial(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Result<Groups<Ratio>> {
     let key = key_sql(by, "t.at_ms");
-    let same = match by {
-        Some(GroupBy::Unit) => "r.unit_code IS g.k",
-        Some(GroupBy::Domain) => "r.domain IS g.k",
-        Some(GroupBy::Officer) => "r.officer_id IS g.k",
-        Some(GroupBy::Day) | None => "1",
+    // The planner, seeing a range on time, would rather walk the window's
+    // points by time for each cell: the index by cell is named.
+    let (same, index) = match by {
+        Some(GroupBy::Unit) => ("r.unit_code IS g.k", "geo_points_by_cell_unit"),
+        Some(GroupBy::Domain) => ("r.domain IS g.k", "geo_points_by_cell_domain"),
+        Some(GroupBy::Officer) => ("r.officer_id IS g.k", "geo_points_by_cell_officer"),
+        Some(GroupBy::Day) | None => ("1", "geo_points_by_cell"),
     };
     let (lo, hi) = match by {
         Some(GroupBy::Day) => (
@@ -417,7 +419,7 @@ fn spatial(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Result<
     let on_r = FILTER.replace("t.", "r.");
     let sql = format!(
         "SELECT g.k, COUNT(*), SUM(EXISTS (
-             SELECT 1 FROM geo_points r WHERE r.kind = 'recording' AND r.cell = g.cell
+             SELECT 1 FROM geo_points r INDEXED BY {index} WHERE r.kind = 'recording' AND r.cell = g.cell
                AND r.at_ms >= g.lo AND r.at_ms < g.hi AND {same} AND {on_r}))
          FROM (SELECT k, cell, {lo} AS lo, {hi} AS hi FROM (
                  SELECT DISTINCT {key} AS k, t.cell FROM geo_points t

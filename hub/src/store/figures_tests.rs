@@ -646,16 +646,20 @@ fn a_terminal_that_does_not_record_is_not_a_recorder() {
         all.time.unrecorded_hours_by_cause,
         causes(&[("no_recorder_assigned", 4)])
     );
-    // Once the terminal records (a recording it says it started at 11:00),
-    // it is D's recorder: heard from on that duty, and what it reported is
-    // judged again — it was with D, and nothing was recorded in act-7.
-    let rec = event(
+    // A recording start it relays does not make it a recorder.
+    let relayed = event(
         &mut td,
         D,
         U1,
-        t(11, 0),
+        t(10, 0),
         Event::RecordingStarted { file_index: None },
     );
+    put(&mut s, Duration::ZERO, &[relayed]);
+    assert!(!s.officer_days(&only_d, None, 10).unwrap()[0].working);
+    // Once the terminal records (a clip of its own at 11:00–11:10, bytes not
+    // here yet), it is D's recorder: heard from on that duty, and what it
+    // reported is judged again — it was with D, and nothing was recorded in act-7.
+    let rec = recording(&mut td, D, U1, t(11, 0), 10, 0, "6", None);
     put(&mut s, Duration::ZERO, &[rec]);
     let days = s.officer_days(&only_d, None, 10).unwrap();
     assert!(days[0].working);
@@ -671,7 +675,7 @@ fn a_terminal_that_does_not_record_is_not_a_recorder() {
     );
     assert_eq!(
         all.time.unrecorded_hours_by_cause,
-        causes(&[("media_not_arrived", 1), ("nothing_recorded", 3)])
+        causes(&[("media_not_arrived", 2), ("nothing_recorded", 2)])
     );
 }
 

@@ -195,7 +195,7 @@ impl super::Store {
     /// and how many are stale after (days ingest touched meanwhile).
     pub fn sum_coverage_days(&mut self) -> anyhow::Result<(usize, i64)> {
         const PER_TRANSACTION: u32 = 4;
-        let stale = super::coverage_days::stale_days(self.conn())?;
+        let stale = self.coverage_stale_days()?;
         let mut summed = 0;
         // At most one pass over what was stale at the start: days that ingest
         // keeps touching wait for the next sweep.
@@ -206,6 +206,11 @@ impl super::Store {
                 break;
             }
         }
-        Ok((summed, super::coverage_days::stale_days(self.conn())?))
+        Ok((summed, self.coverage_stale_days()?))
+    }
+
+    /// Days whose coverage sums are stale (counted from rows until summed again).
+    pub fn coverage_stale_days(&self) -> anyhow::Result<i64> {
+        super::coverage_days::stale_days(self.conn())
     }
 }
