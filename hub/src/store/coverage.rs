@@ -100,11 +100,13 @@ pub(crate) fn recorded(
     let Some(m) = &body.media else {
         return Ok(());
     };
+    // A recorder does not know the domain: the record's, else its officer's.
     let domain: Option<String> = tx
-        .prepare_cached("SELECT domain FROM records WHERE id = ?1")?
-        .query_row([body.id.to_string()], |r| r.get(0))
-        .optional()?
-        .flatten();
+        .prepare_cached(
+            "SELECT COALESCE((SELECT domain FROM records WHERE id = ?1),
+                             (SELECT domain FROM officers WHERE officer_id = ?2))",
+        )?
+        .query_row(params![body.id.to_string(), body.officer_id], |r| r.get(0))?;
     let domain = domain.as_deref();
     let device_start = ms(m.started_at.unwrap_or(body.device_time));
     let length = m

@@ -102,6 +102,13 @@ BEGIN
         VALUES (date(NEW.occurred_at, '+8 hours')), (date(OLD.occurred_at, '+8 hours'));
 END;
 
+-- A recording's domain: its record's, else (as recorders do not know it)
+-- its officer's in the officers list.
+UPDATE recordings SET domain = (SELECT o.domain FROM officers o WHERE o.officer_id = recordings.officer_id)
+    WHERE domain IS NULL AND officer_id IS NOT NULL;
+UPDATE geo_points SET domain = (SELECT o.domain FROM officers o WHERE o.officer_id = geo_points.officer_id)
+    WHERE kind = 'recording' AND domain IS NULL AND officer_id IS NOT NULL;
+
 -- Every day the store holds anything of is summed for the first time.
 INSERT OR IGNORE INTO coverage_stale_days
     SELECT DISTINCT date(start_ms / 1000 + 28800, 'unixepoch') FROM duty_hours

@@ -680,6 +680,49 @@ fn a_terminal_that_does_not_record_is_not_a_recorder() {
 }
 
 #[test]
+fn a_recording_takes_its_officer_s_domain() {
+    // A recorder does not know the enforcement domain: E's clip at
+    // Chaotianmen counts in E's domain (03, from the officers list), where
+    // E's action there started — so by domain that cell holds a recording.
+    const E: &str = "200005";
+    let (_d, mut s) = store();
+    s.upsert_officers(&[Officer {
+        officer_id: E.into(),
+        name: "赵敏".into(),
+        unit_code: Some(U1.into()),
+        domain: Some("03".into()),
+        active: true,
+    }])
+    .unwrap();
+    s.register_recorder("ZFY0005").unwrap();
+    let mut cam = Source::new("ZFY0005", "ZFY0005");
+    let mut recs = vec![cam.next(|b| {
+        who(b, E, U1);
+        b.device_time = t(9, 0);
+        b.event = Some(started("act-e", "03"));
+        b.geo = Some(geo(X));
+    })];
+    recs.push(event(&mut cam, E, U1, t(9, 10), ended("act-e")));
+    recs.push(recording(&mut cam, E, U1, t(9, 0), 10, 0, "7", Some(X)));
+    put(&mut s, Duration::ZERO, &recs);
+    s.blob_stored_at(&"7".repeat(64), 100, t(10, 0)).unwrap();
+    let (_, by_domain) = s.figures(GroupBy::Domain, &scope()).unwrap();
+    let d03 = &by_domain
+        .iter()
+        .find(|(k, _)| k.as_deref() == Some("03"))
+        .expect("domain 03")
+        .1;
+    assert_eq!(
+        d03.spatial,
+        super::Ratio {
+            covered: 1,
+            total: 1
+        }
+    );
+    assert_eq!((d03.timeliness.on_time, d03.timeliness.total), (1, 1));
+}
+
+#[test]
 fn a_version_6_store_no_longer_counts_a_terminal_as_a_recorder() {
     // Version 6 counted any device's records as a recorder heard from: D's
     // duty heard from and act-7 `nothing_recorded` on a terminal's word.
