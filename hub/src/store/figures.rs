@@ -861,7 +861,7 @@ impl super::Store {
     pub fn cells(&self, scope: &Scope, limit: u32) -> anyhow::Result<Vec<Cell>> {
         let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT t.cell, SUM(t.kind = 'action'), SUM(t.kind = 'recording')
-             FROM geo_points t WHERE t.at_ms >= :from AND t.at_ms < :to AND {FILTER}
+             FROM geo_points t WHERE t.kind IN ('action', 'recording') AND t.at_ms >= :from AND t.at_ms < :to AND {FILTER}
              GROUP BY t.cell ORDER BY SUM(t.kind = 'recording') > 0, 2 DESC, t.cell LIMIT :limit"
         ))?;
         let rows = stmt
