@@ -2,7 +2,9 @@
 //! numerator over a denominator, grouped by unit, domain, officer or day
 //! over a window, and the drill-downs behind them. Every figure is a plain
 //! aggregate over what ingest keeps up to date (verdicts, duty hours,
-//! device days, recordings' arrival), read through indexes on time.
+//! device days, recordings' arrival), read through indexes on time; those
+//! that add up across days are read from their day sums for the window's
+//! whole, fresh days ([`coverage_days`]).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -474,8 +476,9 @@ fn add_personnel(f: &mut Figures, p: Ratio) {
 /// Every figure over `s`, for the whole and by `by`.
 ///
 /// Counted directly, for the whole and for the groups: what one thing may
-/// put in two groups (an action of two officers, a device heard on two
-/// days, a cell). Personnel, time, timeliness and integrity come from the
+/// put in two groups (an action of two officers — by unit, domain or day
+/// the whole's actions are the groups' sum —, a device heard on two days, a
+/// cell). Personnel, time, timeliness and integrity come from the
 /// day sums for whole fresh days and from the rows for the rest
 /// ([`coverage_days::plan`]); those of time, timeliness and integrity are
 /// in exactly one group each, so the whole is their sum.
@@ -486,10 +489,14 @@ fn all_figures(
 ) -> anyhow::Result<(Figures, HashMap<Option<String>, Figures>)> {
     let mut all = Figures::default();
     let mut groups: HashMap<Option<String>, Figures> = HashMap::new();
+    // An action is in one unit, one domain and one day, but with each of its officers.
+    let actions_shared = by == GroupBy::Officer;
     for b in [None, Some(by)] {
         let mut direct: Groups<Figures> = BTreeMap::new();
-        for (k, v) in actions(conn, b, s)? {
-            direct.entry(k).or_default().actions = v;
+        if b.is_some() || actions_shared {
+            for (k, v) in actions(conn, b, s)? {
+                direct.entry(k).or_default().actions = v;
+            }
         }
         for (k, v) in devices(conn, b, s)? {
             direct.entry(k).or_default().devices = v;
@@ -500,6 +507,18 @@ fn all_figures(
         match b {
             None => all = direct.remove(&None).unwrap_or_default(),
             Some(_) => groups.extend(direct),
+        }
+    }
+    if !actions_shared {
+        for g in groups.values() {
+            all.actions.covered += g.actions.covered;
+            all.actions.total += g.actions.total;
+            for (cause, n) in &g.actions.uncovered_by_cause {
+                *all.actions
+                    .uncovered_by_cause
+                    .entry(cause.clone())
+                    .or_default() += n;
+            }
         }
     }
     let plan = coverage_days::plan(conn, s.from, s.to)?;
