@@ -153,8 +153,9 @@ pub(crate) fn recorded(
 }
 
 /// A device has just shown that it records (its first recording): what it
-/// reported while not yet known to record is judged again — its actions judged `no_recorder_assigned`, and
-/// its duties (whether their officer was heard from, and their hours).
+/// reported while not yet known to record is judged again — its actions
+/// judged `no_recorder_assigned`, and its duties (whether their officer was
+/// heard from, and their hours).
 fn became_recorder(tx: &Transaction<'_>, device: &str) -> anyhow::Result<()> {
     // Keys of what a device reported begin "<device>/".
     let (from, to) = (format!("{device}/"), format!("{device}0"));

@@ -453,7 +453,7 @@ impl Store {
                     int("storage_total_bytes")
                 ],
             )?;
-            // Heard from today; and so its officer's recorder, if on duty.
+            // Heard from today; and so its officer's recorder, if it is one and on duty.
             let at = chrono::Utc::now().timestamp_millis();
             super::coverage::heard_on_day(tx, device_id, at)?;
             let officer: Option<String> = tx
@@ -465,8 +465,10 @@ impl Store {
                 .optional()?
                 .flatten();
             if let (Some(o), true) = (officer, online) {
-                let now = crate::coverage::span::Span::new(at, at + 1);
-                super::duty::heard(tx, &o, now)?;
+                if super::coverage::records_media(tx, device_id)? {
+                    let now = crate::coverage::span::Span::new(at, at + 1);
+                    super::duty::heard(tx, &o, now)?;
+                }
             }
             let listed = status
                 .get("slots")

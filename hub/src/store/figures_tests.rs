@@ -723,6 +723,48 @@ fn a_recording_takes_its_officer_s_domain() {
 }
 
 #[test]
+fn a_status_is_a_recorder_heard_from_only_from_a_recorder() {
+    // Officer D, rostered around now, carries terminal term-d (an agent that
+    // does not record) and recorder ZFY0008: the terminal's heartbeat says
+    // nothing of D's recorder; the recorder's does.
+    const D: &str = "200004";
+    let (_d, mut s) = store();
+    let now = Utc::now();
+    let stamp = |t: DateTime<Utc>| t.to_rfc3339();
+    let roster = RosterDuty {
+        officer_id: D.into(),
+        start: stamp(now - chrono::Duration::hours(1)),
+        end: stamp(now + chrono::Duration::hours(1)),
+    };
+    let span = roster.span().unwrap();
+    s.import_duties(&[(roster, span)]).unwrap();
+    s.conn()
+        .execute(
+            "INSERT INTO devices (device_id, kind, state, first_seen, changed_at)
+             VALUES ('term-d', 'field', 'approved', ?1, ?1)",
+            [super::now()],
+        )
+        .unwrap();
+    s.register_recorder("ZFY0008").unwrap();
+    assign(&mut s, "term-d", D, U1, now - chrono::Duration::hours(2));
+    assign(&mut s, "ZFY0008", D, U1, now - chrono::Duration::hours(2));
+    let around_now = Scope {
+        from: (now - chrono::Duration::days(1)).timestamp_millis(),
+        to: (now + chrono::Duration::days(1)).timestamp_millis(),
+        ..Default::default()
+    };
+    let working = |s: &Store| s.officer_days(&around_now, None, 10).unwrap()[0].working;
+    let online = serde_json::json!({ "online": true });
+    s.device_status("term-d", &online, false).unwrap();
+    assert!(
+        !working(&s),
+        "a terminal's heartbeat is no recorder heard from"
+    );
+    s.device_status("ZFY0008", &online, false).unwrap();
+    assert!(working(&s));
+}
+
+#[test]
 fn a_version_6_store_no_longer_counts_a_terminal_as_a_recorder() {
     // Version 6 counted any device's records as a recorder heard from: D's
     // duty heard from and act-7 `nothing_recorded` on a terminal's word.
