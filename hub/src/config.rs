@@ -51,7 +51,8 @@ pub struct CoverageConfig {
     /// Minutes into a duty with nothing heard from the officer's recorders
     /// before it is alerted (`officer_unheard`).
     pub unheard_after_mins: u32,
-    /// Seconds between looks for these alerts.
+    /// Seconds between looks for these alerts (and between sums of the
+    /// days whose coverage figures changed).
     pub sweep_secs: u32,
 }
 
