@@ -28,6 +28,8 @@ use crate::coverage::geohash;
 const A: &str = "200001";
 const B: &str = "200002";
 const C: &str = "200003";
+/// Officer D (unit U1) of the tests about terminals and recorders, not of the district day.
+const D: &str = "200004";
 const U1: &str = "500103000000";
 const U2: &str = "500112000000";
 const MIN: i64 = 60_000;
@@ -601,15 +603,9 @@ fn a_recorder_heard_from_later_is_no_longer_a_missing_recorder() {
     assert_eq!(c_hours(&s), vec![none, Some("nothing_recorded".to_owned())]);
 }
 
-#[test]
-fn a_terminal_that_does_not_record_is_not_a_recorder() {
-    // Officer D (200004, U1) starts a duty and an action on a terminal that
-    // has never recorded and is not a registered recorder: nothing of D's
-    // records, so D has no recorder — the action's cause says so and D's
-    // officer-day is not covered (the terminal's own records are not a
-    // recorder heard from).
-    const D: &str = "200004";
-    let (_d, mut s) = district();
+/// Officer D's day on terminal term-d (an agent that does not record):
+/// duty 08:00–12:00, action act-7 09:00–09:20. Returns the terminal's source.
+fn terminal_day(s: &mut Store) -> Source {
     let mut td = Source::new("term-d", "term-d");
     let recs: Vec<_> = [
         (t(8, 0), Event::DutyStarted),
@@ -620,7 +616,19 @@ fn a_terminal_that_does_not_record_is_not_a_recorder() {
     .into_iter()
     .map(|(at, ev)| event(&mut td, D, U1, at, ev))
     .collect();
-    put(&mut s, Duration::ZERO, &recs);
+    put(s, Duration::ZERO, &recs);
+    td
+}
+
+#[test]
+fn a_terminal_that_does_not_record_is_not_a_recorder() {
+    // Officer D (200004, U1) starts a duty and an action on a terminal that
+    // has never recorded and is not a registered recorder: nothing of D's
+    // records, so D has no recorder — the action's cause says so and D's
+    // officer-day is not covered (the terminal's own records are not a
+    // recorder heard from).
+    let (_d, mut s) = district();
+    let mut td = terminal_day(&mut s);
     let only_d = Scope {
         officer_id: Some(D.into()),
         ..scope()
@@ -727,7 +735,6 @@ fn a_status_is_a_recorder_heard_from_only_from_a_recorder() {
     // Officer D, rostered around now, carries terminal term-d (an agent that
     // does not record) and recorder ZFY0008: the terminal's heartbeat says
     // nothing of D's recorder; the recorder's does.
-    const D: &str = "200004";
     let (_d, mut s) = store();
     let now = Utc::now();
     let stamp = |t: DateTime<Utc>| t.to_rfc3339();
@@ -769,22 +776,11 @@ fn a_version_6_store_no_longer_counts_a_terminal_as_a_recorder() {
     // Version 6 counted any device's records as a recorder heard from: D's
     // duty heard from and act-7 `nothing_recorded` on a terminal's word.
     // Migrating to 7 judges that again.
-    const D: &str = "200004";
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("hub.sqlite");
     {
         let mut s = Store::open(&path).unwrap();
-        let mut td = Source::new("term-d", "term-d");
-        let recs: Vec<_> = [
-            (t(8, 0), Event::DutyStarted),
-            (t(9, 0), started("act-7", "01")),
-            (t(9, 20), ended("act-7")),
-            (t(12, 0), Event::DutyEnded),
-        ]
-        .into_iter()
-        .map(|(at, ev)| event(&mut td, D, U1, at, ev))
-        .collect();
-        put(&mut s, Duration::ZERO, &recs);
+        terminal_day(&mut s);
         s.conn()
             .execute_batch(
                 "UPDATE duties SET heard_ms = start_ms;
