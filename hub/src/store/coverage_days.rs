@@ -103,9 +103,14 @@ pub(super) fn plan(conn: &Connection, from: i64, to: i64) -> anyhow::Result<Plan
     })
 }
 
-/// The column of the hours of a cause.
-fn hours_column(c: Cause) -> String {
-    format!("hours_{}", c.as_str())
+/// A comma-separated list, one item per cause, made from the cause and
+/// the name of its hours column (`hours_<cause>`).
+fn per_cause(item: impl Fn(Cause, &str) -> String) -> String {
+    Cause::ALL
+        .iter()
+        .map(|&c| item(c, &format!("hours_{}", c.as_str())))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Sums up to `limit` stale days again (oldest first); returns how many.
@@ -115,25 +120,10 @@ pub(super) fn refresh(tx: &Transaction<'_>, limit: u32) -> anyhow::Result<usize>
         .query_map([limit], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let hours = thresholds(tx)?.timeliness_hours;
-    let causes: Vec<Cause> = Cause::ALL.to_vec();
-    let names: Vec<String> = causes.iter().map(|&c| hours_column(c)).collect();
-    let zeros = vec!["0"; causes.len()].join(", ");
-    let named_zeros = names
-        .iter()
-        .map(|n| format!("0 AS {n}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let sums = names
-        .iter()
-        .map(|n| format!("SUM({n})"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let of_cause = causes
-        .iter()
-        .zip(&names)
-        .map(|(c, n)| format!("t.cause IS '{}' AS {n}", c.as_str()))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let zeros = per_cause(|_, _| "0".to_owned());
+    let named_zeros = per_cause(|_, n| format!("0 AS {n}"));
+    let sums = per_cause(|_, n| format!("SUM({n})"));
+    let of_cause = per_cause(|c, n| format!("t.cause IS '{}' AS {n}", c.as_str()));
     let deadline = super::figures::DEADLINE;
     let sql = format!(
         "INSERT INTO coverage_days (day, unit_code, domain, officer_id, duties, duties_heard,
@@ -158,7 +148,7 @@ pub(super) fn refresh(tx: &Transaction<'_>, limit: u32) -> anyhow::Result<usize>
                   0, 0, 0, 0, {zeros}, 0, 0, 1
              FROM records t WHERE t.occurred_at >= :from_stamp AND t.occurred_at < :to_stamp
          ) GROUP BY u, d, o",
-        cols = names.join(", "),
+        cols = per_cause(|_, n| n.to_owned()),
     );
     let mut insert = tx.prepare_cached(&sql)?;
     for day in &days {
@@ -210,11 +200,7 @@ pub(super) fn add_sums(
         return Ok(());
     };
     let causes = Cause::ALL;
-    let cols = causes
-        .iter()
-        .map(|&c| hours_column(c))
-        .collect::<Vec<_>>()
-        .join(", ");
+    let cols = per_cause(|_, n| n.to_owned());
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT day, unit_code, domain, officer_id, duties, duties_heard, on_duty_ms, recorded_ms,
                 arrived_on_time, arrived_late, records, {cols}
