@@ -105,7 +105,7 @@ pub(super) fn plan(conn: &Connection, from: i64, to: i64) -> anyhow::Result<Plan
 
 /// A comma-separated list, one item per cause, made from the cause and
 /// the name of its hours column (`hours_<cause>`).
-fn per_cause(item: impl Fn(Cause, &str) -> String) -> String {
+pub(super) fn per_cause(item: impl Fn(Cause, &str) -> String) -> String {
     Cause::ALL
         .iter()
         .map(|&c| item(c, &format!("hours_{}", c.as_str())))
@@ -160,6 +160,7 @@ pub(super) fn refresh(tx: &Transaction<'_>, limit: u32) -> anyhow::Result<usize>
             ":day": day, ":from": from, ":to": to, ":hours": hours,
             ":from_stamp": stamp_ms(from), ":to_stamp": stamp_ms(to),
         })?;
+        super::coverage_groups::roll_up(tx, day, from, to)?;
         tx.prepare_cached("DELETE FROM coverage_stale_days WHERE day = ?1")?
             .execute([day])?;
     }
@@ -174,14 +175,16 @@ pub(super) fn stale_days(conn: &Connection) -> anyhow::Result<i64> {
 /// Marks every summed day stale (what they were summed under changed).
 pub(super) fn all_stale(tx: &Transaction<'_>) -> anyhow::Result<()> {
     tx.execute(
-        "INSERT OR IGNORE INTO coverage_stale_days SELECT DISTINCT day FROM coverage_days",
+        "INSERT OR IGNORE INTO coverage_stale_days
+             SELECT DISTINCT day FROM coverage_days
+             UNION SELECT day FROM coverage_day_groups WHERE grouping = 'all'",
         [],
     )?;
     Ok(())
 }
 
 /// `''` (what the sums hold for none) as none.
-fn some(s: String) -> Option<String> {
+pub(super) fn some(s: String) -> Option<String> {
     (!s.is_empty()).then_some(s)
 }
 

@@ -12,7 +12,7 @@ use rusqlite::{named_params, Connection, Row};
 use serde::Serialize;
 
 use super::coverage::{stamp_ms, thresholds};
-use super::coverage_days;
+use super::{coverage_days, coverage_groups};
 
 /// What figures are grouped by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -473,29 +473,52 @@ fn add_personnel(f: &mut Figures, p: Ratio) {
     f.personnel.total += p.total;
 }
 
+/// Adds what one part of the window counted of a group's actions.
+fn add_actions(f: &mut Figures, a: &ActionCoverage) {
+    f.actions.covered += a.covered;
+    f.actions.total += a.total;
+    for (cause, n) in &a.uncovered_by_cause {
+        *f.actions
+            .uncovered_by_cause
+            .entry(cause.clone())
+            .or_default() += n;
+    }
+}
+
 /// Every figure over `s`, for the whole and by `by`.
 ///
-/// Counted directly, for the whole and for the groups: what one thing may
-/// put in two groups (an action of two officers — by unit, domain or day
-/// the whole's actions are the groups' sum —, a device heard on two days, a
-/// cell). Personnel, time, timeliness and integrity come from the
-/// day sums for whole fresh days and from the rows for the rest
-/// ([`coverage_days::plan`]); those of time, timeliness and integrity are
-/// in exactly one group each, so the whole is their sum.
+/// Counted directly over the window, for the whole and for the groups:
+/// what one thing may put in two groups over several days (a device heard
+/// on two days, a cell). Personnel, time, timeliness, integrity and actions
+/// come from the day sums for whole fresh days and from the rows for the
+/// rest ([`coverage_days::plan`]): a question without filters reads each
+/// day's rolled-up groups ([`coverage_groups`]), one with a filter the day
+/// sums per unit, domain and officer and its actions from the rows (few).
+/// An action is in one unit, one domain and one day, so by those the
+/// whole's actions counted from rows are the groups' sum; by officer (an
+/// action of two officers is in both) they are counted for the whole too.
 fn all_figures(
     conn: &Connection,
     by: GroupBy,
     s: &Scope,
 ) -> anyhow::Result<(Figures, HashMap<Option<String>, Figures>)> {
+    let filtered = s.unit_code.is_some() || s.domain.is_some() || s.officer_id.is_some();
+    let plan = coverage_days::plan(conn, s.from, s.to)?;
+    let action_parts: Vec<Scope> = if filtered {
+        vec![s.clone()]
+    } else {
+        plan.raw.iter().map(|&span| within(s, span)).collect()
+    };
     let mut all = Figures::default();
     let mut groups: HashMap<Option<String>, Figures> = HashMap::new();
-    // An action is in one unit, one domain and one day, but with each of its officers.
     let actions_shared = by == GroupBy::Officer;
     for b in [None, Some(by)] {
         let mut direct: Groups<Figures> = BTreeMap::new();
         if b.is_some() || actions_shared {
-            for (k, v) in actions(conn, b, s)? {
-                direct.entry(k).or_default().actions = v;
+            for part in &action_parts {
+                for (k, v) in actions(conn, b, part)? {
+                    add_actions(direct.entry(k).or_default(), &v);
+                }
             }
         }
         for (k, v) in devices(conn, b, s)? {
@@ -511,18 +534,14 @@ fn all_figures(
     }
     if !actions_shared {
         for g in groups.values() {
-            all.actions.covered += g.actions.covered;
-            all.actions.total += g.actions.total;
-            for (cause, n) in &g.actions.uncovered_by_cause {
-                *all.actions
-                    .uncovered_by_cause
-                    .entry(cause.clone())
-                    .or_default() += n;
-            }
+            add_actions(&mut all, &g.actions);
         }
     }
-    let plan = coverage_days::plan(conn, s.from, s.to)?;
-    coverage_days::add_sums(conn, by, s, &plan, &mut all, &mut groups)?;
+    if filtered {
+        coverage_days::add_sums(conn, by, s, &plan, &mut all, &mut groups)?;
+    } else {
+        coverage_groups::add_groups(conn, by, &plan, &mut all, &mut groups)?;
+    }
     for &span in &plan.raw {
         let part = within(s, span);
         if let Some(p) = personnel(conn, None, &part)?.remove(&None) {

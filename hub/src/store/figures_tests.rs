@@ -901,6 +901,43 @@ fn every_figure_is_the_same_summed_by_day_or_counted_from_rows() {
     let (summed, _) = s.sum_coverage_days().unwrap();
     assert_eq!(summed, 1, "only 30 Nov changed");
     assert_eq!(every(&s), moved);
+
+    // An action of A and B imported onto the summed 1 December: nothing but
+    // the action and its officers change, and that alone makes the day
+    // stale. By officer it counts for each, and once in the whole.
+    let (before, before_groups) = s.figures(GroupBy::Officer, &scope()).unwrap();
+    let two = ImportedAction {
+        id: Some("imp-2".into()),
+        case_number: None,
+        officers: Officers::List(vec![A.into(), B.into()]),
+        unit_code: Some(U2.into()),
+        domain: Some("02".into()),
+        start: "2026-12-01T09:00:00+08:00".into(),
+        end: "2026-12-01T09:20:00+08:00".into(),
+        place: None,
+        lat: None,
+        lon: None,
+    };
+    let span = two.check().unwrap();
+    s.import_actions(&[(two, span)]).unwrap();
+    assert_eq!(s.coverage_stale_days().unwrap(), 1);
+    let imported = every(&s);
+    assert_ne!(imported, moved);
+    let (after, after_groups) = s.figures(GroupBy::Officer, &scope()).unwrap();
+    assert_eq!(after.actions.total, before.actions.total + 1);
+    let total = |groups: &[super::figures::Group], o: &str| {
+        groups
+            .iter()
+            .find(|(k, _)| k.as_deref() == Some(o))
+            .map(|(_, f)| f.actions.total)
+            .unwrap()
+    };
+    for o in [A, B] {
+        assert_eq!(total(&after_groups, o), total(&before_groups, o) + 1, "{o}");
+    }
+    let (summed, _) = s.sum_coverage_days().unwrap();
+    assert_eq!(summed, 1, "only 1 Dec changed");
+    assert_eq!(every(&s), imported);
 }
 
 #[test]

@@ -7,7 +7,8 @@
 //! log, filter columns of the feed), `coverage.sql` (5: recordings as spans
 //! of time, enforcement actions and their cached coverage verdicts),
 //! `figures.sql` (6: duties, duty hours and the rest of what the coverage
-//! figures count), `coverage_days.sql` (7: those figures summed by day).
+//! figures count), `coverage_days.sql` (7: those figures summed by day),
+//! `coverage_groups.sql` (8: each day's sums rolled up per group, actions too).
 //!
 //! One writer (the ingest worker) and any number of readers (API, CLI), each
 //! with its own connection. A record is durable once the transaction that
@@ -17,6 +18,7 @@ mod alerts;
 mod audit;
 mod coverage;
 mod coverage_days;
+mod coverage_groups;
 mod devices;
 mod duty;
 mod figures;
@@ -60,7 +62,7 @@ use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 7;
+const SCHEMA_VERSION: i64 = 8;
 
 /// A connection to the hub store.
 pub struct Store {
@@ -116,7 +118,7 @@ impl Store {
                 "store schema version {version} is newer than this hub understands ({SCHEMA_VERSION}): upgrade the hub"
             );
         }
-        let steps: [(i64, &str); 7] = [
+        let steps: [(i64, &str); 8] = [
             (1, include_str!("schema.sql")),
             (2, include_str!("media.sql")),
             (3, include_str!("chains.sql")),
@@ -124,6 +126,7 @@ impl Store {
             (5, include_str!("coverage.sql")),
             (6, include_str!("figures.sql")),
             (7, include_str!("coverage_days.sql")),
+            (8, include_str!("coverage_groups.sql")),
         ];
         for (to, sql) in steps.into_iter().filter(|(to, _)| *to > version) {
             let tx = self.conn.transaction()?;

@@ -451,7 +451,7 @@ fn a_version_2_store_migrates_keeping_records_cursors_and_alerts() {
         .conn()
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 7);
+    assert_eq!(version, super::SCHEMA_VERSION);
     // Versions 5 and 6: the old media record is a recording for coverage.
     let recordings: i64 = s
         .conn()
