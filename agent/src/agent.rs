@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use chrono::{DateTime, Utc};
 use evsync_protocol::record::{Event, Kind, RecordBody};
 
+use crate::assignments::Assignments;
 use crate::buffer::{with_buffer, Backlog, Buffer};
 use crate::config::AgentConfig;
 use crate::dock::board::{Board, SlotHandle, SlotStatus};
@@ -137,6 +138,8 @@ impl Agent {
             Vec::new()
         };
         let board = Arc::new(Board::new(&ports, bars.as_ref()));
+        let (client, eventloop) = AsyncClient::new(uplink::options(&cfg)?, 64);
+        let assignments = Arc::new(Assignments::new(client.clone()));
         if cfg.role == "dock" {
             let released = buffer
                 .lock()
@@ -154,6 +157,7 @@ impl Agent {
                 buffer: buffer.clone(),
                 copies: Arc::new(tokio::sync::Semaphore::new(cfg.dock.parallel_copies)),
                 new_records: new_records.clone(),
+                assignments: assignments.clone(),
             });
             for (i, slot) in cfg.dock.slots.iter().enumerate() {
                 tasks.spawn(crate::dock::run_slot(
@@ -165,7 +169,6 @@ impl Agent {
             }
         }
 
-        let (client, eventloop) = AsyncClient::new(uplink::options(&cfg)?, 64);
         let (receipts_tx, receipts_rx) = mpsc::channel(256);
         let (media_tx, media_rx) = mpsc::channel(256);
         let (link_tx, link_rx) = watch::channel(Link::default());
@@ -174,12 +177,18 @@ impl Agent {
             grants_topic: topic(&cfg.device_id, Channel::Grants),
             receipts: receipts_tx,
             media: media_tx,
+            assignments: assignments.clone(),
         };
         tasks.spawn(uplink::poll(
             eventloop,
             routes,
             link_tx,
             stats.clone(),
+            shutdown_rx.clone(),
+        ));
+        tasks.spawn(resubscribe_assignments(
+            assignments,
+            link_rx.clone(),
             shutdown_rx.clone(),
         ));
         let progress = Arc::new(Progress::new(bars));
@@ -323,5 +332,26 @@ impl Agent {
             }
         }
         first.map_or(Ok(()), Err)
+    }
+}
+
+/// Subscribes again to the config topics of docked recorders after every
+/// reconnection (the broker may have lost the session).
+async fn resubscribe_assignments(
+    assignments: Arc<Assignments>,
+    mut link: watch::Receiver<Link>,
+    mut shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    let mut generation = 0;
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return Ok(()),
+            r = link.changed() => if r.is_err() { return Ok(()) },
+        }
+        let now = *link.borrow();
+        if now.up && now.generation != generation {
+            generation = now.generation;
+            assignments.resubscribe().await?;
+        }
     }
 }

@@ -23,6 +23,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 mod checkouts;
 mod dock_ledger;
+mod recorder_configs;
 pub use checkouts::{Checkout, Holder};
 pub use dock_ledger::{DockedFile, LedgerRow};
 
@@ -124,6 +125,18 @@ CREATE TABLE IF NOT EXISTS checkouts (
     done_at      TEXT
 );
 CREATE INDEX IF NOT EXISTS checkouts_pending ON checkouts (state, id);
+";
+
+/// Version 5: the newest configuration assignment accepted for each
+/// recorder, so that an older one is refused as a rollback even after a
+/// restart.
+const RECORDER_CONFIGS: &str = "
+CREATE TABLE IF NOT EXISTS recorder_configs (
+    recorder_id  TEXT PRIMARY KEY,
+    version      INTEGER NOT NULL,
+    config_hash  TEXT NOT NULL,
+    accepted_at  TEXT NOT NULL
+);
 ";
 
 fn now() -> String {
@@ -342,11 +355,16 @@ impl Buffer {
             .with_context(|| format!("creating the buffer schema in {}", path.display()))?;
         let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
         anyhow::ensure!(
-            version <= 4,
-            "buffer {} has schema version {version}, newer than this agent understands (4): upgrade the agent",
+            version <= 5,
+            "buffer {} has schema version {version}, newer than this agent understands (5): upgrade the agent",
             path.display()
         );
-        for (to, step) in [(2, MEDIA_UPLOADS), (3, DOCK_LEDGER), (4, CHECKOUTS)] {
+        for (to, step) in [
+            (2, MEDIA_UPLOADS),
+            (3, DOCK_LEDGER),
+            (4, CHECKOUTS),
+            (5, RECORDER_CONFIGS),
+        ] {
             if version < to {
                 let tx = conn.transaction()?;
                 tx.execute_batch(step).with_context(|| {

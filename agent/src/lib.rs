@@ -15,9 +15,12 @@
 //! Stages: [`spool`] (pick up settled files, [`probe`] their metadata) →
 //! [`buffer`] (sign, chain, commit) → [`uplink`] (publish, resend, apply
 //! receipts) and [`upload`] (grants, resumable uploads, media receipts).
+//! In dock mode, [`dock`] takes recordings off docked recorders and applies
+//! the hub-signed configuration [`assignments`] to them.
 //! [`agent`] runs them as tasks under one shutdown signal.
 
 pub mod agent;
+pub mod assignments;
 pub mod buffer;
 pub mod checkout;
 pub mod cli;

@@ -24,6 +24,7 @@ use evsync_protocol::topic::{topic, Channel};
 use rumqttc::{AsyncClient, Event, EventLoop, LastWill, MqttOptions, Packet, QoS};
 use tokio::sync::{mpsc, watch, Notify};
 
+use crate::assignments::Assignments;
 use crate::buffer::{with_buffer, Buffer};
 use crate::config::AgentConfig;
 use crate::dock::board::Board;
@@ -87,6 +88,8 @@ pub struct Routes {
     pub receipts: mpsc::Sender<Vec<u8>>,
     /// Grants and media receipts, to the uploader.
     pub media: mpsc::Sender<Inbound>,
+    /// Configuration assignments of docked recorders.
+    pub assignments: Arc<Assignments>,
 }
 
 impl Routes {
@@ -102,6 +105,7 @@ impl Routes {
         } else if topic == self.grants_topic {
             self.media.try_send(Inbound::Grant(payload)).is_ok()
         } else {
+            self.assignments.deliver(topic, &payload);
             true
         };
         if !sent {

@@ -21,6 +21,7 @@ pub mod api;
 pub mod broker;
 pub mod cli;
 pub mod config;
+pub mod config_publisher;
 pub mod coverage;
 pub mod dashboard;
 pub mod demo;

@@ -141,7 +141,14 @@ impl Hub {
         ));
         tasks.spawn(link::subscribe_on_connect(
             client.clone(),
+            connected_rx.clone(),
+            shutdown_rx.clone(),
+        ));
+        tasks.spawn(crate::config_publisher::run(
+            client.clone(),
+            Store::open(&db)?,
             connected_rx,
+            std::time::Duration::from_secs(1),
             shutdown_rx.clone(),
         ));
 

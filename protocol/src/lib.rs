@@ -17,12 +17,15 @@
 //!   receipt names exactly the records it holds ([`receipt`]);
 //! - the bytes of a recording are uploaded only under a hub-signed grant for
 //!   a record the hub holds ([`grant`]), and the agent lets go of its copy
-//!   only on a hub-signed media receipt ([`media_receipt`]).
+//!   only on a hub-signed media receipt ([`media_receipt`]);
+//! - a recorder is configured only by a hub-signed, never older assignment
+//!   ([`assignment`]).
 //!
 //! The format is specified for third parties in `docs/wire-protocol.md`,
 //! whose test vectors are checked by `tests/vectors.rs`.
 
 pub mod announce;
+pub mod assignment;
 pub mod batch;
 pub mod chain;
 pub mod envelope;

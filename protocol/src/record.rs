@@ -165,12 +165,45 @@ pub enum Event {
         /// Recordings the dock took off it at this docking.
         files: u64,
     },
-    /// A configuration was applied to the device.
+    /// A configuration was applied to the device and read back from it.
     ConfigApplied {
         /// Content hash of the applied configuration.
         config_hash: String,
         /// Version of the applied configuration.
         version: u64,
+    },
+    /// The agent holding the device verified a hub-signed configuration
+    /// assignment for it (signature, recorder, version, content hash) and
+    /// will apply it.
+    ConfigDelivered {
+        /// Content hash of the assigned configuration.
+        config_hash: String,
+        /// Version of the assignment.
+        version: u64,
+    },
+    /// A configuration assignment was refused (not signed by the hub key,
+    /// older than one accepted, not hashing to its hash) or could not be
+    /// applied; `reason` says which.
+    ConfigFailed {
+        /// Version of the assignment, as far as it could be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version: Option<u64>,
+        /// Content hash it named, as far as it could be read.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config_hash: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// The configuration the device runs, as an agent read it from the
+    /// device on docking.
+    ConfigChecked {
+        /// Content hash of the configuration read; `None` when the device
+        /// holds none the agent could read (`reason` says why).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        config_hash: Option<String>,
+        /// Why no hash could be computed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
     },
 }
 

@@ -25,6 +25,8 @@ pub enum Context {
     MediaReceipt,
     /// The hash of an audit log entry, signed by the hub.
     Audit,
+    /// A recorder's configuration assignment, signed by the hub.
+    Config,
 }
 
 impl Context {
@@ -37,6 +39,7 @@ impl Context {
             Context::Grant => b"evsync/v1 grant\0",
             Context::MediaReceipt => b"evsync/v1 media-receipt\0",
             Context::Audit => b"evsync/v1 audit\0",
+            Context::Config => b"evsync/v1 config\0",
         }
     }
 }

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::NaiveDate;
 use evsync_recorder_protocol::message::{
-    Answer, FileEntry, Identity, Request, Response, Status, ZfyInfo,
+    Answer, FileEntry, FirmwareImage, Identity, Request, Response, Status, ZfyInfo, MAX_CHUNK,
 };
 use evsync_recorder_protocol::session::{Requester, Responder};
 
@@ -58,6 +58,17 @@ fn main() -> anyhow::Result<()> {
             data: b"resolution = \"1080p\"\n".to_vec(),
         },
         Request::ReadLog { from: 0, max: 50 },
+        Request::FirmwareBegin {
+            version: "SIM-2.5.0".into(),
+            size: 1_048_576,
+            sha256: [9; 32],
+        },
+        Request::FirmwareWrite {
+            offset: 32768,
+            data: vec![0xE5; MAX_CHUNK as usize],
+        },
+        Request::FirmwareCommit,
+        Request::FirmwareStatus,
     ];
     let mut n = 0;
     let mut write = |bytes: Vec<u8>| -> anyhow::Result<()> {
@@ -127,6 +138,30 @@ fn main() -> anyhow::Result<()> {
                 size: 1_048_576,
                 sha256: [7; 32],
             }),
+        ),
+        (
+            Request::FirmwareStatus,
+            Answer::Ok(Response::FirmwareImage(FirmwareImage {
+                version: "SIM-2.5.0".into(),
+                size: 1_048_576,
+                sha256: [9; 32],
+                received: 65536,
+            })),
+        ),
+        (
+            Request::FirmwareCommit,
+            Answer::Ok(Response::FirmwareInstalled {
+                version: "SIM-2.5.0".into(),
+            }),
+        ),
+        (
+            Request::FirmwareCommit,
+            Answer::Err {
+                status: Status::Mismatch,
+                reason: "firmware SIM-2.5.0: sha256 of the 1048576 bytes received is 00…, \
+                         expected 09…"
+                    .into(),
+            },
         ),
         (
             Request::InitDevice {

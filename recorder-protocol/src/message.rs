@@ -48,13 +48,22 @@ pub mod code {
     pub const SET_CONFIG: u8 = 0x15;
     /// Lines of the recorder's own log.
     pub const READ_LOG: u8 = 0x16;
+    /// Prepare to receive a firmware image (evsync extension).
+    pub const FIRMWARE_BEGIN: u8 = 0x17;
+    /// Bytes of the firmware image being received (evsync extension).
+    pub const FIRMWARE_WRITE: u8 = 0x18;
+    /// Check the received image and install it (evsync extension).
+    pub const FIRMWARE_COMMIT: u8 = 0x19;
+    /// The firmware image being received, for resuming (evsync extension).
+    pub const FIRMWARE_STATUS: u8 = 0x1A;
 }
 
 /// Protocol (command set) versions this crate speaks.
 pub const VERSIONS: std::ops::RangeInclusive<u8> = 1..=1;
 /// Most entries in one [`Response::Files`] page.
 pub const MAX_LIST_PAGE: u16 = 64;
-/// Largest chunk one [`Request::ReadFile`] may ask for.
+/// Largest chunk one [`Request::ReadFile`] may ask for, and one
+/// [`Request::FirmwareWrite`] may carry.
 pub const MAX_CHUNK: u32 = 32 * 1024;
 /// Most log lines in one [`Response::Log`] page.
 pub const MAX_LOG_PAGE: u16 = 64;
@@ -113,7 +122,7 @@ pub enum Status {
     Unauthorized = 2,
     /// Wrong admin password.
     BadPassword = 3,
-    /// No such file (or log line).
+    /// No such file (or log line), or no firmware image being received.
     NotFound = 4,
     /// The recorder is busy (recording); try later.
     Busy = 5,
@@ -123,7 +132,8 @@ pub enum Status {
     Unsupported = 7,
     /// No common protocol version.
     VersionMismatch = 8,
-    /// A guarded delete whose name or size did not match.
+    /// A guarded delete whose name or size did not match, or a firmware
+    /// image whose bytes, size or SHA-256 do not match what was announced.
     Mismatch = 9,
     /// The request frame arrived damaged: send it again.
     Damaged = 10,
@@ -298,6 +308,20 @@ pub struct FileEntry {
 /// Flag bit: the officer marked this file important.
 pub const FLAG_IMPORTANT: u8 = 0x01;
 
+/// A firmware image the recorder is receiving (announced by
+/// [`Request::FirmwareBegin`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirmwareImage {
+    /// Version the image installs.
+    pub version: String,
+    /// Size of the whole image, bytes.
+    pub size: u64,
+    /// SHA-256 of the whole image.
+    pub sha256: [u8; 32],
+    /// Bytes received and staged so far: the offset of the next write.
+    pub received: u64,
+}
+
 /// A request from the host (dock) to the recorder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Request {
@@ -383,6 +407,30 @@ pub enum Request {
         /// Most lines wanted (≤ [`MAX_LOG_PAGE`]).
         max: u16,
     },
+    /// Prepare to receive a firmware image of `size` bytes that installs
+    /// `version` (evsync extension; GA/T 947 has no firmware function).
+    /// Discards an unfinished image.
+    FirmwareBegin {
+        /// Version the image installs; must be newer than the running one
+        /// (see [`crate::firmware::check_upgrade`]).
+        version: String,
+        /// Size of the whole image, bytes.
+        size: u64,
+        /// SHA-256 of the whole image.
+        sha256: [u8; 32],
+    },
+    /// Bytes of the image at `offset`: the bytes received so far, or a
+    /// repeat of bytes already received (acknowledged if identical).
+    FirmwareWrite {
+        /// Where `data` goes in the image.
+        offset: u64,
+        /// The bytes (1..=[`MAX_CHUNK`], at most the recorder's `max_chunk`).
+        data: Vec<u8>,
+    },
+    /// Check the received image against its `FirmwareBegin` and install it.
+    FirmwareCommit,
+    /// The image being received, to resume it after a lost answer or an unplug.
+    FirmwareStatus,
 }
 
 impl Request {
@@ -408,6 +456,10 @@ impl Request {
             GetConfig => code::GET_CONFIG,
             SetConfig { .. } => code::SET_CONFIG,
             ReadLog { .. } => code::READ_LOG,
+            FirmwareBegin { .. } => code::FIRMWARE_BEGIN,
+            FirmwareWrite { .. } => code::FIRMWARE_WRITE,
+            FirmwareCommit => code::FIRMWARE_COMMIT,
+            FirmwareStatus => code::FIRMWARE_STATUS,
         }
     }
 
@@ -444,8 +496,18 @@ impl Request {
             SetConfig { format, data } => {
                 w.u8(*format).bytes16(data);
             }
+            FirmwareBegin {
+                version,
+                size,
+                sha256,
+            } => {
+                w.str8(version).u64(*size).raw(sha256);
+            }
+            FirmwareWrite { offset, data } => {
+                w.u64(*offset).bytes16(data);
+            }
             GetIdCode | Identify | GetTime | GetZfyInfo | ReadResolution | ReadBattery
-            | GetConfig => {}
+            | GetConfig | FirmwareCommit | FirmwareStatus => {}
         }
         w.finish()
     }
@@ -501,6 +563,17 @@ impl Request {
                 from: r.u32("from")?,
                 max: bounded(r.u16("max")?, MAX_LOG_PAGE, "max", "1..=64")?,
             },
+            code::FIRMWARE_BEGIN => FirmwareBegin {
+                version: r.str8("version")?,
+                size: r.u64("size")?,
+                sha256: r.array("sha256")?,
+            },
+            code::FIRMWARE_WRITE => FirmwareWrite {
+                offset: r.u64("offset")?,
+                data: firmware_data(r.bytes16("data")?)?,
+            },
+            code::FIRMWARE_COMMIT => FirmwareCommit,
+            code::FIRMWARE_STATUS => FirmwareStatus,
             other => return Err(DecodeError::UnknownCode(other)),
         };
         r.end("request")?;
@@ -517,6 +590,18 @@ fn bool_field(r: &mut Reader<'_>, field: &'static str) -> Result<bool, DecodeErr
             value: v.to_string(),
             expected: "0 or 1",
         }),
+    }
+}
+
+fn firmware_data(data: Vec<u8>) -> Result<Vec<u8>, DecodeError> {
+    if !data.is_empty() && data.len() <= MAX_CHUNK as usize {
+        Ok(data)
+    } else {
+        Err(DecodeError::Invalid {
+            field: "data",
+            value: format!("{} bytes", data.len()),
+            expected: "1..=32768 bytes",
+        })
     }
 }
 
@@ -540,11 +625,12 @@ fn bounded<T: PartialOrd + Default + ToString + Copy>(
 /// A successful answer, one variant per command.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Response {
-    /// To `Hello`: the version chosen and the largest chunk the recorder serves.
+    /// To `Hello`: the version chosen and the largest chunk the recorder
+    /// serves (`ReadFile`) and takes (`FirmwareWrite`).
     Hello {
         /// Chosen version.
         version: u8,
-        /// Largest `ReadFile` length it serves.
+        /// Largest `ReadFile` length it serves, and `FirmwareWrite` length it takes.
         max_chunk: u32,
     },
     /// To `InitDevice`, `SyncDevTime` (with the clock before the change),
@@ -624,6 +710,14 @@ pub enum Response {
         next: u32,
         /// The lines.
         lines: Vec<String>,
+    },
+    /// To `FirmwareBegin`, `FirmwareWrite` and `FirmwareStatus`: the image
+    /// being received, with the bytes staged so far.
+    FirmwareImage(FirmwareImage),
+    /// To `FirmwareCommit`: the image was whole and is installed.
+    FirmwareInstalled {
+        /// The firmware version now running.
+        version: String,
     },
 }
 
@@ -742,6 +836,15 @@ impl Response {
                     w.str8(l);
                 }
             }
+            FirmwareImage(image) => {
+                w.str8(&image.version)
+                    .u64(image.size)
+                    .raw(&image.sha256)
+                    .u64(image.received);
+            }
+            FirmwareInstalled { version } => {
+                w.str8(version);
+            }
         }
     }
 
@@ -837,6 +940,25 @@ impl Response {
                 let lines = (0..n).map(|_| r.str8("line")).collect::<Result<_, _>>()?;
                 Log { next, lines }
             }
+            code::FIRMWARE_BEGIN | code::FIRMWARE_WRITE | code::FIRMWARE_STATUS => {
+                let image = self::FirmwareImage {
+                    version: r.str8("version")?,
+                    size: r.u64("size")?,
+                    sha256: r.array("sha256")?,
+                    received: r.u64("received")?,
+                };
+                if image.received > image.size {
+                    return Err(DecodeError::Invalid {
+                        field: "received",
+                        value: image.received.to_string(),
+                        expected: "at most the image size",
+                    });
+                }
+                FirmwareImage(image)
+            }
+            code::FIRMWARE_COMMIT => FirmwareInstalled {
+                version: r.str8("version")?,
+            },
             other => return Err(DecodeError::UnknownCode(other)),
         })
     }
@@ -870,6 +992,15 @@ mod tests {
             unit_no: "500103000000".into(),
             officer_name: "张三".into(),
             unit_name: "重庆市渝中区市场监督管理局".into(),
+        }
+    }
+
+    fn image(received: u64) -> FirmwareImage {
+        FirmwareImage {
+            version: "SIM-2.5.0".into(),
+            size: 3 << 20,
+            sha256: [0xAB; 32],
+            received,
         }
     }
 
@@ -909,6 +1040,17 @@ mod tests {
                 data: b"a = 1".to_vec(),
             },
             ReadLog { from: 0, max: 10 },
+            FirmwareBegin {
+                version: "SIM-2.5.0".into(),
+                size: 3 << 20,
+                sha256: [0xAB; 32],
+            },
+            FirmwareWrite {
+                offset: 1 << 20,
+                data: vec![0x5A; MAX_CHUNK as usize],
+            },
+            FirmwareCommit,
+            FirmwareStatus,
         ]
     }
 
@@ -1021,6 +1163,15 @@ mod tests {
                     lines: vec!["boot".into(), "录像开始".into()],
                 },
             ),
+            (code::FIRMWARE_BEGIN, FirmwareImage(image(0))),
+            (code::FIRMWARE_WRITE, FirmwareImage(image(32768))),
+            (code::FIRMWARE_STATUS, FirmwareImage(image(3 << 20))),
+            (
+                code::FIRMWARE_COMMIT,
+                FirmwareInstalled {
+                    version: "SIM-2.5.0".into(),
+                },
+            ),
         ];
         for (code, resp) in cases {
             let answer = Answer::Ok(resp);
@@ -1063,11 +1214,42 @@ mod tests {
         assert!(err.to_string().contains("expected 1..=32768"), "{err}");
         let err = Request::decode(0x6E, &[]).unwrap_err();
         assert_eq!(err.to_string(), "unknown command code 0x6e");
+        for data in [vec![], vec![0; MAX_CHUNK as usize + 1]] {
+            let err = Request::decode(
+                code::FIRMWARE_WRITE,
+                &Request::FirmwareWrite { offset: 0, data }.encode(),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().starts_with("field data is \"")
+                    && err.to_string().ends_with("expected 1..=32768 bytes"),
+                "{err}"
+            );
+        }
+        let err = Answer::decode(
+            code::FIRMWARE_WRITE | RESPONSE_BIT,
+            &Answer::Ok(Response::FirmwareImage(image((3 << 20) + 1))).encode(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "field received is \"3145729\"; expected at most the image size"
+        );
         let mut extra = Request::GetTime.encode();
         extra.push(0);
         assert!(matches!(
             Request::decode(code::GET_TIME, &extra),
             Err(DecodeError::TrailingBytes { .. })
         ));
+    }
+
+    #[test]
+    fn a_full_firmware_write_fits_in_one_frame() {
+        let req = Request::FirmwareWrite {
+            offset: u64::MAX,
+            data: vec![0xFF; MAX_CHUNK as usize],
+        };
+        let mut host = crate::session::Requester::new(std::time::Duration::from_secs(1), 1);
+        assert!(host.start(&req, std::time::Instant::now()).is_ok());
     }
 }

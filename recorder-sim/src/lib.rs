@@ -6,8 +6,10 @@
 //! [`generate`] with ffmpeg). Its clock has a settable offset; battery and
 //! storage figures are reported; [`faults`] damages the line, stalls, pulls
 //! the plug mid-transfer, lies about sizes or reports hostile file names.
-//! [`device`] answers requests; [`serve`] runs the line; [`port`] opens it;
-//! [`mount`] is its USB mass-storage volume (`SetMSDC`), a folder.
+//! [`device`] answers requests, firmware installation included (the image
+//! staged in the storage folder, the installed version kept across
+//! restarts); [`serve`] runs the line; [`port`] opens it; [`mount`] is its
+//! USB mass-storage volume (`SetMSDC`), a folder.
 
 pub mod device;
 pub mod faults;

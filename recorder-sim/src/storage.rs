@@ -2,9 +2,12 @@
 //! recorder's own settings, kept in a folder that survives restarts.
 //!
 //! `recorder.json` is the recorder's memory (identity, password, clock
-//! offset, next file index, configuration, log); each recording is stored
-//! as `files/<index>.bin`, so the name the recorder *reports* can be
-//! anything, hostile names included, without touching the host's paths.
+//! offset, next file index, configuration, log, firmware version and the
+//! image being received); each recording is stored as `files/<index>.bin`,
+//! so the name the recorder *reports* can be anything, hostile names
+//! included, without touching the host's paths. A firmware image being
+//! received is staged in `firmware/pending.bin`, a chunk at a time and
+//! synced as it comes; an installed one is kept as `firmware/<version>.bin`.
 
 use std::fs::{self, File};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -12,7 +15,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::NaiveDateTime;
-use evsync_recorder_protocol::message::{FileEntry, ZfyInfo};
+use evsync_recorder_protocol::firmware::FirmwareVersion;
+use evsync_recorder_protocol::message::{FileEntry, FirmwareImage, ZfyInfo};
 use serde::{Deserialize, Serialize};
 
 /// A recording on the recorder.
@@ -61,6 +65,21 @@ pub struct Manifest {
     /// The recorder's own log.
     #[serde(default)]
     pub log: Vec<String>,
+    /// The firmware image being received (`FirmwareBegin`), if any; its
+    /// bytes are in `firmware/pending.bin`.
+    #[serde(default)]
+    pub firmware_pending: Option<PendingFirmware>,
+}
+
+/// A firmware image being received, as announced by `FirmwareBegin`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingFirmware {
+    /// Version it installs.
+    pub version: String,
+    /// Size of the whole image, bytes.
+    pub size: u64,
+    /// SHA-256 of the whole image, hex.
+    pub sha256: String,
 }
 
 /// [`ZfyInfo`] in the manifest.
@@ -123,6 +142,7 @@ impl Manifest {
             files: Vec::new(),
             config: String::new(),
             log: vec!["power on".into()],
+            firmware_pending: None,
         }
     }
 }
@@ -138,8 +158,10 @@ pub struct Storage {
 impl Storage {
     /// Opens the folder, creating a recorder with `serial` if it holds none.
     pub fn open(dir: &Path, serial: &str) -> anyhow::Result<Self> {
-        fs::create_dir_all(dir.join("files"))
-            .with_context(|| format!("creating the storage folder {}", dir.display()))?;
+        for sub in ["files", "firmware"] {
+            fs::create_dir_all(dir.join(sub))
+                .with_context(|| format!("creating the storage folder {}", dir.display()))?;
+        }
         let path = dir.join("recorder.json");
         let manifest = if path.exists() {
             let text =
@@ -261,21 +283,7 @@ impl Storage {
     }
 
     fn hash(&self, index: u32) -> anyhow::Result<([u8; 32], u64)> {
-        let mut f = File::open(self.blob(index)).with_context(|| format!("file #{index}"))?;
-        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-        let mut buf = vec![0; 256 * 1024];
-        let mut size = 0;
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                break;
-            }
-            ctx.update(&buf[..n]);
-            size += n as u64;
-        }
-        let mut out = [0; 32];
-        out.copy_from_slice(ctx.finish().as_ref());
-        Ok((out, size))
+        sha256_of(&self.blob(index)).with_context(|| format!("file #{index}"))
     }
 
     /// Deletes recording `index`.
@@ -286,6 +294,136 @@ impl Storage {
         self.save()
     }
 
+    /// Where a firmware image being received is staged.
+    pub fn firmware_staging(&self) -> PathBuf {
+        self.dir.join("firmware").join("pending.bin")
+    }
+
+    /// Where installed firmware `version` is kept; `None` if `version` is
+    /// not a firmware version (and so not safe as a file name).
+    pub fn firmware_image(&self, version: &str) -> Option<PathBuf> {
+        FirmwareVersion::parse(version).ok()?;
+        Some(self.dir.join("firmware").join(format!("{version}.bin")))
+    }
+
+    /// Starts receiving firmware `version`: empties the staging file (an
+    /// unfinished image is discarded) and remembers what it must become.
+    pub fn begin_firmware(
+        &mut self,
+        version: &str,
+        size: u64,
+        sha256: [u8; 32],
+    ) -> anyhow::Result<()> {
+        let staging = self.firmware_staging();
+        File::create(&staging)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("emptying {}", staging.display()))?;
+        self.manifest.firmware_pending = Some(PendingFirmware {
+            version: version.to_owned(),
+            size,
+            sha256: hex::encode(sha256),
+        });
+        self.save()
+    }
+
+    /// The image being received with the bytes staged so far, if any.
+    pub fn pending_firmware(&self) -> anyhow::Result<Option<FirmwareImage>> {
+        let Some(p) = &self.manifest.firmware_pending else {
+            return Ok(None);
+        };
+        let mut sha256 = [0; 32];
+        hex::decode_to_slice(&p.sha256, &mut sha256)
+            .with_context(|| format!("pending firmware has a malformed sha256 {:?}", p.sha256))?;
+        Ok(Some(FirmwareImage {
+            version: p.version.clone(),
+            size: p.size,
+            sha256,
+            received: self.firmware_received()?,
+        }))
+    }
+
+    /// Bytes of the image being received that are staged (0 if none).
+    pub fn firmware_received(&self) -> anyhow::Result<u64> {
+        let staging = self.firmware_staging();
+        match fs::metadata(&staging) {
+            Ok(m) => Ok(m.len()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+            Err(e) => Err(e).with_context(|| format!("reading {}", staging.display())),
+        }
+    }
+
+    /// Up to `len` staged bytes from `offset` (fewer at the end).
+    pub fn read_firmware(&self, offset: u64, len: usize) -> anyhow::Result<Vec<u8>> {
+        let staging = self.firmware_staging();
+        let mut f =
+            File::open(&staging).with_context(|| format!("reading {}", staging.display()))?;
+        f.seek(SeekFrom::Start(offset))?;
+        let mut buf = Vec::with_capacity(len);
+        f.take(len as u64).read_to_end(&mut buf)?;
+        Ok(buf)
+    }
+
+    /// Appends `data` to the staged image and syncs it; returns the bytes
+    /// now staged.
+    pub fn append_firmware(&mut self, data: &[u8]) -> anyhow::Result<u64> {
+        let staging = self.firmware_staging();
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&staging)
+            .with_context(|| format!("opening {}", staging.display()))?;
+        f.write_all(data)
+            .and_then(|()| f.sync_data())
+            .with_context(|| format!("writing {}", staging.display()))?;
+        Ok(f.metadata()?.len())
+    }
+
+    /// SHA-256 and size of the staged image, read a buffer at a time.
+    pub fn firmware_digest(&self) -> anyhow::Result<([u8; 32], u64)> {
+        let staging = self.firmware_staging();
+        sha256_of(&staging).with_context(|| format!("hashing {}", staging.display()))
+    }
+
+    /// Forgets the image being received and removes its staged bytes.
+    pub fn discard_firmware(&mut self) -> anyhow::Result<()> {
+        let staging = self.firmware_staging();
+        match fs::remove_file(&staging) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("removing {}", staging.display())),
+        }
+        self.manifest.firmware_pending = None;
+        self.save()
+    }
+
+    /// Installs the staged image (the caller has checked its size and
+    /// SHA-256): it is kept as `firmware/<version>.bin`, then its version
+    /// becomes the running firmware. Returns where the image is kept.
+    pub fn install_firmware(&mut self) -> anyhow::Result<PathBuf> {
+        let Some(p) = self.manifest.firmware_pending.clone() else {
+            anyhow::bail!("no firmware image is being received");
+        };
+        let kept = self.firmware_image(&p.version).with_context(|| {
+            format!(
+                "pending firmware version {:?} cannot name a file",
+                p.version
+            )
+        })?;
+        let staging = self.firmware_staging();
+        File::open(&staging)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing {}", staging.display()))?;
+        fs::rename(&staging, &kept)
+            .with_context(|| format!("moving {} to {}", staging.display(), kept.display()))?;
+        File::open(self.dir.join("firmware"))
+            .and_then(|d| d.sync_all())
+            .context("syncing the firmware folder")?;
+        self.manifest.firmware = p.version;
+        self.manifest.firmware_pending = None;
+        self.save()?;
+        Ok(kept)
+    }
+
     /// Bytes used by recordings.
     pub fn used(&self) -> u64 {
         self.manifest
@@ -294,6 +432,25 @@ impl Storage {
             .filter_map(|f| self.size(f.index).ok())
             .sum()
     }
+}
+
+/// SHA-256 and size of a file, read a fixed-size buffer at a time.
+fn sha256_of(path: &Path) -> anyhow::Result<([u8; 32], u64)> {
+    let mut f = File::open(path)?;
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0; 256 * 1024];
+    let mut size = 0;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        ctx.update(&buf[..n]);
+        size += n as u64;
+    }
+    let mut out = [0; 32];
+    out.copy_from_slice(ctx.finish().as_ref());
+    Ok((out, size))
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@ use evsync_recorder_protocol::message::{
 use tokio::sync::{watch, Notify, Semaphore};
 
 use super::board::{Copying, SlotHandle, SlotState};
+use super::configure;
 use super::gaps;
 use super::link::RecorderLink;
 use super::mount;
@@ -40,18 +41,20 @@ pub struct Shared {
     pub copies: Arc<Semaphore>,
     /// Woken when records are committed.
     pub new_records: Arc<Notify>,
+    /// Configuration assignments of docked recorders, from the hub.
+    pub assignments: Arc<crate::assignments::Assignments>,
 }
 
 /// A recorder as identified on docking.
 #[derive(Debug)]
-struct Docked {
-    id: String,
+pub struct Docked {
+    pub(super) id: String,
     /// Its GA/T 947 identity and assignment as last read or written.
     zfy: ZfyInfo,
     officer: Option<String>,
     unit: Option<String>,
     utc_offset_min: i16,
-    clock_offset_ms: i64,
+    pub(super) clock_offset_ms: i64,
     max_chunk: u32,
     /// Files taken off it at this docking.
     taken: u64,
@@ -62,6 +65,12 @@ struct Docked {
     checked_out: bool,
     /// Files that could not be taken: failures so far, and when to try again.
     failing: HashMap<u32, (u32, std::time::Instant)>,
+    /// The configuration it runs (its content hash), or why none could be read.
+    pub(super) running: configure::Running,
+    /// SHA-256 of the last assignment message dealt with at this docking.
+    pub(super) assignment_seen: Option<Vec<u8>>,
+    /// `running` was recorded (`config_checked`) at this docking.
+    pub(super) running_recorded: bool,
 }
 
 /// A recorder docked again within this many seconds of its check-out,
@@ -113,15 +122,32 @@ pub async fn serve(
     let opened = open(shared, link, slot).await;
     slot.update(|s| line(s, link));
     let mut docked = opened?;
+    let served = serve_docked(shared, link, shutdown, slot, &mut docked, line).await;
+    if let Err(e) = shared.assignments.forget(&docked.id).await {
+        tracing::debug!(recorder = docked.id, error = %format!("{e:#}"), "config topic kept");
+    }
+    served
+}
+
+/// [`serve`] once the recorder is open.
+async fn serve_docked(
+    shared: &Shared,
+    link: &mut RecorderLink,
+    shutdown: &mut watch::Receiver<bool>,
+    slot: &SlotHandle,
+    docked: &mut Docked,
+    line: impl Fn(&mut super::board::SlotStatus, &RecorderLink),
+) -> anyhow::Result<()> {
     let poll = Duration::from_millis(shared.cfg.dock.poll_ms);
     loop {
-        let synced = sync_files(shared, link, &mut docked, slot).await;
+        configure::apply_assigned(shared, link, docked).await?;
+        let synced = sync_files(shared, link, docked, slot).await;
         slot.update(|s| line(s, link));
         let standing = synced?;
         // Checked in once its evidence is safe at the hub: until then the
         // recorder keeps naming who carried it, should it be copied again.
         if shared.cfg.dock.pooled && standing.cleared() {
-            check_in(shared, link, &mut docked).await?;
+            check_in(shared, link, docked).await?;
         }
         slot.update(|s| {
             s.state = if standing.cleared() && docked.checked_out {
@@ -138,7 +164,7 @@ pub async fn serve(
             s.unit = docked.unit.clone();
         });
         if shared.cfg.dock.pooled && standing.cleared() && !docked.checked_out {
-            hand_out(shared, link, &mut docked, slot).await?;
+            hand_out(shared, link, docked, slot).await?;
         }
         tokio::select! {
             _ = shutdown.changed() => return Ok(()),
@@ -202,6 +228,9 @@ async fn open(
         checked_in: false,
         checked_out: false,
         failing: HashMap::new(),
+        running: Err("not read yet".into()),
+        assignment_seen: None,
+        running_recorded: false,
     };
     slot.update(|s| {
         s.recorder = Some(docked.id.clone());
@@ -227,6 +256,9 @@ async fn open(
         "recorder docked"
     );
     record_docking(shared, &docked, &identity, corrected, drift).await?;
+    let mut docked = docked;
+    shared.assignments.want(&docked.id).await?;
+    docked.running = configure::read_running(link).await?;
     Ok(docked)
 }
 
@@ -282,7 +314,12 @@ async fn measure_clock(link: &mut RecorderLink, utc_offset_min: i16) -> anyhow::
 }
 
 /// A record about the docked recorder, to be placed in its chain by [`chained`].
-fn body(shared: &Shared, docked: &Docked, kind: Kind, device_time: DateTime<Utc>) -> RecordBody {
+pub(super) fn body(
+    shared: &Shared,
+    docked: &Docked,
+    kind: Kind,
+    device_time: DateTime<Utc>,
+) -> RecordBody {
     use chrono::SubsecRound;
     RecordBody {
         v: VERSION,
@@ -304,7 +341,7 @@ fn body(shared: &Shared, docked: &Docked, kind: Kind, device_time: DateTime<Utc>
 }
 
 /// `template` at the chain position the buffer gives it.
-fn chained(template: RecordBody) -> impl FnOnce(u64, Hash) -> RecordBody {
+pub(super) fn chained(template: RecordBody) -> impl FnOnce(u64, Hash) -> RecordBody {
     move |seq, prev| RecordBody {
         seq,
         prev_hash: prev.to_hex(),

@@ -8,9 +8,11 @@
 //! [`copy`] takes one file off over serial; [`mount`] takes it off the
 //! recorder's USB mass-storage volume when its slot has one (the fast
 //! path); [`gaps`] finds files that vanished; [`board`] is what every slot
-//! is doing, for status and progress bars.
+//! is doing, for status and progress bars; [`configure`] applies the
+//! hub's configuration assignments to docked recorders.
 
 pub mod board;
+pub mod configure;
 pub mod copy;
 pub mod docking;
 pub mod gaps;

@@ -43,9 +43,20 @@ pub fn allowed(method: &Method, route: &str) -> &'static [Role] {
     let read = method == Method::GET || method == Method::HEAD;
     match route.strip_prefix("/api/v1").unwrap_or("") {
         "/whoami" | "/openapi.json" if read => EVERYONE,
-        "/records" | "/records/{id}" | "/alerts" | "/devices" | "/devices/{id}" | "/officers"
-        | "/units" | "/coverage" | "/coverage/actions" | "/coverage/officers"
-        | "/coverage/late" | "/coverage/hours" | "/coverage/cells"
+        "/records"
+        | "/records/{id}"
+        | "/alerts"
+        | "/devices"
+        | "/devices/{id}"
+        | "/devices/{id}/config"
+        | "/officers"
+        | "/units"
+        | "/coverage"
+        | "/coverage/actions"
+        | "/coverage/officers"
+        | "/coverage/late"
+        | "/coverage/hours"
+        | "/coverage/cells"
             if read =>
         {
             EVERYONE

@@ -11,6 +11,7 @@ mod events;
 mod extract;
 mod feed;
 mod fleet;
+mod recorder_config;
 mod tokens;
 
 use std::path::Path;
@@ -217,6 +218,7 @@ pub fn router(state: AppState) -> Router {
         .route("/devices/{id}/approve", post(fleet::approve))
         .route("/devices/{id}/revoke", post(fleet::revoke))
         .route("/devices/{id}/assignment", put(fleet::assign))
+        .route("/devices/{id}/config", get(recorder_config::show))
         .route(
             "/officers",
             get(fleet::officers).post(fleet::put::<Officer>),

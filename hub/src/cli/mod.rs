@@ -1,7 +1,9 @@
 //! The `evsync-hub` command line: serve, demo, and the operator's commands
-//! (devices, officers, units, tokens, audit, check-config).
+//! (devices, officers, units, tokens, audit, recorder configuration,
+//! check-config).
 
 mod operator;
+mod recorder_config;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +15,7 @@ use crate::config::HubConfig;
 use crate::demo::{self, DemoOptions};
 use crate::server::{hub_key, Hub};
 use operator::{audit, check_config, devices, officers, tokens, units};
+pub use recorder_config::ConfigAction;
 
 /// evsync hub: embedded MQTT broker, verification and storage of records,
 /// the records feed for the supervision platform, and device enrollment.
@@ -110,6 +113,15 @@ pub enum Command {
         /// What to do with the audit log.
         #[command(subcommand)]
         action: AuditAction,
+    },
+    /// Recorder configuration: policy layers, what a recorder gets and why, staged rollouts, status.
+    Config {
+        /// The hub's TOML configuration.
+        #[arg(long, short, env = "EVSYNC_HUB_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// What to do with recorder configuration.
+        #[command(subcommand)]
+        action: ConfigAction,
     },
     /// Check a configuration file and the environment overrides; report every problem at once.
     CheckConfig {
@@ -355,6 +367,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Units { config, action } => units(config, action),
         Command::Tokens { config, action } => tokens(config, action),
         Command::Audit { config, action } => audit(config, action),
+        Command::Config { config, action } => recorder_config::run(config, action),
         Command::CheckConfig { config } => check_config(config.as_deref()),
         Command::Key { config } => {
             let cfg = HubConfig::load(config.as_deref())?;

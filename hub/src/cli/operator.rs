@@ -15,14 +15,14 @@ use crate::store::{
 };
 
 /// The store and who is acting (the hub key is loaded when a change is audited).
-struct Operator {
-    store: Store,
-    actor: String,
-    cfg: HubConfig,
+pub(super) struct Operator {
+    pub(super) store: Store,
+    pub(super) actor: String,
+    pub(super) cfg: HubConfig,
 }
 
 impl Operator {
-    fn open(config: Option<PathBuf>) -> anyhow::Result<Self> {
+    pub(super) fn open(config: Option<PathBuf>) -> anyhow::Result<Self> {
         let cfg = HubConfig::load(config.as_deref())?;
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("data_dir = {}: cannot create it", cfg.data_dir.display()))?;
@@ -39,7 +39,12 @@ impl Operator {
 
     /// Writes an audit entry for a change made from the command line, before
     /// it is made (so none lands without its entry; a refused one keeps it).
-    fn audited(&mut self, action: &str, target: &str, detail: String) -> anyhow::Result<()> {
+    pub(super) fn audited(
+        &mut self,
+        action: &str,
+        target: &str,
+        detail: String,
+    ) -> anyhow::Result<()> {
         let ev = AuditEvent {
             actor: self.actor.clone(),
             role: "admin".into(),
@@ -100,12 +105,12 @@ impl Operator {
     }
 }
 
-fn json(v: &impl serde::Serialize) -> anyhow::Result<()> {
+pub(super) fn json(v: &impl serde::Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(v)?);
     Ok(())
 }
 
-fn or_dash<T: std::fmt::Display>(v: &Option<T>) -> String {
+pub(super) fn or_dash<T: std::fmt::Display>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".to_owned(), |v| v.to_string())
 }
 

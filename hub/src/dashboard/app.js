@@ -344,8 +344,8 @@ function mediaBacklog(m) {
 }
 
 function alertTone(kind) {
-  if (["chain_break", "seq_conflict", "key_mismatch", "media_failed", "recorder_files_missing"].includes(kind)) return "bad";
-  if (["sequence_gap", "file_index_gap", "clock_drift"].includes(kind)) return "warn";
+  if (["chain_break", "seq_conflict", "key_mismatch", "media_failed", "recorder_files_missing", "config_drift"].includes(kind)) return "bad";
+  if (["sequence_gap", "file_index_gap", "clock_drift", "config_failed"].includes(kind)) return "warn";
   return "neutral";
 }
 

@@ -44,6 +44,12 @@ pub enum AlertKind {
     OfficerUnheard,
     /// A recording's bytes arrived after their deadline, or had not by it.
     LateUpload,
+    /// A configuration assignment was refused by the recorder's dock or
+    /// could not be applied to the recorder.
+    ConfigFailed,
+    /// A recorder that had applied its assigned configuration was found
+    /// running another one.
+    ConfigDrift,
 }
 
 impl AlertKind {
@@ -61,6 +67,8 @@ impl AlertKind {
             Self::ActionUncovered => "action_uncovered",
             Self::OfficerUnheard => "officer_unheard",
             Self::LateUpload => "late_upload",
+            Self::ConfigFailed => "config_failed",
+            Self::ConfigDrift => "config_drift",
         }
     }
 }

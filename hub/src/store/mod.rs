@@ -8,7 +8,9 @@
 //! of time, enforcement actions and their cached coverage verdicts),
 //! `figures.sql` (6: duties, duty hours and the rest of what the coverage
 //! figures count), `coverage_days.sql` (7: those figures summed by day),
-//! `coverage_groups.sql` (8: each day's sums rolled up per group, actions too).
+//! `coverage_groups.sql` (8: each day's sums rolled up per group, actions too),
+//! `recorder_config.sql` (9: recorder configuration policy, signed
+//! assignments and where each recorder stands).
 //!
 //! One writer (the ingest worker) and any number of readers (API, CLI), each
 //! with its own connection. A record is durable once the transaction that
@@ -28,6 +30,7 @@ mod file_index;
 mod fleet;
 mod imported;
 mod media;
+mod recorder_config;
 mod records;
 mod sweep;
 #[cfg(test)]
@@ -50,6 +53,7 @@ pub use fleet::{
 pub use imported::{check_actions, parse_actions_csv, ImportedAction, Officers};
 pub(crate) use media::expect as expect_media;
 pub use media::{MediaRow, MediaState};
+pub use recorder_config::{bucket, ConfigStatus, Issued, LayerRow, LayerScope, Rollout};
 pub use records::RecordFilter;
 pub(crate) use records::{insert as insert_record, source_name};
 pub use records::{Inserted, StoredRecord, VerifiedRecord};
@@ -62,7 +66,7 @@ use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 8;
+const SCHEMA_VERSION: i64 = 9;
 
 /// A connection to the hub store.
 pub struct Store {
@@ -118,7 +122,7 @@ impl Store {
                 "store schema version {version} is newer than this hub understands ({SCHEMA_VERSION}): upgrade the hub"
             );
         }
-        let steps: [(i64, &str); 8] = [
+        let steps: [(i64, &str); 9] = [
             (1, include_str!("schema.sql")),
             (2, include_str!("media.sql")),
             (3, include_str!("chains.sql")),
@@ -127,6 +131,7 @@ impl Store {
             (6, include_str!("figures.sql")),
             (7, include_str!("coverage_days.sql")),
             (8, include_str!("coverage_groups.sql")),
+            (9, include_str!("recorder_config.sql")),
         ];
         for (to, sql) in steps.into_iter().filter(|(to, _)| *to > version) {
             let tx = self.conn.transaction()?;

@@ -295,6 +295,7 @@ fn fleet_facts(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<()> {
     if device != b.agent_id {
         devices::seen_recorder(tx, device)?;
     }
+    super::recorder_config::on_event(tx, b)?;
     match &b.event {
         Some(Event::DeviceStatus {
             battery_pct,

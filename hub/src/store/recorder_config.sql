@@ -1,0 +1,52 @@
+-- evsync hub store, version 9: recorder configuration as policy. Layers of
+-- overrides (fleet, unit, device class, device) resolve into one effective
+-- configuration per recorder; each one the hub assigns is signed and kept,
+-- and every recorder's standing (assigned, delivered, applied, failed) and
+-- the configuration its dock last read from it are tracked.
+
+-- A recorder's class (a model or a batch), set by operators: the layer
+-- between unit and device.
+ALTER TABLE devices ADD COLUMN device_class TEXT;
+
+-- One layer of overrides, as the operator wrote it (TOML, validated).
+CREATE TABLE IF NOT EXISTS config_layers (
+    scope      TEXT NOT NULL CHECK (scope IN ('fleet', 'unit', 'class', 'device')),
+    key        TEXT NOT NULL,
+    overrides  TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    by_whom    TEXT NOT NULL,
+    PRIMARY KEY (scope, key)
+);
+
+-- Every assignment issued. AUTOINCREMENT never reuses a number, so the
+-- version a recorder is given only ever grows.
+CREATE TABLE IF NOT EXISTS config_assignments (
+    version     INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id   TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    config      TEXT NOT NULL,
+    message     BLOB NOT NULL,
+    issued_at   TEXT NOT NULL,
+    by_whom     TEXT NOT NULL,
+    rollout     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS config_assignments_device ON config_assignments (device_id, version);
+
+-- Where each recorder stands against its current assignment.
+-- `published_at` NULL: the hub's publisher has yet to put it on the
+-- recorder's config topic. `running_*`: what a dock last read from it.
+-- `reported_at`: device time of the newest report taken into account
+-- (older ones, resent late, change nothing).
+CREATE TABLE IF NOT EXISTS config_status (
+    device_id    TEXT PRIMARY KEY,
+    version      INTEGER NOT NULL,
+    config_hash  TEXT NOT NULL,
+    state        TEXT NOT NULL CHECK (state IN ('assigned', 'delivered', 'applied', 'failed')),
+    reason       TEXT,
+    state_at     TEXT NOT NULL,
+    published_at TEXT,
+    running_hash TEXT,
+    running_at   TEXT,
+    reported_by  TEXT,
+    reported_at  TEXT
+);

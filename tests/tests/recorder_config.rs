@@ -1,0 +1,482 @@
+//! Issue 7: recorder configuration as policy, end to end. Simulated
+//! recorders on pseudo-terminals docked to one dock agent, a hub with its
+//! embedded broker, and the operator's `evsync-hub config` commands: a
+//! policy change reaches docked recorders, is applied, read back and
+//! reported; forged, older and tampered assignments are refused and
+//! reported; a configuration changed behind the hub's back is an alert and
+//! is put right at the next docking.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use evsync_agent::agent::Agent;
+use evsync_e2e::recorders::{dock_config, make_recorder, Served};
+use evsync_e2e::*;
+use evsync_hub::server::Hub;
+use evsync_protocol::assignment::Assignment;
+use evsync_protocol::signing::SigningKey;
+use evsync_recorder_sim::faults::Faults;
+use evsync_recorder_sim::storage::Storage;
+use firmware_config::RecorderConfig;
+use serde_json::Value;
+
+const HUB: &str = env!("CARGO_BIN_EXE_e2e-hub");
+
+/// A hub, a dock agent and recorders docked in it.
+struct Rig {
+    dir: tempfile::TempDir,
+    hub: Hub,
+    api: Api,
+    hub_toml: PathBuf,
+    agent: Agent,
+    served: Vec<Served>,
+    storages: Vec<PathBuf>,
+}
+
+impl Rig {
+    async fn start(name: &str, serials: &[&str]) -> anyhow::Result<Self> {
+        let dir = test_dir(name)?;
+        let cfg = hub_config(dir.path(), None)?;
+        let hub_toml = dir.path().join("hub.toml");
+        write_hub_toml(&cfg, &hub_toml)?;
+        let hub = Hub::start(cfg).await?;
+        let api = Api::new(hub.http_addr, &hub.token);
+        let mut served = Vec::new();
+        let mut storages = Vec::new();
+        for (i, serial) in serials.iter().enumerate() {
+            let storage = make_recorder(&dir.path().join("recorders"), serial, 0, 0, false)?;
+            served.push(Served::start(
+                &storage,
+                &dir.path().join(format!("slot{}", i + 1)),
+                Faults::default(),
+            )?);
+            storages.push(storage);
+        }
+        let slots: Vec<&Served> = served.iter().collect();
+        let agent = Agent::start(dock_config(
+            dir.path(),
+            &hub.mqtt_url,
+            &hub.public_key,
+            &slots,
+        ))
+        .await?;
+        let rig = Self {
+            dir,
+            hub,
+            api,
+            hub_toml,
+            agent,
+            served,
+            storages,
+        };
+        let n = serials.len();
+        eventually(
+            Duration::from_secs(30),
+            "the docked recorders known to the hub",
+            || async {
+                let fleet = rig.api.get_ok("/api/v1/devices?kind=recorder").await?;
+                Ok(fleet["devices"].as_array().map_or(0, Vec::len) == n)
+            },
+        )
+        .await?;
+        Ok(rig)
+    }
+
+    /// Runs `evsync-hub config <args>` against this hub; its stdout.
+    fn config(&self, args: &[&str]) -> anyhow::Result<String> {
+        let out = std::process::Command::new(HUB)
+            .arg("config")
+            .args(args)
+            .arg("--config")
+            .arg(&self.hub_toml)
+            .output()?;
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        anyhow::ensure!(
+            out.status.success(),
+            "evsync-hub config {args:?} failed: {stderr}{stdout}"
+        );
+        Ok(stdout)
+    }
+
+    /// Writes `text` to a file and sets it as a layer.
+    fn set_layer(&self, scope: &[&str], text: &str) -> anyhow::Result<String> {
+        let file = self.dir.path().join(format!("{}.toml", scope.join("-")));
+        std::fs::write(&file, text)?;
+        let mut args = vec!["set"];
+        args.extend_from_slice(scope);
+        let file = file.display().to_string();
+        args.extend_from_slice(&["--file", &file]);
+        self.config(&args)
+    }
+
+    async fn standing(&self, id: &str) -> anyhow::Result<Value> {
+        self.api
+            .get_ok(&format!("/api/v1/devices/{id}/config"))
+            .await
+    }
+
+    /// Waits until `id` applied assignment `version` and runs it.
+    async fn applied(&self, id: &str, version: u64) -> anyhow::Result<Value> {
+        eventually(
+            Duration::from_secs(30),
+            &format!("{id} applied version {version}"),
+            || async {
+                let s = self.standing(id).await?;
+                let a = &s["assignment"];
+                Ok(a["version"] == version
+                    && a["state"] == "applied"
+                    && a["running_hash"] == a["config_hash"])
+            },
+        )
+        .await?;
+        self.standing(id).await
+    }
+
+    /// Config records of `id` in the feed, as (type, event).
+    async fn config_records(&self, id: &str) -> anyhow::Result<Vec<(String, Value)>> {
+        Ok(self
+            .api
+            .feed()
+            .await?
+            .into_iter()
+            .filter(|r| r["device_id"] == id)
+            .filter_map(|r| {
+                let t = r["event"]["type"].as_str()?.to_owned();
+                t.starts_with("config_").then(|| (t, r["event"].clone()))
+            })
+            .collect())
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        self.agent.shutdown().await?;
+        for s in self.served {
+            s.stop()?;
+        }
+        self.hub.shutdown().await
+    }
+}
+
+/// The content hash of what the simulated recorder in `storage` holds.
+fn held(storage: &Path) -> anyhow::Result<(String, RecorderConfig)> {
+    let text = Storage::peek(storage)?.config;
+    let cfg = RecorderConfig::from_toml(&text)?;
+    Ok((cfg.content_hash(), cfg))
+}
+
+/// Publishes `payload` retained on `topic` of the broker at `url`, as
+/// someone who is not the hub.
+async fn publish_retained(url: &str, topic: &str, payload: Vec<u8>) -> anyhow::Result<()> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut opts = MqttOptions::parse_url(format!("{url}?client_id={}", unique("intruder")))?;
+    opts.set_clean_session(true);
+    let (client, mut eventloop) = AsyncClient::new(opts, 8);
+    client
+        .publish(topic, QoS::AtLeastOnce, true, payload)
+        .await?;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let Event::Incoming(Packet::PubAck(_)) = eventloop.poll().await? {
+                return anyhow::Ok(());
+            }
+        }
+    })
+    .await??;
+    client.disconnect().await?;
+    Ok(())
+}
+
+fn version_of(standing: &Value) -> u64 {
+    standing["assignment"]["version"]
+        .as_u64()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_change_reaches_two_docked_recorders_is_applied_read_back_and_reported(
+) -> anyhow::Result<()> {
+    let rig = Rig::start("config-two", &["ZFY0001", "ZFY0002"]).await?;
+    rig.set_layer(
+        &["fleet"],
+        "[video]\nbitrate_kbps = 6000\n[recording]\npre_record_secs = 60\n",
+    )?;
+    rig.set_layer(&["class", "ZFY-X1"], "[recording]\npre_record_secs = 90\n")?;
+    rig.set_layer(&["device", "ZFY0001"], "[gps]\ninterval_secs = 5\n")?;
+    rig.config(&["class", "ZFY0002", "ZFY-X1"])?;
+
+    // Staged: ZFY0001 first. ZFY0002 has no assignment yet.
+    let out = rig.config(&["rollout", "--devices", "ZFY0001"])?;
+    assert!(out.contains("ZFY0001 version"), "{out}");
+    assert!(out.contains("video.bitrate_kbps: 4000 → 6000"), "{out}");
+    let first = rig.applied("ZFY0001", 1).await?;
+    let z2 = rig.standing("ZFY0002").await?;
+    assert_eq!(z2["assignment"], Value::Null, "{z2}");
+    assert_eq!(z2["policy_changed"], true, "{z2}");
+
+    // Then everyone: ZFY0001's content is unchanged, so it keeps version 1.
+    let out = rig.config(&["rollout", "--all"])?;
+    assert!(out.contains("1 of 2 recorder(s)"), "{out}");
+    let second = rig.applied("ZFY0002", 2).await?;
+    assert_eq!(version_of(&rig.standing("ZFY0001").await?), 1);
+
+    // Where each value came from, and the recorder holds exactly it.
+    for (id, standing, storage) in [
+        ("ZFY0001", &first, &rig.storages[0]),
+        ("ZFY0002", &second, &rig.storages[1]),
+    ] {
+        let sources = &standing["effective"]["sources"];
+        assert_eq!(sources["video.bitrate_kbps"], "fleet", "{standing}");
+        assert_eq!(sources["video.frame_rate"], "default", "{standing}");
+        assert_eq!(sources["identity.device_id"], "assignment", "{standing}");
+        let (hash, cfg) = held(storage)?;
+        assert_eq!(
+            standing["assignment"]["config_hash"], hash,
+            "{id}: the hub's hash is the recorder's"
+        );
+        assert_eq!(standing["effective"]["config_hash"], hash, "{id}");
+        assert_eq!(cfg.video.bitrate_kbps, 6000, "{id}");
+        assert_eq!(cfg.identity.device_id, id);
+        assert_eq!(standing["in_sync"], true, "{standing}");
+    }
+    assert_eq!(
+        first["effective"]["sources"]["gps.interval_secs"],
+        "device ZFY0001"
+    );
+    assert_eq!(held(&rig.storages[0])?.1.gps.interval_secs, 5);
+    assert_eq!(
+        second["effective"]["sources"]["recording.pre_record_secs"],
+        "class ZFY-X1"
+    );
+    assert_eq!(held(&rig.storages[1])?.1.recording.pre_record_secs, 90);
+    assert_eq!(held(&rig.storages[0])?.1.recording.pre_record_secs, 60);
+
+    // The dock reported delivery and application, with the hub's hash.
+    for (id, standing) in [("ZFY0001", &first), ("ZFY0002", &second)] {
+        let records = rig.config_records(id).await?;
+        let types: Vec<&str> = records.iter().map(|(t, _)| t.as_str()).collect();
+        assert_eq!(
+            types,
+            ["config_checked", "config_delivered", "config_applied"],
+            "{id}: {records:?}"
+        );
+        let applied = &records[2].1;
+        assert_eq!(
+            applied["config_hash"],
+            standing["assignment"]["config_hash"]
+        );
+        assert_eq!(applied["version"], standing["assignment"]["version"]);
+        // What it ran before: nothing set yet.
+        assert_eq!(records[0].1["config_hash"], Value::Null, "{records:?}");
+    }
+
+    // A change while docked reaches both at once, with newer versions.
+    rig.set_layer(&["fleet"], "[video]\nbitrate_kbps = 8000\n")?;
+    let out = rig.config(&["rollout", "--percent", "100"])?;
+    assert!(out.contains("2 of 2"), "{out}");
+    assert!(out.contains("video.bitrate_kbps: 6000 → 8000"), "{out}");
+    // Rollouts go in recorder id order.
+    for (i, (id, version)) in [("ZFY0001", 3), ("ZFY0002", 4)].into_iter().enumerate() {
+        let s = rig.applied(id, version).await?;
+        let (hash, cfg) = held(&rig.storages[i])?;
+        assert_eq!(cfg.video.bitrate_kbps, 8000, "{id}");
+        assert_eq!(s["assignment"]["config_hash"], hash, "{id}");
+    }
+
+    // The CLI shows the same.
+    let status: Value = serde_json::from_str(&rig.config(&["status", "--json"])?)?;
+    let states: Vec<(&str, &str)> = status
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    (
+                        s["device_id"].as_str().unwrap_or_default(),
+                        s["state"].as_str().unwrap_or_default(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(states, [("ZFY0001", "applied"), ("ZFY0002", "applied")]);
+    let shown = rig.config(&["show", "ZFY0002"])?;
+    assert!(
+        shown.contains("recording.pre_record_secs") && shown.contains("(class ZFY-X1)"),
+        "{shown}"
+    );
+    // Nothing in this run is an alert.
+    let alerts = rig.api.get_ok("/api/v1/alerts").await?;
+    assert_eq!(alerts["alerts"], serde_json::json!([]), "{alerts}");
+    rig.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_older_and_tampered_assignments_are_refused_and_reported() -> anyhow::Result<()> {
+    let rig = Rig::start("config-refused", &["ZFY0003"]).await?;
+    let id = "ZFY0003";
+    let topic = format!("evsync/v1/{id}/config");
+    rig.set_layer(&["fleet"], "[video]\nframe_rate = 30\n")?;
+    rig.config(&["rollout", "--all"])?;
+    rig.applied(id, 1).await?;
+    rig.set_layer(&["fleet"], "[video]\nframe_rate = 15\n")?;
+    rig.config(&["rollout", "--all"])?;
+    let good = rig.applied(id, 2).await?;
+    let (good_hash, _) = held(&rig.storages[0])?;
+    let hub_key =
+        evsync_protocol::keyfile::load_or_create(&rig.dir.path().join("hub").join("hub.key"))?.0;
+    let config = |frame_rate: u32| {
+        let mut c = RecorderConfig::default();
+        c.video.frame_rate = frame_rate;
+        c.identity.device_id = id.to_owned();
+        c
+    };
+    let assignment = |version: u64, c: &RecorderConfig| Assignment {
+        v: 1,
+        hub_id: "someone".into(),
+        device_id: id.into(),
+        version,
+        config_hash: c.content_hash(),
+        config: c.to_toml(),
+        firmware: None,
+        issued_at: chrono::Utc::now(),
+    };
+    let other_key = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8()?)?;
+
+    // Signed by another key; as the hub signed it but altered in transit
+    // (a byte of its configuration changed); the hub's own version 1 again
+    // (a rollback); signed by the hub key but its configuration is not what
+    // the signed hash names.
+    let forged = assignment(99, &config(25)).seal(&other_key);
+    let mut altered = assignment(98, &config(25)).seal(&hub_key);
+    let at = altered
+        .windows(13)
+        .position(|w| w == b"frame_rate = ")
+        .ok_or_else(|| anyhow::anyhow!("no frame_rate in the message"))?;
+    altered[at + 13] = b'3'; // 25 → 35
+    let rollback = assignment(1, &config(30)).seal(&hub_key);
+    let mut mismatched = assignment(97, &config(25));
+    mismatched.config = config(30).to_toml();
+    let mismatched = mismatched.seal(&hub_key);
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        (
+            "forged",
+            forged,
+            "signature does not verify against the key of the hub key",
+        ),
+        (
+            "altered",
+            altered,
+            "signature does not verify against the key of the hub key",
+        ),
+        (
+            "rollback",
+            rollback,
+            "assignment version 1 is older than version 2, already accepted: refused as a rollback",
+        ),
+        ("mismatched", mismatched, "refused as tampered"),
+    ];
+    for (n, (what, payload, reason)) in cases.into_iter().enumerate() {
+        publish_retained(&rig.hub.mqtt_url, &topic, payload).await?;
+        eventually(
+            Duration::from_secs(20),
+            &format!("the {what} assignment refused and reported"),
+            || async {
+                let failed: Vec<Value> = rig
+                    .config_records(id)
+                    .await?
+                    .into_iter()
+                    .filter(|(t, _)| t == "config_failed")
+                    .map(|(_, e)| e)
+                    .collect();
+                Ok(failed.len() == n + 1
+                    && failed[n]["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains(reason)))
+            },
+        )
+        .await?;
+        // The recorder still runs its assignment, and the hub put the
+        // genuine one back on the topic.
+        assert_eq!(held(&rig.storages[0])?.0, good_hash, "{what}");
+        let s = rig.standing(id).await?;
+        assert_eq!(s["assignment"]["state"], "applied", "{what}: {s}");
+        assert_eq!(version_of(&s), 2, "{what}");
+    }
+    // Each refusal is an alert the supervision platform sees.
+    let alerts = rig.api.get_ok("/api/v1/alerts").await?;
+    let failed = alerts["alerts"]
+        .as_array()
+        .map(|a| a.iter().filter(|x| x["kind"] == "config_failed").count())
+        .unwrap_or_default();
+    assert_eq!(failed, 4, "{alerts}");
+    assert_eq!(good["assignment"]["config_hash"], good_hash);
+    rig.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorder_whose_configuration_drifts_raises_an_alert_and_gets_its_own_back(
+) -> anyhow::Result<()> {
+    let mut rig = Rig::start("config-drift", &["ZFY0004"]).await?;
+    let id = "ZFY0004";
+    rig.set_layer(&["fleet"], "[storage]\nreserve_mb = 512\n")?;
+    rig.config(&["rollout", "--all"])?;
+    rig.applied(id, 1).await?;
+    let (assigned, _) = held(&rig.storages[0])?;
+
+    // Taken out, and someone sets it to record without audio.
+    let served = rig.served.remove(0);
+    let link = served.link.clone();
+    served.stop()?;
+    let storage = rig.storages[0].clone();
+    let mut changed = held(&storage)?.1;
+    changed.recording.audio = false;
+    let mut s = Storage::open(&storage, id)?;
+    s.manifest.config = changed.to_toml();
+    s.save()?;
+    let drifted = changed.content_hash();
+    assert_ne!(drifted, assigned);
+
+    // Docked again: the hub hears what it ran, raises the alert, and the
+    // dock puts the assignment back.
+    rig.served
+        .push(Served::start(&storage, &link, Faults::default())?);
+    eventually(Duration::from_secs(30), "a config_drift alert", || async {
+        let alerts = rig.api.get_ok("/api/v1/alerts").await?;
+        Ok(alerts["alerts"].as_array().is_some_and(|a| {
+            a.iter().any(|x| {
+                x["kind"] == "config_drift"
+                    && x["device_id"] == id
+                    && x["detail"]
+                        .as_str()
+                        .is_some_and(|d| d.contains(&drifted[..12]))
+            })
+        }))
+    })
+    .await?;
+    eventually(
+        Duration::from_secs(30),
+        "the assignment applied again",
+        || async { Ok(held(&storage)?.0 == assigned) },
+    )
+    .await?;
+    let s = rig.applied(id, 1).await?;
+    assert_eq!(s["assignment"]["running_hash"], assigned.as_str());
+    let records = rig.config_records(id).await?;
+    let checked: Vec<&Value> = records
+        .iter()
+        .filter(|(t, _)| t == "config_checked")
+        .map(|(_, e)| e)
+        .collect();
+    assert_eq!(
+        checked.last().map(|e| e["config_hash"].clone()),
+        Some(Value::from(drifted.as_str())),
+        "{records:?}"
+    );
+    assert_eq!(
+        records.last().map(|(t, _)| t.as_str()),
+        Some("config_applied"),
+        "{records:?}"
+    );
+    rig.stop().await
+}
