@@ -194,6 +194,23 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A firmware image the hub assigned was installed on the device, and
+    /// the device reports running it.
+    FirmwareInstalled {
+        /// Firmware version now running.
+        version: String,
+        /// SHA-256 (hex) of the image installed.
+        sha256: String,
+    },
+    /// A firmware image the hub assigned was not installed; `reason` says
+    /// why (not newer than the running firmware, bytes not matching the
+    /// signed SHA-256, refused by the device).
+    FirmwareFailed {
+        /// Firmware version of the image.
+        version: String,
+        /// Why.
+        reason: String,
+    },
     /// The configuration the device runs, as an agent read it from the
     /// device on docking.
     ConfigChecked {

@@ -28,6 +28,7 @@ use serde_json::Value;
 
 /// The versions `scripts/setup` installs (keep both in step): the seed
 /// reproduces a run only with the same schemathesis.
+const HUB: &str = env!("CARGO_BIN_EXE_e2e-hub");
 const SCHEMATHESIS: &str = "4.32.5";
 const OPENAPI_SPEC_VALIDATOR: &str = "0.9.0";
 /// Fixed, so a failure can be replayed with the command line it prints.
@@ -69,12 +70,21 @@ struct Rows {
     cursor: String,
     /// The field agent and the hand-driven device.
     device_ids: [String; 2],
+    /// A registered recorder (it has a configuration).
+    recorder_id: String,
+    /// A registered firmware image.
+    firmware_sha256: String,
 }
 
 /// A field agent syncs three events and a recording (stored at the hub); a
 /// device driven by hand signs a recording whose upload is granted but not
 /// made, then skips a sequence number (an alert) with a geotagged event.
-async fn real_rows(hub: &Hub, api: &Api, dir: &Path) -> anyhow::Result<(Rows, Agent)> {
+async fn real_rows(
+    hub: &Hub,
+    api: &Api,
+    dir: &Path,
+    hub_toml: &Path,
+) -> anyhow::Result<(Rows, Agent)> {
     let cfg = agent_config(dir, &unique("field-api"), &hub.mqtt_url, &hub.public_key);
     drop_events(&cfg.spool_dir, 1, 3)?;
     let mp4 = dir.join("VID_0001.mp4");
@@ -150,6 +160,36 @@ async fn real_rows(hub: &Hub, api: &Api, dir: &Path) -> anyhow::Result<(Rows, Ag
         },
     )
     .await?;
+    // A recorder registered ahead of its docking, and a firmware image.
+    let recorder_id = "ZFY0900".to_owned();
+    let (status, body) = api
+        .send_json(
+            "POST",
+            "/api/v1/devices",
+            &serde_json::json!({ "device_id": recorder_id, "kind": "recorder" }),
+        )
+        .await?;
+    anyhow::ensure!(
+        status == 201 || status == 200,
+        "registering {recorder_id}: {status} {body}"
+    );
+    let image = dir.join("SIM-2.5.0.bin");
+    std::fs::write(&image, vec![0x5a; 40_000])?;
+    let out = std::process::Command::new(HUB)
+        .args(["firmware", "add"])
+        .arg(&image)
+        .args(["--version", "SIM-2.5.0", "--config"])
+        .arg(hub_toml)
+        .output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "firmware add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let firmware_sha256 = hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        &std::fs::read(&image)?,
+    ));
     let text = |v: &Value| v.as_str().map(str::to_owned).context("not a string");
     let (_, cursor) = api.page("", 1).await?;
     let rows = Rows {
@@ -161,6 +201,8 @@ async fn real_rows(hub: &Hub, api: &Api, dir: &Path) -> anyhow::Result<(Rows, Ag
         grant_token,
         cursor,
         device_ids: [text(&event["device_id"])?, dev.id.clone()],
+        recorder_id,
+        firmware_sha256,
     };
     Ok((rows, agent))
 }
@@ -178,6 +220,8 @@ fn schemathesis_toml(rows: &Rows, hooks: &Path) -> String {
         grant_token,
         cursor,
         device_ids: [agent_id, device_id],
+        recorder_id,
+        firmware_sha256,
     } = rows;
     format!(
         r#"# Written by tests/tests/openapi_conformance.rs for one run against a test hub.
@@ -193,7 +237,9 @@ values = [{media_id}]
 [dictionaries.uploads]
 values = [{awaiting_id}]
 [dictionaries.devices]
-values = [{agent_id}, {device_id}]
+values = [{agent_id}, {device_id}, {recorder_id}]
+[dictionaries.firmware]
+values = [{firmware_sha256}]
 [dictionaries.cursors]
 values = [{cursor}]
 [dictionaries.offsets]
@@ -240,6 +286,13 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "422"]
 include-path = "/api/v1/coverage/duties"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "422"]
 
+# Firmware images are served to docks without a token; whether a range is
+# satisfiable depends on the image's size (416 as for recordings).
+[[operations]]
+include-path = "/firmware/{{sha256}}"
+parameters = {{ "path.sha256" = {{ dictionary = "firmware", probability = 0.8 }} }}
+checks.positive_data_acceptance.expected-statuses = ["2xx", "404", "416"]
+
 # Uploads take the grant instead of the API token.
 [[operations]]
 include-path = "/api/v1/uploads/{{id}}"
@@ -279,6 +332,8 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
         awaiting_id = q(awaiting_id),
         agent_id = q(agent_id),
         device_id = q(device_id),
+        recorder_id = q(recorder_id),
+        firmware_sha256 = q(firmware_sha256),
         cursor = q(cursor),
         last = size - 1,
         upload_size = UPLOAD_SIZE,
@@ -319,9 +374,11 @@ async fn schemathesis_finds_no_server_error_and_no_response_contradicting_the_op
     let dir = test_dir("openapi")?;
     let mut cfg = hub_config(dir.path(), None)?;
     cfg.gap_grace_secs = 0;
+    let hub_toml = dir.path().join("hub.toml");
+    write_hub_toml(&cfg, &hub_toml)?;
     let hub = Hub::start(cfg).await?;
     let api = Api::new(hub.http_addr, &hub.token);
-    let (rows, agent) = real_rows(&hub, &api, dir.path()).await?;
+    let (rows, agent) = real_rows(&hub, &api, dir.path(), &hub_toml).await?;
 
     // The document as served is valid OpenAPI 3 (schemathesis alone loads
     // documents that are not).
@@ -431,6 +488,16 @@ async fn schemathesis_finds_no_server_error_and_no_response_contradicting_the_op
         ("GET", &format!("/api/v1/records/{}", rows.event_id), &[200]),
         ("HEAD", upload.as_str(), &[200]),
         ("PATCH", upload.as_str(), &[204, 409]),
+        (
+            "GET",
+            &format!("/api/v1/devices/{}/config", rows.recorder_id),
+            &[200],
+        ),
+        (
+            "GET",
+            &format!("/firmware/{}", rows.firmware_sha256),
+            &[206],
+        ),
     ] {
         let seen = statuses(&har, method, path);
         for want in wanted {

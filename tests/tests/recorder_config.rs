@@ -480,3 +480,172 @@ async fn a_recorder_whose_configuration_drifts_raises_an_alert_and_gets_its_own_
     );
     rig.stop().await
 }
+
+/// Writes `size` pseudo-random bytes to `path` (a firmware image).
+fn image(path: &Path, size: usize, seed: u64) -> anyhow::Result<String> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let bytes: Vec<u8> = (0..size).map(|_| rng.u8(..)).collect();
+    std::fs::write(path, &bytes)?;
+    Ok(hex::encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        &bytes,
+    )))
+}
+
+/// Waits until `id` has `n` `firmware_failed` records, the last naming `needle`.
+async fn firmware_failures(rig: &Rig, id: &str, n: usize, needle: &str) -> anyhow::Result<()> {
+    eventually(
+        Duration::from_secs(30),
+        &format!("firmware failure {n}: {needle}"),
+        || async {
+            let failed: Vec<Value> = rig
+                .api
+                .feed()
+                .await?
+                .into_iter()
+                .filter(|r| r["device_id"] == id && r["event"]["type"] == "firmware_failed")
+                .map(|r| r["event"].clone())
+                .collect();
+            Ok(failed.len() == n
+                && failed[n - 1]["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains(needle)))
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_good_firmware_image_is_installed_and_a_corrupt_or_older_one_is_refused(
+) -> anyhow::Result<()> {
+    let rig = Rig::start("firmware", &["ZFY0005"]).await?;
+    let id = "ZFY0005";
+    let storage = rig.storages[0].clone();
+    assert_eq!(Storage::peek(&storage)?.firmware, "SIM-2.4.1");
+    let hub = |args: &[&str]| -> anyhow::Result<String> {
+        let out = std::process::Command::new(HUB)
+            .args(args)
+            .arg("--config")
+            .arg(&rig.hub_toml)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "evsync-hub {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let add = |version: &str, seed: u64| -> anyhow::Result<String> {
+        let file = rig.dir.path().join(format!("{version}.bin"));
+        let sha = image(&file, 300 * 1024 + 123, seed)?;
+        let file = file.display().to_string();
+        let out = hub(&["firmware", "add", &file, "--version", version])?;
+        assert!(out.contains(&sha), "{out}");
+        Ok(sha)
+    };
+    // An image whose bytes at the hub no longer match what was registered:
+    // the dock downloads it, finds another hash, and sends nothing.
+    let bad = add("SIM-2.6.0", 1)?;
+    let blob = rig
+        .dir
+        .path()
+        .join("hub/blobs")
+        .join(&bad[..2])
+        .join(&bad[2..4])
+        .join(&bad);
+    let mut bytes = std::fs::read(&blob)?;
+    bytes[1000] ^= 0xff;
+    std::fs::write(&blob, &bytes)?;
+    let out = hub(&["firmware", "rollout", "SIM-2.6.0", "--devices", id])?;
+    assert!(out.contains("firmware image: none → SIM-2.6.0"), "{out}");
+    firmware_failures(&rig, id, 1, "the signed manifest says").await?;
+    assert_eq!(Storage::peek(&storage)?.firmware, "SIM-2.4.1");
+    let s = rig.standing(id).await?;
+    assert_eq!(s["assignment"]["firmware_state"], "failed", "{s}");
+
+    // A good image: downloaded, installed over serial, confirmed.
+    let good = add("SIM-2.5.0", 2)?;
+    hub(&["firmware", "rollout", "SIM-2.5.0", "--all"])?;
+    eventually(
+        Duration::from_secs(30),
+        "SIM-2.5.0 installed on the recorder and at the hub",
+        || async {
+            let s = rig.standing(id).await?;
+            Ok(Storage::peek(&storage)?.firmware == "SIM-2.5.0"
+                && s["assignment"]["firmware_state"] == "installed")
+        },
+    )
+    .await?;
+    let installed: Vec<Value> = rig
+        .api
+        .feed()
+        .await?
+        .into_iter()
+        .filter(|r| r["device_id"] == id && r["event"]["type"] == "firmware_installed")
+        .map(|r| r["event"].clone())
+        .collect();
+    assert_eq!(
+        installed,
+        [serde_json::json!({"type": "firmware_installed", "version": "SIM-2.5.0", "sha256": good})]
+    );
+    let device = rig.api.get_ok(&format!("/api/v1/devices/{id}")).await?;
+    assert_eq!(device["firmware"], "SIM-2.5.0", "{device}");
+
+    // An older image is refused by the dock as a downgrade.
+    add("SIM-2.3.0", 3)?;
+    hub(&["firmware", "rollout", "SIM-2.3.0", "--devices", id])?;
+    firmware_failures(&rig, id, 2, "is not newer than the running SIM-2.5.0").await?;
+    assert_eq!(Storage::peek(&storage)?.firmware, "SIM-2.5.0");
+
+    // A manifest not signed by the hub is refused with its assignment.
+    let other_key = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8()?)?;
+    let mut c = RecorderConfig::default();
+    c.identity.device_id = id.into();
+    let forged = Assignment {
+        v: 1,
+        hub_id: "someone".into(),
+        device_id: id.into(),
+        version: 1000,
+        config_hash: c.content_hash(),
+        config: c.to_toml(),
+        firmware: Some(evsync_protocol::assignment::FirmwareImage {
+            version: "SIM-9.0.0".into(),
+            sha256: good.clone(),
+            size: 300 * 1024 + 123,
+            url: format!("http://{}/firmware/{good}", rig.hub.http_addr),
+        }),
+        issued_at: chrono::Utc::now(),
+    };
+    publish_retained(
+        &rig.hub.mqtt_url,
+        &format!("evsync/v1/{id}/config"),
+        forged.seal(&other_key),
+    )
+    .await?;
+    eventually(
+        Duration::from_secs(30),
+        "the forged manifest refused",
+        || async {
+            Ok(rig.config_records(id).await?.iter().any(|(t, e)| {
+                t == "config_failed"
+                    && e["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("signature does not verify"))
+            }))
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(Storage::peek(&storage)?.firmware, "SIM-2.5.0");
+    let alerts = rig.api.get_ok("/api/v1/alerts").await?;
+    let kinds: Vec<&str> = alerts["alerts"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|x| x["kind"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "firmware_failed").count(),
+        2,
+        "{alerts}"
+    );
+    rig.stop().await
+}

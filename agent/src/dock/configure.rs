@@ -89,6 +89,7 @@ pub async fn apply_assigned(
             return record(shared, docked, failed.into_event()).await;
         }
     };
+    docked.firmware_wanted = assignment.firmware.clone();
     if !docked.running_recorded {
         let event = match &docked.running {
             Ok(hash) => Event::ConfigChecked {
@@ -250,7 +251,7 @@ async fn write_and_read_back(
 }
 
 /// Records `event` about the docked recorder, now.
-async fn record(shared: &Shared, docked: &Docked, event: Event) -> anyhow::Result<()> {
+pub(super) async fn record(shared: &Shared, docked: &Docked, event: Event) -> anyhow::Result<()> {
     let at = Utc::now() + chrono::Duration::milliseconds(docked.clock_offset_ms);
     let mut template = body(shared, docked, Kind::Event, at);
     template.event = Some(event);

@@ -20,10 +20,10 @@ use evsync_recorder_protocol::message::{
 use tokio::sync::{watch, Notify, Semaphore};
 
 use super::board::{Copying, SlotHandle, SlotState};
-use super::configure;
 use super::gaps;
 use super::link::RecorderLink;
 use super::mount;
+use super::{configure, firmware};
 use crate::buffer::{with_buffer, Buffer, Checkout, DockedFile, HeldMedia, LedgerRow};
 use crate::config::AgentConfig;
 use crate::probe;
@@ -55,7 +55,13 @@ pub struct Docked {
     unit: Option<String>,
     utc_offset_min: i16,
     pub(super) clock_offset_ms: i64,
-    max_chunk: u32,
+    pub(super) max_chunk: u32,
+    /// Firmware version it reports.
+    pub(super) firmware: String,
+    /// The firmware image its accepted assignment names.
+    pub(super) firmware_wanted: Option<evsync_protocol::assignment::FirmwareImage>,
+    /// SHA-256 of the image dealt with at this docking (installed or refused).
+    pub(super) firmware_done: Option<String>,
     /// Files taken off it at this docking.
     taken: u64,
     /// A pooled recorder was checked in at this docking.
@@ -141,6 +147,7 @@ async fn serve_docked(
     let poll = Duration::from_millis(shared.cfg.dock.poll_ms);
     loop {
         configure::apply_assigned(shared, link, docked).await?;
+        firmware::install_assigned(shared, link, docked).await?;
         let synced = sync_files(shared, link, docked, slot).await;
         slot.update(|s| line(s, link));
         let standing = synced?;
@@ -231,6 +238,9 @@ async fn open(
         running: Err("not read yet".into()),
         assignment_seen: None,
         running_recorded: false,
+        firmware: identity.firmware.clone(),
+        firmware_wanted: None,
+        firmware_done: None,
     };
     slot.update(|s| {
         s.recorder = Some(docked.id.clone());

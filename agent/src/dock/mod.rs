@@ -9,12 +9,14 @@
 //! recorder's USB mass-storage volume when its slot has one (the fast
 //! path); [`gaps`] finds files that vanished; [`board`] is what every slot
 //! is doing, for status and progress bars; [`configure`] applies the
-//! hub's configuration assignments to docked recorders.
+//! hub's configuration assignments to docked recorders, and [`firmware`]
+//! installs the firmware images they name.
 
 pub mod board;
 pub mod configure;
 pub mod copy;
 pub mod docking;
+pub mod firmware;
 pub mod gaps;
 pub mod link;
 pub mod mount;

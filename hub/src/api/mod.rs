@@ -248,6 +248,7 @@ pub fn router(state: AppState) -> Router {
         );
     Router::new()
         .nest("/api/v1", api)
+        .route("/firmware/{sha256}", get(recorder_config::firmware_image))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .merge(crate::dashboard::routes())

@@ -5,8 +5,11 @@
 use axum::extract::{Path, State};
 use serde_json::{json, Value};
 
+use axum::http::StatusCode;
+
 use super::extract::Json;
 use super::{ApiError, AppState};
+use crate::store::DeviceKind;
 
 /// `GET /api/v1/devices/{id}/config`
 pub async fn show(
@@ -16,11 +19,15 @@ pub async fn show(
     let lookup = id.clone();
     let found = state
         .read(move |s| {
-            if !s.devices()?.iter().any(|d| d.device_id == lookup) {
+            let recorder = s
+                .devices()?
+                .iter()
+                .any(|d| d.device_id == lookup && d.kind == DeviceKind::Recorder);
+            if !recorder {
                 return Ok(None);
             }
-            // A known device that is no recorder, or a policy it cannot
-            // have, is the caller's to hear about, not a server error.
+            // Policy layers that give it no valid configuration are the
+            // operator's to hear about, not a server error.
             Ok(Some(
                 s.config_effective(&lookup)
                     .map_err(|e| format!("{e:#}"))
@@ -32,13 +39,12 @@ pub async fn show(
         })
         .await?;
     let (effective, status) = match found {
-        None => return Err(ApiError::not_found(format!("no device {id:?}"))),
-        Some(Err(e)) => {
-            return Err(ApiError::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                e,
-            ))
+        None => {
+            return Err(ApiError::not_found(format!(
+                "no recorder {id:?}: only recorders have a configuration"
+            )))
         }
+        Some(Err(e)) => return Err(ApiError::new(StatusCode::CONFLICT, e)),
         Some(Ok(f)) => f,
     };
     let hash = effective.config.content_hash();
@@ -60,4 +66,39 @@ pub async fn show(
         "in_sync": in_sync,
         "policy_changed": pending,
     })))
+}
+
+/// `GET /firmware/{sha256}`: a registered firmware image, with HTTP Range
+/// so a dock resumes an interrupted download. Served without the API token:
+/// docks hold none, and an image is no evidence; its integrity comes from
+/// the SHA-256 in the hub-signed assignment, which the dock checks. Only
+/// registered images are served, never other blobs.
+pub async fn firmware_image(
+    State(state): State<AppState>,
+    Path(sha256): Path<String>,
+    req: axum::extract::Request,
+) -> Result<axum::response::Response, ApiError> {
+    use tower::ServiceExt as _;
+    let lookup = sha256.clone();
+    if !state.read(move |s| s.is_firmware(&lookup)).await? {
+        return Err(ApiError::not_found(format!(
+            "no firmware image with SHA-256 {sha256:?} is registered on this hub"
+        )));
+    }
+    let path = state
+        .uploads()
+        .blobs()
+        .path(&sha256)
+        .map_err(ApiError::internal)?;
+    let served = tower_http::services::ServeFile::new(&path)
+        .oneshot(req)
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("serving {}: {e}", path.display())))?;
+    if served.status() == axum::http::StatusCode::NOT_FOUND {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "firmware image {sha256} is registered but its blob {} is missing",
+            path.display()
+        )));
+    }
+    Ok(axum::response::IntoResponse::into_response(served))
 }

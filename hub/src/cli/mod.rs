@@ -1,7 +1,8 @@
 //! The `evsync-hub` command line: serve, demo, and the operator's commands
-//! (devices, officers, units, tokens, audit, recorder configuration,
-//! check-config).
+//! (devices, officers, units, tokens, audit, recorder configuration and
+//! firmware, check-config).
 
+mod firmware;
 mod operator;
 mod recorder_config;
 
@@ -14,6 +15,7 @@ use evsync_agent::cli::{exit_code, init_logging, StopSignals};
 use crate::config::HubConfig;
 use crate::demo::{self, DemoOptions};
 use crate::server::{hub_key, Hub};
+pub use firmware::FirmwareAction;
 use operator::{audit, check_config, devices, officers, tokens, units};
 pub use recorder_config::ConfigAction;
 
@@ -122,6 +124,15 @@ pub enum Command {
         /// What to do with recorder configuration.
         #[command(subcommand)]
         action: ConfigAction,
+    },
+    /// Recorder firmware images: register, list, roll out.
+    Firmware {
+        /// The hub's TOML configuration.
+        #[arg(long, short, env = "EVSYNC_HUB_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// What to do with firmware.
+        #[command(subcommand)]
+        action: FirmwareAction,
     },
     /// Check a configuration file and the environment overrides; report every problem at once.
     CheckConfig {
@@ -368,6 +379,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Tokens { config, action } => tokens(config, action),
         Command::Audit { config, action } => audit(config, action),
         Command::Config { config, action } => recorder_config::run(config, action),
+        Command::Firmware { config, action } => firmware::run(config, action),
         Command::CheckConfig { config } => check_config(config.as_deref()),
         Command::Key { config } => {
             let cfg = HubConfig::load(config.as_deref())?;

@@ -9,7 +9,7 @@ use clap::Subcommand;
 
 use super::operator::{json, or_dash, Operator};
 use crate::server::hub_key;
-use crate::store::{LayerScope, Rollout};
+use crate::store::{Issuer, LayerScope, Rollout};
 
 /// Recorder configuration subcommands.
 #[derive(Debug, Subcommand)]
@@ -59,18 +59,9 @@ pub enum ConfigAction {
     },
     /// Sign and publish the effective configuration of some recorders (those whose configuration changed).
     Rollout {
-        /// Every recorder.
-        #[arg(long, group = "to")]
-        all: bool,
-        /// A stable share of the recorders, 1 to 100 (a larger share includes a smaller one).
-        #[arg(long, group = "to", value_parser = clap::value_parser!(u8).range(1..=100))]
-        percent: Option<u8>,
-        /// The recorders of these units (comma-separated unit codes).
-        #[arg(long, group = "to", value_delimiter = ',')]
-        units: Vec<String>,
-        /// These recorders (comma-separated ids).
-        #[arg(long, group = "to", value_delimiter = ',')]
-        devices: Vec<String>,
+        /// Which recorders.
+        #[command(flatten)]
+        to: Targets,
         /// Say what would change; sign and publish nothing.
         #[arg(long)]
         dry_run: bool,
@@ -84,6 +75,45 @@ pub enum ConfigAction {
         #[arg(long)]
         json: bool,
     },
+}
+
+/// Which recorders a rollout reaches: exactly one of these.
+#[derive(Debug, clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Targets {
+    /// Every recorder.
+    #[arg(long)]
+    all: bool,
+    /// A stable share of the recorders, 1 to 100 (a larger share includes a smaller one).
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=100))]
+    percent: Option<u8>,
+    /// The recorders of these units (comma-separated unit codes).
+    #[arg(long, value_delimiter = ',')]
+    units: Vec<String>,
+    /// These recorders (comma-separated ids).
+    #[arg(long, value_delimiter = ',')]
+    devices: Vec<String>,
+}
+
+impl Targets {
+    /// The rollout these arguments name.
+    pub fn rollout(self) -> Rollout {
+        match (self.all, self.percent) {
+            (true, _) => Rollout::All,
+            (false, Some(n)) => Rollout::Percent(n),
+            _ if !self.units.is_empty() => Rollout::Units(self.units),
+            _ => Rollout::Devices(self.devices),
+        }
+    }
+}
+
+/// The hub's HTTP address as docks reach it: `media.public_url`, or the
+/// listening address.
+pub fn base_url(cfg: &crate::config::HubConfig) -> String {
+    cfg.media
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", cfg.http.listen))
 }
 
 fn scope(s: &str) -> Result<LayerScope, String> {
@@ -205,6 +235,16 @@ pub fn run(config: Option<PathBuf>, action: ConfigAction) -> anyhow::Result<()> 
                         or_dash(&s.running_at),
                         or_dash(&s.reported_by)
                     );
+                    if let Some(v) = &s.firmware_version {
+                        println!(
+                            "firmware {v}: {}{}",
+                            or_dash(&s.firmware_state),
+                            s.firmware_reason
+                                .as_ref()
+                                .map(|r| format!(": {r}"))
+                                .unwrap_or_default()
+                        );
+                    }
                     if s.config_hash != hash {
                         println!("the policy changed since: `evsync-hub config rollout --devices {device_id}` assigns it");
                     }
@@ -212,24 +252,10 @@ pub fn run(config: Option<PathBuf>, action: ConfigAction) -> anyhow::Result<()> 
             }
         }
         ConfigAction::Rollout {
-            all,
-            percent,
-            units,
-            devices,
+            to,
             dry_run,
             json: as_json,
-        } => {
-            let rollout = match (all, percent) {
-                (true, _) => Rollout::All,
-                (false, Some(n)) => Rollout::Percent(n),
-                _ if !units.is_empty() => Rollout::Units(units),
-                _ if !devices.is_empty() => Rollout::Devices(devices),
-                _ => anyhow::bail!(
-                    "say which recorders: --all, --percent N, --units CODES or --devices IDS"
-                ),
-            };
-            rollout_to(&mut op, &rollout, dry_run, as_json)?;
-        }
+        } => rollout_to(&mut op, &to.rollout(), dry_run, as_json)?,
         ConfigAction::Status { json: as_json } => {
             let statuses = op.store.config_statuses()?;
             if as_json {
@@ -266,7 +292,7 @@ fn layer_name(scope: LayerScope, key: &str) -> String {
     }
 }
 
-fn rollout_to(
+pub(super) fn rollout_to(
     op: &mut Operator,
     rollout: &Rollout,
     dry_run: bool,
@@ -279,22 +305,15 @@ fn rollout_to(
     );
     let mut out = Vec::new();
     if dry_run {
+        let base = base_url(&op.cfg);
         for id in &targets {
-            let effective = op.store.config_effective(id)?;
-            let status = op.store.config_status(id)?;
-            let hash = effective.config.content_hash();
-            if status.as_ref().is_some_and(|s| s.config_hash == hash) {
-                continue;
+            if let Some(p) = op.store.planned(id, &base)? {
+                out.push(serde_json::json!({
+                    "device_id": id,
+                    "config_hash": p.hash,
+                    "changes": p.changes.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                }));
             }
-            let before = match &status {
-                Some(s) => op.store.assigned_config(s.version)?,
-                None => firmware_config::RecorderConfig::default(),
-            };
-            out.push(serde_json::json!({
-                "device_id": id,
-                "config_hash": hash,
-                "changes": before.diff(&effective.config).iter().map(ToString::to_string).collect::<Vec<_>>(),
-            }));
         }
     } else {
         op.audited(
@@ -303,9 +322,14 @@ fn rollout_to(
             format!("{} recorder(s)", targets.len()),
         )?;
         let key = hub_key(&op.cfg.data_dir)?;
-        let (hub_id, actor) = (op.cfg.hub_id.clone(), op.actor.clone());
+        let (hub_id, actor, base) = (op.cfg.hub_id.clone(), op.actor.clone(), base_url(&op.cfg));
+        let issuer = Issuer {
+            hub_id: &hub_id,
+            by: &actor,
+            base_url: &base,
+        };
         for id in &targets {
-            if let Some(issued) = op.store.issue_config(id, &key, &hub_id, &actor, rollout)? {
+            if let Some(issued) = op.store.issue_config(id, &key, &issuer, rollout)? {
                 out.push(serde_json::json!({
                     "device_id": issued.device_id,
                     "version": issued.version,

@@ -50,6 +50,8 @@ pub enum AlertKind {
     /// A recorder that had applied its assigned configuration was found
     /// running another one.
     ConfigDrift,
+    /// A firmware image assigned to a recorder was not installed.
+    FirmwareFailed,
 }
 
 impl AlertKind {
@@ -69,6 +71,7 @@ impl AlertKind {
             Self::LateUpload => "late_upload",
             Self::ConfigFailed => "config_failed",
             Self::ConfigDrift => "config_drift",
+            Self::FirmwareFailed => "firmware_failed",
         }
     }
 }

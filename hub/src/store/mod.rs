@@ -27,6 +27,7 @@ mod figures;
 #[cfg(test)]
 mod figures_tests;
 mod file_index;
+mod firmware;
 mod fleet;
 mod imported;
 mod media;
@@ -47,13 +48,16 @@ pub use figures::{
     OfficerDay, Ratio, Scope, TimeCoverage, Timeliness, MAX_ROWS,
 };
 pub(crate) use file_index::delivered as media_delivered;
+pub use firmware::{download_path as firmware_download_path, FirmwareRow};
 pub use fleet::{
     parse_officers_csv, parse_units_csv, Assignment, NewAssignment, Officer, Roster, Unit,
 };
 pub use imported::{check_actions, parse_actions_csv, ImportedAction, Officers};
 pub(crate) use media::expect as expect_media;
 pub use media::{MediaRow, MediaState};
-pub use recorder_config::{bucket, ConfigStatus, Issued, LayerRow, LayerScope, Rollout};
+pub use recorder_config::{
+    bucket, ConfigStatus, Issued, Issuer, LayerRow, LayerScope, Planned, Rollout,
+};
 pub use records::RecordFilter;
 pub(crate) use records::{insert as insert_record, source_name};
 pub use records::{Inserted, StoredRecord, VerifiedRecord};
@@ -139,6 +143,8 @@ impl Store {
                 .with_context(|| format!("migrating to schema version {to}"))?;
             if to == 6 {
                 coverage::backfill(&tx).context("filling in coverage for the records held")?;
+            } else if to == 9 {
+                recorder_config::add_device_class(&tx)?;
             } else if to == 7 && version == 6 {
                 // Version 7 counts only recorders as heard from (a field
                 // device's own events no longer do): judge what version 6 judged again.

@@ -10,7 +10,7 @@
 //! `config_failed` and `config_drift` alerts.
 
 use anyhow::Context as _;
-use evsync_protocol::assignment::Assignment;
+use evsync_protocol::assignment::{Assignment, FirmwareImage};
 use evsync_protocol::record::{Event, RecordBody};
 use evsync_protocol::signing::SigningKey;
 use firmware_config::{Change, Effective, Overrides, Policy, RecorderConfig, Target};
@@ -91,6 +91,12 @@ pub struct ConfigStatus {
     pub running_at: Option<String>,
     /// The dock that read it.
     pub reported_by: Option<String>,
+    /// The firmware version the current assignment names.
+    pub firmware_version: Option<String>,
+    /// `assigned`, `installed` or `failed`.
+    pub firmware_state: Option<String>,
+    /// Why installing it failed.
+    pub firmware_reason: Option<String>,
 }
 
 impl ConfigStatus {
@@ -111,6 +117,30 @@ pub struct Issued {
     pub config_hash: String,
     /// What changed from the previous assignment (every setting for a first one).
     pub changes: Vec<Change>,
+}
+
+/// What a new assignment of a recorder would hold.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The effective configuration.
+    pub config: RecorderConfig,
+    /// Its content hash.
+    pub hash: String,
+    /// The firmware image it names.
+    pub firmware: Option<FirmwareImage>,
+    /// What changes from the current assignment (every setting for a first one).
+    pub changes: Vec<Change>,
+}
+
+/// Who issues assignments, and where docks download firmware from.
+#[derive(Debug, Clone, Copy)]
+pub struct Issuer<'a> {
+    /// The hub's id, named in every assignment.
+    pub hub_id: &'a str,
+    /// Who is issuing (audit name).
+    pub by: &'a str,
+    /// The hub's HTTP address as docks reach it (firmware downloads).
+    pub base_url: &'a str,
 }
 
 /// Which recorders a rollout reaches.
@@ -147,7 +177,8 @@ pub fn bucket(device_id: &str) -> u8 {
 }
 
 const STATUS_COLUMNS: &str = "device_id, version, config_hash, state, reason, state_at, \
-     published_at, running_hash, running_at, reported_by";
+     published_at, running_hash, running_at, reported_by, firmware_version, firmware_state, \
+     firmware_reason";
 
 fn status_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConfigStatus> {
     Ok(ConfigStatus {
@@ -161,6 +192,9 @@ fn status_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConfigStatus> {
         running_hash: r.get(7)?,
         running_at: r.get(8)?,
         reported_by: r.get(9)?,
+        firmware_version: r.get(10)?,
+        firmware_state: r.get(11)?,
+        firmware_reason: r.get(12)?,
     })
 }
 
@@ -319,49 +353,44 @@ impl Store {
             .collect())
     }
 
-    /// Issues the recorder's effective configuration as a new signed
-    /// assignment, unless its current assignment already has that content
-    /// (`None`). Queued for the publisher.
+    /// Issues the recorder's effective configuration, with the firmware
+    /// image it is to run, as a new signed assignment, unless its current
+    /// assignment already has that content (`None`). Queued for the
+    /// publisher. `base_url`: the hub's HTTP address as docks reach it.
     pub fn issue_config(
         &mut self,
         device_id: &str,
         key: &SigningKey,
-        hub_id: &str,
-        by: &str,
+        issuer: &Issuer<'_>,
         rollout: &Rollout,
     ) -> anyhow::Result<Option<Issued>> {
-        let effective = self.config_effective(device_id)?;
-        let config = effective.config;
-        let hash = config.content_hash();
-        let current = self.config_status(device_id)?;
-        if current.as_ref().is_some_and(|c| c.config_hash == hash) {
+        let Some(Planned {
+            config,
+            hash,
+            firmware,
+            changes,
+        }) = self.planned(device_id, issuer.base_url)?
+        else {
             return Ok(None);
-        }
-        let before = match &current {
-            Some(c) => Some(self.assigned_config(c.version)?),
-            None => None,
         };
-        let changes = match &before {
-            Some(b) => b.diff(&config),
-            None => RecorderConfig::default().diff(&config),
-        };
+        let firmware_version = firmware.as_ref().map(|f| f.version.clone());
         let text = config.to_toml();
         let issued_at = chrono::Utc::now();
         let version = self.in_transaction(|tx| {
             tx.execute(
                 "INSERT INTO config_assignments (device_id, config_hash, config, message, issued_at, by_whom, rollout)
                  VALUES (?1, ?2, ?3, x'', ?4, ?5, ?6)",
-                params![device_id, hash, text, stamp(issued_at), by, rollout.to_string()],
+                params![device_id, hash, text, stamp(issued_at), issuer.by, rollout.to_string()],
             )?;
             let version = tx.last_insert_rowid();
             let message = Assignment {
                 v: 1,
-                hub_id: hub_id.to_owned(),
+                hub_id: issuer.hub_id.to_owned(),
                 device_id: device_id.to_owned(),
                 version: version as u64,
                 config_hash: hash.clone(),
                 config: text.clone(),
-                firmware: None,
+                firmware,
                 issued_at,
             }
             .seal(key);
@@ -369,12 +398,18 @@ impl Store {
                 "UPDATE config_assignments SET message = ?2 WHERE version = ?1",
                 params![version, message],
             )?;
+            // The firmware standing starts over only when the image changes.
             tx.execute(
-                "INSERT INTO config_status (device_id, version, config_hash, state, state_at)
-                 VALUES (?1, ?2, ?3, 'assigned', ?4)
+                "INSERT INTO config_status (device_id, version, config_hash, state, state_at,
+                                            firmware_version, firmware_state)
+                 VALUES (?1, ?2, ?3, 'assigned', ?4, ?5, CASE WHEN ?5 IS NULL THEN NULL ELSE 'assigned' END)
                  ON CONFLICT (device_id) DO UPDATE SET version = ?2, config_hash = ?3,
-                     state = 'assigned', reason = NULL, state_at = ?4, published_at = NULL",
-                params![device_id, version, hash, stamp(issued_at)],
+                     state = 'assigned', reason = NULL, state_at = ?4, published_at = NULL,
+                     firmware_state = CASE WHEN firmware_version IS ?5 THEN firmware_state
+                                           WHEN ?5 IS NULL THEN NULL ELSE 'assigned' END,
+                     firmware_reason = CASE WHEN firmware_version IS ?5 THEN firmware_reason END,
+                     firmware_version = ?5",
+                params![device_id, version, hash, stamp(issued_at), firmware_version],
             )?;
             Ok(version as u64)
         })?;
@@ -382,6 +417,41 @@ impl Store {
             device_id: device_id.to_owned(),
             version,
             config_hash: hash,
+            changes,
+        }))
+    }
+
+    /// What a new assignment of `device_id` would hold and change, or
+    /// `None` when its current assignment already holds exactly that.
+    pub fn planned(&self, device_id: &str, base_url: &str) -> anyhow::Result<Option<Planned>> {
+        let config = self.config_effective(device_id)?.config;
+        let hash = config.content_hash();
+        let firmware = self.firmware_target(device_id, base_url)?;
+        let firmware_version = firmware.as_ref().map(|f| f.version.clone());
+        let current = self.config_status(device_id)?;
+        if current
+            .as_ref()
+            .is_some_and(|c| c.config_hash == hash && c.firmware_version == firmware_version)
+        {
+            return Ok(None);
+        }
+        let before = match &current {
+            Some(c) => self.assigned_config(c.version)?,
+            None => RecorderConfig::default(),
+        };
+        let mut changes = before.diff(&config);
+        let firmware_before = current.and_then(|c| c.firmware_version);
+        if firmware_before != firmware_version {
+            changes.push(Change {
+                field: "firmware image".into(),
+                from: firmware_before.unwrap_or_else(|| "none".into()),
+                to: firmware_version.unwrap_or_else(|| "none".into()),
+            });
+        }
+        Ok(Some(Planned {
+            config,
+            hash,
+            firmware,
             changes,
         }))
     }
@@ -441,6 +511,19 @@ impl Store {
         )?;
         Ok(())
     }
+}
+
+/// Adds `devices.device_class` unless the store has it already.
+pub(super) fn add_device_class(tx: &Transaction<'_>) -> anyhow::Result<()> {
+    let has: bool = tx.query_row(
+        "SELECT EXISTS (SELECT 1 FROM pragma_table_info('devices') WHERE name = 'device_class')",
+        [],
+        |r| r.get(0),
+    )?;
+    if !has {
+        tx.execute_batch("ALTER TABLE devices ADD COLUMN device_class TEXT")?;
+    }
+    Ok(())
 }
 
 fn check_key(scope: LayerScope, key: &str) -> anyhow::Result<()> {

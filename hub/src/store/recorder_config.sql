@@ -2,11 +2,13 @@
 -- overrides (fleet, unit, device class, device) resolve into one effective
 -- configuration per recorder; each one the hub assigns is signed and kept,
 -- and every recorder's standing (assigned, delivered, applied, failed) and
--- the configuration its dock last read from it are tracked.
+-- the configuration its dock last read from it are tracked. Firmware
+-- images ride on the same signed assignments.
 
--- A recorder's class (a model or a batch), set by operators: the layer
--- between unit and device.
-ALTER TABLE devices ADD COLUMN device_class TEXT;
+-- A recorder's class (a model or a batch), set by operators, is the layer
+-- between unit and device: devices.device_class, added by
+-- recorder_config::add_device_class (SQLite cannot add a column only if it
+-- is missing).
 
 -- One layer of overrides, as the operator wrote it (TOML, validated).
 CREATE TABLE IF NOT EXISTS config_layers (
@@ -48,5 +50,29 @@ CREATE TABLE IF NOT EXISTS config_status (
     running_hash TEXT,
     running_at   TEXT,
     reported_by  TEXT,
-    reported_at  TEXT
+    reported_at  TEXT,
+    -- The firmware image the current assignment names, and how its
+    -- installation went: 'assigned', 'installed' or 'failed'.
+    firmware_version TEXT,
+    firmware_state   TEXT CHECK (firmware_state IN ('assigned', 'installed', 'failed')),
+    firmware_reason  TEXT,
+    firmware_at      TEXT
+);
+
+-- Firmware images operators registered. The bytes are in the blob store
+-- (content-addressed by SHA-256), served to docks at /firmware/<sha256>.
+CREATE TABLE IF NOT EXISTS firmware_images (
+    version  TEXT PRIMARY KEY,
+    sha256   TEXT NOT NULL,
+    size     INTEGER NOT NULL,
+    added_at TEXT NOT NULL,
+    by_whom  TEXT NOT NULL
+);
+
+-- The firmware each recorder is to run, set by firmware rollouts.
+CREATE TABLE IF NOT EXISTS firmware_targets (
+    device_id TEXT PRIMARY KEY,
+    version   TEXT NOT NULL REFERENCES firmware_images (version),
+    set_at    TEXT NOT NULL,
+    by_whom   TEXT NOT NULL
 );

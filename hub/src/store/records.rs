@@ -296,6 +296,7 @@ fn fleet_facts(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<()> {
         devices::seen_recorder(tx, device)?;
     }
     super::recorder_config::on_event(tx, b)?;
+    super::firmware::on_event(tx, b)?;
     match &b.event {
         Some(Event::DeviceStatus {
             battery_pct,

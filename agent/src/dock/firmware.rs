@@ -1,0 +1,235 @@
+//! A docked recorder's firmware: the image the hub's signed assignment
+//! names, downloaded from the hub (HTTP with ranges, resumed from what is
+//! on disk), checked against the signed SHA-256 and size, and handed to the
+//! recorder over the serial line (`FirmwareBegin`, `FirmwareWrite` from
+//! where the recorder stands, `FirmwareCommit`), then confirmed with
+//! `Identify`. An image that is not newer than the running firmware (no
+//! downgrade, no re-install), or whose bytes do not match, never reaches
+//! the recorder. Each outcome is recorded: `firmware_installed` or
+//! `firmware_failed` with the reason.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use evsync_protocol::assignment::FirmwareImage;
+use evsync_protocol::record::Event;
+use evsync_recorder_protocol::firmware::check_upgrade;
+use evsync_recorder_protocol::message::{Request, Response};
+
+use super::configure::record;
+use super::docking::{Docked, Shared};
+use super::link::{LinkError, RecorderLink};
+
+/// Installs the image the recorder's assignment names, once per docking,
+/// unless it runs that version already. A download that fails on the way
+/// (the hub unreachable) is tried again at the next pass; anything else is
+/// an outcome, recorded.
+pub async fn install_assigned(
+    shared: &Shared,
+    link: &mut RecorderLink,
+    docked: &mut Docked,
+) -> anyhow::Result<()> {
+    let Some(image) = docked.firmware_wanted.clone() else {
+        return Ok(());
+    };
+    if docked.firmware == image.version || docked.firmware_done.as_deref() == Some(&image.sha256) {
+        return Ok(());
+    }
+    let failed = |reason: String| Event::FirmwareFailed {
+        version: image.version.clone(),
+        reason,
+    };
+    if let Err(e) = check_upgrade(&docked.firmware, &image.version) {
+        docked.firmware_done = Some(image.sha256.clone());
+        return record(shared, docked, failed(e.to_string())).await;
+    }
+    let dir = shared.cfg.data_dir.join("firmware");
+    let wanted = image.clone();
+    let downloaded = tokio::task::spawn_blocking(move || download(&wanted, &dir))
+        .await
+        .context("firmware download task")?;
+    let path = match downloaded {
+        Ok(Ok(path)) => path,
+        Ok(Err(reason)) => {
+            docked.firmware_done = Some(image.sha256.clone());
+            tracing::warn!(
+                recorder = docked.id,
+                version = image.version,
+                reason,
+                "firmware image refused"
+            );
+            return record(shared, docked, failed(reason)).await;
+        }
+        Err(e) => {
+            tracing::warn!(recorder = docked.id, version = image.version, error = %format!("{e:#}"), "firmware download failed; trying again");
+            return Ok(());
+        }
+    };
+    docked.firmware_done = Some(image.sha256.clone());
+    let event = match write_image(link, &image, &path, docked.max_chunk).await? {
+        Ok(running) if running == image.version => {
+            tracing::info!(
+                recorder = docked.id,
+                version = running,
+                "firmware installed"
+            );
+            docked.firmware = running.clone();
+            Event::FirmwareInstalled {
+                version: running,
+                sha256: image.sha256.clone(),
+            }
+        }
+        Ok(running) => failed(format!(
+            "the recorder took the image but reports firmware {running}, not {}",
+            image.version
+        )),
+        Err(reason) => {
+            tracing::warn!(
+                recorder = docked.id,
+                version = image.version,
+                reason,
+                "firmware not installed"
+            );
+            failed(reason)
+        }
+    };
+    record(shared, docked, event).await
+}
+
+/// The image in `dir/<sha256>.bin`, downloaded (resuming `<sha256>.part`)
+/// if needed. `Ok(Err(reason))`: the bytes are not the signed ones.
+fn download(image: &FirmwareImage, dir: &Path) -> anyhow::Result<Result<PathBuf, String>> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let done = dir.join(format!("{}.bin", image.sha256));
+    if done.exists() {
+        return Ok(Ok(done));
+    }
+    let part = dir.join(format!("{}.part", image.sha256));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&part)
+        .with_context(|| format!("opening {}", part.display()))?;
+    let mut have = file.metadata()?.len();
+    if have > image.size {
+        file.set_len(0)?;
+        have = 0;
+    }
+    if have < image.size {
+        let http = crate::upload::transfer::client();
+        let mut resp = http
+            .get(&image.url)
+            .header("Range", format!("bytes={have}-"))
+            .call()
+            .with_context(|| format!("downloading {}", image.url))?;
+        match resp.status().as_u16() {
+            206 => {}
+            200 => {
+                // The whole image again: start over.
+                file.set_len(0)?;
+                have = 0;
+            }
+            status => anyhow::bail!(
+                "downloading {}: HTTP {status}: {}",
+                image.url,
+                resp.body_mut().read_to_string().unwrap_or_default()
+            ),
+        }
+        file.seek(SeekFrom::Start(have))?;
+        // At most what is missing: a server sending more cannot fill the disk.
+        let mut body = resp.body_mut().as_reader().take(image.size - have + 1);
+        std::io::copy(&mut body, &mut file)
+            .with_context(|| format!("downloading {}", image.url))?;
+        file.sync_all()?;
+    }
+    file.seek(SeekFrom::Start(0))?;
+    let (sha256, size) = digest(&mut file)?;
+    if size != image.size || sha256 != image.sha256 {
+        drop(file);
+        let _ = std::fs::remove_file(&part);
+        return Ok(Err(format!(
+            "the image downloaded from {} hashes to {sha256} ({size} bytes); the signed manifest says {} ({} bytes): refused",
+            image.url, image.sha256, image.size
+        )));
+    }
+    std::fs::rename(&part, &done)
+        .with_context(|| format!("moving {} to {}", part.display(), done.display()))?;
+    Ok(Ok(done))
+}
+
+fn digest(from: &mut impl Read) -> anyhow::Result<(String, u64)> {
+    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut size = 0u64;
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok((hex::encode(ctx.finish()), size));
+        }
+        ctx.update(&buf[..n]);
+        size += n as u64;
+    }
+}
+
+/// Sends the image at `path` to the recorder and installs it: `Ok(version
+/// running afterwards)`, or `Err(reason)` when the recorder refuses.
+async fn write_image(
+    link: &mut RecorderLink,
+    image: &FirmwareImage,
+    path: &Path,
+    max_chunk: u32,
+) -> anyhow::Result<Result<String, String>> {
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(&image.sha256, &mut sha256)
+        .context("the signed manifest's SHA-256 is not 64 hex digits")?;
+    let refused = |what: &str, e: LinkError| -> anyhow::Result<Result<String, String>> {
+        match e {
+            e @ LinkError::Refused { .. } => Ok(Err(format!("the recorder refused {what}: {e}"))),
+            e => Err(e.into()),
+        }
+    };
+    let mut received = match link
+        .call(Request::FirmwareBegin {
+            version: image.version.clone(),
+            size: image.size,
+            sha256,
+        })
+        .await
+    {
+        Ok(Response::FirmwareImage(i)) => i.received,
+        Ok(other) => anyhow::bail!("recorder answered FirmwareBegin with {other:?}"),
+        Err(e) => return refused("FirmwareBegin", e),
+    };
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut buf = vec![0u8; max_chunk as usize];
+    while received < image.size {
+        file.seek(SeekFrom::Start(received))?;
+        let want = (image.size - received).min(u64::from(max_chunk)) as usize;
+        file.read_exact(&mut buf[..want])
+            .with_context(|| format!("reading {}", path.display()))?;
+        received = match link
+            .call(Request::FirmwareWrite {
+                offset: received,
+                data: buf[..want].to_vec(),
+            })
+            .await
+        {
+            Ok(Response::FirmwareImage(i)) => i.received,
+            Ok(other) => anyhow::bail!("recorder answered FirmwareWrite with {other:?}"),
+            Err(e) => return refused("FirmwareWrite", e),
+        };
+    }
+    match link.call(Request::FirmwareCommit).await {
+        Ok(Response::FirmwareInstalled { .. }) => {}
+        Ok(other) => anyhow::bail!("recorder answered FirmwareCommit with {other:?}"),
+        Err(e) => return refused("FirmwareCommit", e),
+    }
+    let Response::Identity(identity) = link.call(Request::Identify).await? else {
+        anyhow::bail!("recorder answered Identify with something else");
+    };
+    Ok(Ok(identity.firmware))
+}
