@@ -233,3 +233,107 @@ async fn write_image(
     };
     Ok(Ok(identity.firmware))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+
+    /// A one-shot HTTP server per answer: `answers[i]` is the whole raw
+    /// response to request `i`, written and then the connection closed.
+    /// Returns the URL and the requests' `Range` headers as received.
+    fn server(answers: Vec<Vec<u8>>) -> (String, std::thread::JoinHandle<Vec<Option<String>>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/firmware/x", listener.local_addr().unwrap());
+        let handle = std::thread::spawn(move || {
+            let mut ranges = Vec::new();
+            for answer in answers {
+                let (mut conn, _) = listener.accept().unwrap();
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut range = None;
+                loop {
+                    let mut line = String::new();
+                    reader.read_line(&mut line).unwrap();
+                    if line.trim().is_empty() {
+                        break;
+                    }
+                    if let Some(v) = line.to_ascii_lowercase().strip_prefix("range:") {
+                        range = Some(v.trim().to_owned());
+                    }
+                }
+                ranges.push(range);
+                conn.write_all(&answer).unwrap();
+            }
+            ranges
+        });
+        (url, handle)
+    }
+
+    fn image_of(bytes: &[u8], url: String) -> FirmwareImage {
+        FirmwareImage {
+            version: "SIM-2.5.0".into(),
+            sha256: hex::encode(ring::digest::digest(&ring::digest::SHA256, bytes)),
+            size: bytes.len() as u64,
+            url,
+        }
+    }
+
+    #[test]
+    fn a_download_cut_short_resumes_from_the_bytes_on_disk() {
+        let bytes: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        let half = 40_000;
+        let mut first = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            bytes.len()
+        )
+        .into_bytes();
+        first.extend_from_slice(&bytes[..half]);
+        let mut second = format!(
+            "HTTP/1.1 206 Partial Content\r\nContent-Length: {}\r\nContent-Range: bytes {half}-{}/{}\r\nConnection: close\r\n\r\n",
+            bytes.len() - half,
+            bytes.len() - 1,
+            bytes.len()
+        )
+        .into_bytes();
+        second.extend_from_slice(&bytes[half..]);
+        let (url, server) = server(vec![first, second]);
+        let dir = tempfile::tempdir().unwrap();
+        let image = image_of(&bytes, url);
+        assert!(download(&image, dir.path()).is_err(), "the cut is an error");
+        let path = download(&image, dir.path()).unwrap().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), bytes);
+        let ranges = server.join().unwrap();
+        assert_eq!(
+            ranges,
+            [Some("bytes=0-".to_owned()), Some(format!("bytes={half}-"))]
+        );
+        // Held now: no third request.
+        assert_eq!(download(&image, dir.path()).unwrap().unwrap(), path);
+    }
+
+    #[test]
+    fn bytes_that_are_not_the_signed_ones_are_refused_and_not_kept() {
+        let bytes = vec![7u8; 5000];
+        let mut other = bytes.clone();
+        other[4999] = 8;
+        let mut answer = format!(
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            other.len()
+        )
+        .into_bytes();
+        answer.extend_from_slice(&other);
+        let (url, server) = server(vec![answer]);
+        let dir = tempfile::tempdir().unwrap();
+        let image = image_of(&bytes, url);
+        let reason = download(&image, dir.path()).unwrap().unwrap_err();
+        assert!(reason.contains("the signed manifest says"), "{reason}");
+        assert!(reason.contains(&image.sha256), "{reason}");
+        server.join().unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "nothing kept"
+        );
+    }
+}

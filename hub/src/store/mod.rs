@@ -32,6 +32,8 @@ mod fleet;
 mod imported;
 mod media;
 mod recorder_config;
+#[cfg(test)]
+mod recorder_config_tests;
 mod records;
 mod sweep;
 #[cfg(test)]

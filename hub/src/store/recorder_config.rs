@@ -562,12 +562,16 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
     let at = stamp(b.device_time - chrono::Duration::milliseconds(b.clock_offset_ms));
     let status = tx
         .prepare_cached(&format!(
-            "SELECT {STATUS_COLUMNS}, reported_at FROM config_status WHERE device_id = ?1"
+            "SELECT {STATUS_COLUMNS} FROM config_status WHERE device_id = ?1"
         ))?
-        .query_row([device], |r| {
-            Ok((status_row(r)?, r.get::<_, Option<String>>(10)?))
-        })
+        .query_row([device], status_row)
         .optional()?;
+    let reported_at: Option<String> = tx
+        .prepare_cached("SELECT reported_at FROM config_status WHERE device_id = ?1")?
+        .query_row([device], |r| r.get(0))
+        .optional()?
+        .flatten();
+    let status = status.map(|s| (s, reported_at));
     let Some((status, reported_at)) = status else {
         // Never assigned: what it runs is all there is to know.
         if let Event::ConfigApplied { version, .. } = event {

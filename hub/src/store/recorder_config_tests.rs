@@ -1,0 +1,181 @@
+//! Recorder configuration in the store: assignments issued only on change,
+//! stable percentage rollouts, and what docks' reports do to a recorder's
+//! standing.
+
+use std::time::Duration;
+
+use evsync_protocol::record::Event;
+use evsync_protocol::signing::SigningKey;
+
+use super::tests::{put, store, Source};
+use super::{Issuer, LayerScope, Rollout, Store};
+
+const ISSUER: Issuer<'static> = Issuer {
+    hub_id: "hub-1",
+    by: "test",
+    base_url: "http://127.0.0.1:8480",
+};
+
+fn key() -> SigningKey {
+    SigningKey::from_seed_for_tests(&[9; 32]).unwrap()
+}
+
+fn kinds(s: &Store) -> Vec<String> {
+    s.alerts(false, 100)
+        .unwrap()
+        .into_iter()
+        .map(|a| a.kind)
+        .collect()
+}
+
+#[test]
+fn an_assignment_is_issued_again_only_when_its_content_changes() {
+    let (_dir, mut s) = store();
+    s.register_recorder("ZFY0001").unwrap();
+    let first = s
+        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
+        .unwrap()
+        .unwrap();
+    assert_eq!(first.version, 1);
+    assert!(s
+        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
+        .unwrap()
+        .is_none());
+    s.set_config_layer(LayerScope::Fleet, "", "[video]\nbitrate_kbps = 6000\n", "t")
+        .unwrap();
+    let second = s
+        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
+        .unwrap()
+        .unwrap();
+    assert_eq!(second.version, 2);
+    let changes: Vec<String> = second.changes.iter().map(ToString::to_string).collect();
+    assert_eq!(changes, ["video.bitrate_kbps: 4000 → 6000"]);
+    let status = s.config_status("ZFY0001").unwrap().unwrap();
+    assert_eq!((status.version, status.state.as_str()), (2, "assigned"));
+    assert_eq!(status.published_at, None, "queued for the publisher");
+    let due = s.config_to_publish(false).unwrap();
+    assert_eq!(due.len(), 1);
+    s.config_published("ZFY0001", 2).unwrap();
+    assert!(s.config_to_publish(false).unwrap().is_empty());
+    assert_eq!(
+        s.config_to_publish(true).unwrap().len(),
+        1,
+        "all after a reconnect"
+    );
+}
+
+#[test]
+fn a_larger_percentage_rollout_includes_every_recorder_of_a_smaller_one() {
+    let (_dir, mut s) = store();
+    for i in 0..300 {
+        s.register_recorder(&format!("ZFY{i:04}")).unwrap();
+    }
+    let ten = s.rollout_targets(&Rollout::Percent(10)).unwrap();
+    let fifty = s.rollout_targets(&Rollout::Percent(50)).unwrap();
+    assert!(ten.iter().all(|id| fifty.contains(id)));
+    assert!(
+        (10..=60).contains(&ten.len()),
+        "{} of 300 in 10 %",
+        ten.len()
+    );
+    assert!(
+        (110..=190).contains(&fifty.len()),
+        "{} of 300 in 50 %",
+        fifty.len()
+    );
+    assert_eq!(
+        s.rollout_targets(&Rollout::Percent(100)).unwrap().len(),
+        300
+    );
+    let err = s
+        .rollout_targets(&Rollout::Devices(vec!["ZFY9999".into()]))
+        .unwrap_err();
+    assert!(err.to_string().contains("ZFY9999"), "{err}");
+}
+
+#[test]
+fn a_report_older_than_one_taken_into_account_changes_nothing() {
+    let (_dir, mut s) = store();
+    s.register_recorder("ZFY0001").unwrap();
+    let issued = s
+        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
+        .unwrap()
+        .unwrap();
+    let mut dock = Source::new("ZFY0001", "dock-1");
+    let now = chrono::Utc::now();
+    let applied = dock.next(|b| {
+        b.device_time = now;
+        b.event = Some(Event::ConfigApplied {
+            config_hash: issued.config_hash.clone(),
+            version: issued.version,
+        });
+    });
+    // What the recorder ran an hour before it was applied, arriving late.
+    let late = dock.next(|b| {
+        b.device_time = now - chrono::Duration::hours(1);
+        b.event = Some(Event::ConfigChecked {
+            config_hash: Some("ab".repeat(32)),
+            reason: None,
+        });
+    });
+    put(&mut s, Duration::from_secs(60), &[applied, late]);
+    let status = s.config_status("ZFY0001").unwrap().unwrap();
+    assert_eq!(status.state, "applied");
+    assert_eq!(
+        status.running_hash.as_deref(),
+        Some(issued.config_hash.as_str())
+    );
+    assert!(kinds(&s).is_empty(), "{:?}", kinds(&s));
+    // The same report made after it was applied is drift.
+    let drifted = dock.next(|b| {
+        b.device_time = now + chrono::Duration::seconds(1);
+        b.event = Some(Event::ConfigChecked {
+            config_hash: Some("ab".repeat(32)),
+            reason: None,
+        });
+    });
+    put(&mut s, Duration::from_secs(60), &[drifted]);
+    assert_eq!(kinds(&s), ["config_drift"]);
+    assert!(!s.config_status("ZFY0001").unwrap().unwrap().in_sync());
+}
+
+#[test]
+fn a_failure_of_the_current_assignment_fails_it_and_a_refused_stranger_only_alerts() {
+    let (_dir, mut s) = store();
+    s.register_recorder("ZFY0001").unwrap();
+    let issued = s
+        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
+        .unwrap()
+        .unwrap();
+    s.config_published("ZFY0001", issued.version).unwrap();
+    let mut dock = Source::new("ZFY0001", "dock-1");
+    let stranger = dock.next(|b| {
+        b.event = Some(Event::ConfigFailed {
+            version: None,
+            config_hash: None,
+            reason: "signature does not verify".into(),
+        })
+    });
+    put(&mut s, Duration::from_secs(60), &[stranger]);
+    let status = s.config_status("ZFY0001").unwrap().unwrap();
+    assert_eq!(
+        status.state, "assigned",
+        "the current assignment is untouched"
+    );
+    assert_eq!(status.published_at, None, "the genuine one goes out again");
+    let failed = dock.next(|b| {
+        b.event = Some(Event::ConfigFailed {
+            version: Some(issued.version),
+            config_hash: Some(issued.config_hash.clone()),
+            reason: "the recorder refused SetConfig".into(),
+        })
+    });
+    put(&mut s, Duration::from_secs(60), &[failed]);
+    let status = s.config_status("ZFY0001").unwrap().unwrap();
+    assert_eq!(status.state, "failed");
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("the recorder refused SetConfig")
+    );
+    assert_eq!(kinds(&s), ["config_failed", "config_failed"]);
+}
