@@ -52,6 +52,7 @@ pub async fn run(
             }
         };
         seen_generation = generation;
+        let mut published = Vec::with_capacity(due.len());
         for (device, version, message) in due {
             if let Err(e) = client
                 .publish(
@@ -67,12 +68,27 @@ pub async fn run(
                 }
                 return Err(e).context("publishing a configuration assignment");
             }
-            if let Some(s) = store.as_mut() {
-                if let Err(e) = s.config_published(&device, version) {
-                    tracing::warn!(device, version, "noting a published assignment: {e:#}");
-                }
-            }
             tracing::info!(device, version, "configuration assignment published");
+            published.push((device, version));
+        }
+        if published.is_empty() {
+            continue;
+        }
+        let Some(mut s) = store.take() else {
+            anyhow::bail!("the configuration publisher lost its store");
+        };
+        let (back, noted) = tokio::task::spawn_blocking(move || {
+            let noted = published
+                .iter()
+                .try_for_each(|(device, version)| s.config_published(device, *version));
+            (s, noted)
+        })
+        .await
+        .context("configuration publisher")?;
+        store = Some(back);
+        if let Err(e) = noted {
+            // Published again at the next pass: harmless, the message is retained.
+            tracing::warn!("noting published assignments: {e:#}");
         }
     }
 }

@@ -103,3 +103,23 @@ fn receipt_vector_matches_the_document() {
         "sealing the same body gives the same bytes"
     );
 }
+
+#[test]
+fn assignment_vector_matches_the_document() {
+    use evsync_protocol::assignment::Assignment;
+    let hub = SigningKey::from_seed_for_tests(&seed("hub-seed")).unwrap();
+    let body: Assignment = serde_json::from_str(&vector("assignment-body")).unwrap();
+    let payload = hex_vector("assignment");
+    assert_eq!(
+        hex::encode(body.seal(&hub)),
+        hex::encode(&payload),
+        "sealing the documented body gives the documented bytes"
+    );
+    assert_eq!(
+        Assignment::open(&payload, &hub.public(), "ZFY0001").unwrap(),
+        body
+    );
+    // Its configuration hashes to the signed hash.
+    let config = firmware_config::RecorderConfig::from_toml(&body.config).unwrap();
+    assert_eq!(config.content_hash(), body.config_hash);
+}
