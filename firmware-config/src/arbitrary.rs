@@ -7,6 +7,13 @@ use proptest::prelude::*;
 
 use crate::*;
 
+/// The default configuration of recorder ZFY0001: the smallest valid one.
+pub(crate) fn valid() -> RecorderConfig {
+    let mut config = RecorderConfig::default();
+    config.identity.device_id = "ZFY0001".to_owned();
+    config
+}
+
 /// Any valid [`RecorderConfig`].
 pub(crate) fn valid_config() -> impl Strategy<Value = RecorderConfig> {
     let sections = (

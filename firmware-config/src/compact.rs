@@ -299,13 +299,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::arbitrary::valid_config;
-
-    fn valid() -> RecorderConfig {
-        let mut config = RecorderConfig::default();
-        config.identity.device_id = "ZFY0001".to_owned();
-        config
-    }
+    use crate::arbitrary::{valid, valid_config};
 
     /// The compact refusal of `bytes`: (offset, reason).
     fn refusal(bytes: &[u8]) -> (usize, String) {

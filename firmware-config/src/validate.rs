@@ -141,12 +141,7 @@ fn or_list(items: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn valid() -> RecorderConfig {
-        let mut config = RecorderConfig::default();
-        config.identity.device_id = "ZFY0001".to_owned();
-        config
-    }
+    use crate::arbitrary::valid;
 
     #[test]
     fn the_defaults_are_valid_once_the_device_id_is_set() {

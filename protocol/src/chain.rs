@@ -26,6 +26,28 @@ impl Hash {
         Self(out)
     }
 
+    /// SHA-256 and length of everything `from` yields, copied to `to` on
+    /// the way (`std::io::sink()` to only hash), in one streaming pass.
+    pub fn of_stream(
+        from: &mut impl std::io::Read,
+        to: &mut impl std::io::Write,
+    ) -> std::io::Result<(Self, u64)> {
+        let mut ctx = digest::Context::new(&digest::SHA256);
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut size = 0u64;
+        loop {
+            let n = from.read(&mut buf)?;
+            if n == 0 {
+                let mut out = [0u8; 32];
+                out.copy_from_slice(ctx.finish().as_ref());
+                return Ok((Self(out), size));
+            }
+            ctx.update(&buf[..n]);
+            to.write_all(&buf[..n])?;
+            size += n as u64;
+        }
+    }
+
     /// Lowercase hex.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
@@ -102,6 +124,15 @@ pub fn link(prev_hash: Hash, stored_predecessor: Option<Hash>) -> Link {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_hashes_as_its_bytes_and_is_copied_whole() {
+        let bytes: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8).collect();
+        let mut copy = Vec::new();
+        let (hash, size) = Hash::of_stream(&mut bytes.as_slice(), &mut copy).unwrap();
+        assert_eq!((hash, size), (Hash::of(&bytes), bytes.len() as u64));
+        assert_eq!(copy, bytes);
+    }
 
     #[test]
     fn hashes_round_trip_through_hex_and_uppercase_is_refused() {

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use evsync_protocol::assignment::FirmwareImage;
+use evsync_protocol::chain::Hash;
 use evsync_protocol::record::Event;
 use evsync_recorder_protocol::firmware::check_upgrade;
 use evsync_recorder_protocol::message::{Request, Response};
@@ -146,7 +147,9 @@ fn download(image: &FirmwareImage, dir: &Path) -> anyhow::Result<Result<PathBuf,
         file.sync_all()?;
     }
     file.seek(SeekFrom::Start(0))?;
-    let (sha256, size) = digest(&mut file)?;
+    let (hash, size) = Hash::of_stream(&mut file, &mut std::io::sink())
+        .with_context(|| format!("reading {}", part.display()))?;
+    let sha256 = hash.to_hex();
     if size != image.size || sha256 != image.sha256 {
         drop(file);
         let _ = std::fs::remove_file(&part);
@@ -158,20 +161,6 @@ fn download(image: &FirmwareImage, dir: &Path) -> anyhow::Result<Result<PathBuf,
     std::fs::rename(&part, &done)
         .with_context(|| format!("moving {} to {}", part.display(), done.display()))?;
     Ok(Ok(done))
-}
-
-fn digest(from: &mut impl Read) -> anyhow::Result<(String, u64)> {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            return Ok((hex::encode(ctx.finish()), size));
-        }
-        ctx.update(&buf[..n]);
-        size += n as u64;
-    }
 }
 
 /// Sends the image at `path` to the recorder and installs it: `Ok(version

@@ -3,11 +3,11 @@
 //! configuration assignments; docks download the bytes from the hub
 //! (`/firmware/<sha256>`, with ranges) and install them over serial.
 
-use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Subcommand;
+use evsync_protocol::chain::Hash;
 
 use super::operator::{json, Operator};
 use super::recorder_config::{rollout_to, Targets};
@@ -104,7 +104,9 @@ pub fn run(config: Option<PathBuf>, action: FirmwareAction) -> anyhow::Result<()
 /// and again while copying, so a file changed meanwhile is refused.
 fn store_image(blobs: &Blobs, file: &Path) -> anyhow::Result<(String, u64)> {
     let open = || std::fs::File::open(file).with_context(|| format!("reading {}", file.display()));
-    let (sha256, size) = digest(&mut open()?, &mut std::io::sink())?;
+    let (hash, size) = Hash::of_stream(&mut open()?, &mut std::io::sink())
+        .with_context(|| format!("reading {}", file.display()))?;
+    let sha256 = hash.to_hex();
     anyhow::ensure!(size > 0, "{}: the image is empty", file.display());
     if blobs.path(&sha256)?.exists() {
         return Ok((sha256, size));
@@ -112,9 +114,10 @@ fn store_image(blobs: &Blobs, file: &Path) -> anyhow::Result<(String, u64)> {
     let partial = blobs.partial(&sha256)?;
     let mut to = std::fs::File::create(&partial)
         .with_context(|| format!("creating {}", partial.display()))?;
-    let copied = digest(&mut open()?, &mut to)?;
+    let copied = Hash::of_stream(&mut open()?, &mut to)
+        .with_context(|| format!("copying {} to {}", file.display(), partial.display()))?;
     to.sync_all()?;
-    if copied != (sha256.clone(), size) {
+    if copied != (hash, size) {
         let _ = std::fs::remove_file(&partial);
         anyhow::bail!(
             "{} changed while it was being added: try again",
@@ -123,20 +126,4 @@ fn store_image(blobs: &Blobs, file: &Path) -> anyhow::Result<(String, u64)> {
     }
     blobs.commit(&sha256)?;
     Ok((sha256, size))
-}
-
-/// Copies `from` to `to`, returning the SHA-256 (hex) and size of what passed.
-fn digest(from: &mut impl Read, to: &mut impl Write) -> anyhow::Result<(String, u64)> {
-    let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = from.read(&mut buf)?;
-        if n == 0 {
-            return Ok((hex::encode(ctx.finish()), size));
-        }
-        ctx.update(&buf[..n]);
-        to.write_all(&buf[..n])?;
-        size += n as u64;
-    }
 }
