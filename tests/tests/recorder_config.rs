@@ -308,6 +308,31 @@ async fn a_policy_change_reaches_two_docked_recorders_is_applied_read_back_and_r
     // Nothing in this run is an alert.
     let alerts = rig.api.get_ok("/api/v1/alerts").await?;
     assert_eq!(alerts["alerts"], serde_json::json!([]), "{alerts}");
+
+    // The operators' web page shows the same, in a real browser.
+    let dom = evsync_e2e::browser::dump_dom(
+        rig.dir.path(),
+        &format!(
+            "http://{}/dashboard/#/devices/ZFY0002?token={}",
+            rig.hub.http_addr, rig.hub.token
+        ),
+    )?;
+    for shown in [
+        "Configuration",
+        "version 4",
+        ">applied<",
+        ">in sync<",
+        "recording.pre_record_secs",
+        "class ZFY-X1",
+        "video.bitrate_kbps",
+        ">fleet<",
+    ] {
+        assert!(dom.contains(shown), "the recorder's page lacks {shown:?}:\n{dom}");
+    }
+    assert!(
+        !dom.contains("gps.interval_secs"),
+        "ZFY0001's device layer shown on ZFY0002's page"
+    );
     rig.stop().await
 }
 

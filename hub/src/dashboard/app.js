@@ -534,6 +534,7 @@ async function deviceView(route) {
   const kind = kindOf(d);
   const assignments = Array.isArray(d.assignments) ? d.assignments.filter((a) => a && typeof a === "object") : null;
   const docked = kind === "dock" ? dockedIn(d, fleet.devices) : [];
+  const config = kind === "recorder" ? await optional(`/api/v1/devices/${enc}/config`) : null;
 
   const recordRows = records.map((r) =>
     h(
@@ -594,6 +595,7 @@ async function deviceView(route) {
         ]),
       ),
     ),
+    kind === "recorder" ? configSection(config) : null,
     transfersOf(d).length ? section("Uploads in progress", table(["Recording", "Progress"], transfersOf(d).map((t) => h("tr", null, h("td", null, recordLink(t.record_id, show(t.file))), h("td", { class: "wide" }, progress(t.bytes_done, t.bytes_total)))), "")) : null,
     section(
       "Assignment history",
@@ -609,6 +611,35 @@ async function deviceView(route) {
     ),
     section("Alerts", table(["Raised", "Kind", "Source", "Range", "Detail", "State"], alertRows(alerts, false), "No alerts for this device.")),
     section("Latest records", table([{ label: "Seq", cls: "num" }, "Record", "What", "Device time", "Received", "Verified"], recordRows, "No records from this device yet.")),
+  );
+}
+
+const configTone = { assigned: "neutral", delivered: "neutral", applied: "ok", failed: "bad", installed: "ok" };
+
+function shortHash(hash) {
+  return missing(hash) ? DASH : h("code", { title: String(hash) }, String(hash).slice(0, 12));
+}
+
+/** A recorder's configuration: its signed assignment and where it stands,
+ * what its dock last read from it, its firmware, and the settings the
+ * policy layers set (every other one is the default). */
+function configSection(c) {
+  if (!c || typeof c !== "object" || !c.effective) return section("Configuration", h("p", { class: "empty" }, "The hub did not send this recorder's configuration."));
+  const a = c.assignment && typeof c.assignment === "object" ? c.assignment : null;
+  const sources = c.effective.sources && typeof c.effective.sources === "object" ? c.effective.sources : {};
+  const set = Object.entries(sources).filter(([, layer]) => layer !== "default" && layer !== "assignment");
+  return section(
+    "Configuration",
+    fields([
+      ["Assignment", a ? h("span", null, `version ${show(a.version)} `, badge(show(a.state), configTone[a.state] ?? "neutral")) : "never assigned"],
+      a && !missing(a.reason) ? ["Why", h("span", { class: "error-text" }, String(a.reason))] : null,
+      ["Assigned hash", a ? shortHash(a.config_hash) : DASH],
+      ["Running hash", a ? h("span", null, shortHash(a.running_hash), " ", c.in_sync === true ? badge("in sync", "ok") : c.in_sync === false ? badge("differs", "bad") : "") : DASH],
+      ["Read by", a && !missing(a.reported_by) ? h("span", null, deviceLink(a.reported_by), " ", h("span", { class: "muted" }, ago(a.running_at))) : DASH],
+      ["Firmware image", a && !missing(a.firmware_version) ? h("span", null, show(a.firmware_version), " ", badge(show(a.firmware_state), configTone[a.firmware_state] ?? "neutral"), missing(a.firmware_reason) ? "" : h("span", { class: "error-text" }, " " + String(a.firmware_reason))) : "none assigned"],
+      ["Policy", c.policy_changed ? badge("changed since: roll out to assign", "warn") : "as assigned"],
+    ]),
+    table(["Setting", "Set by"], set.map(([path, layer]) => h("tr", null, h("td", { class: "mono" }, path), h("td", null, show(layer)))), "Every setting is the default."),
   );
 }
 
