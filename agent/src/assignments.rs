@@ -35,22 +35,32 @@ impl Assignments {
     }
 
     /// Subscribes to `recorder`'s config topic (the broker sends the retained
-    /// assignment at once, and any new one as it is issued).
-    pub async fn want(&self, recorder: &str) -> anyhow::Result<()> {
+    /// assignment at once, and any new one as it is issued). Never waits:
+    /// while the broker is away the request may not fit the client's queue,
+    /// and [`Assignments::resubscribe`] asks again on reconnection.
+    pub fn want(&self, recorder: &str) -> anyhow::Result<()> {
         self.wanted()?.entry(recorder.to_owned()).or_insert(None);
-        self.client
-            .subscribe(topic::topic(recorder, Channel::Config), QoS::AtLeastOnce)
-            .await
-            .with_context(|| format!("subscribing to the config topic of {recorder}"))
+        if let Err(e) = self
+            .client
+            .try_subscribe(topic::topic(recorder, Channel::Config), QoS::AtLeastOnce)
+        {
+            tracing::debug!(recorder, error = %e, "config topic subscription deferred to the next connection");
+        }
+        Ok(())
     }
 
     /// Unsubscribes from `recorder`'s config topic and forgets its message.
-    pub async fn forget(&self, recorder: &str) -> anyhow::Result<()> {
+    /// Never waits (a subscription left over is harmless: its messages are
+    /// not kept).
+    pub fn forget(&self, recorder: &str) -> anyhow::Result<()> {
         self.wanted()?.remove(recorder);
-        self.client
-            .unsubscribe(topic::topic(recorder, Channel::Config))
-            .await
-            .with_context(|| format!("unsubscribing from the config topic of {recorder}"))
+        if let Err(e) = self
+            .client
+            .try_unsubscribe(topic::topic(recorder, Channel::Config))
+        {
+            tracing::debug!(recorder, error = %e, "config topic left subscribed");
+        }
+        Ok(())
     }
 
     /// Subscribes again to every wanted topic (after a reconnection: the

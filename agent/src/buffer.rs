@@ -129,13 +129,15 @@ CREATE INDEX IF NOT EXISTS checkouts_pending ON checkouts (state, id);
 
 /// Version 5: the newest configuration assignment accepted for each
 /// recorder, so that an older one is refused as a rollback even after a
-/// restart.
+/// restart, and the firmware last recorded as installed on it.
 const RECORDER_CONFIGS: &str = "
 CREATE TABLE IF NOT EXISTS recorder_configs (
     recorder_id  TEXT PRIMARY KEY,
     version      INTEGER NOT NULL,
     config_hash  TEXT NOT NULL,
-    accepted_at  TEXT NOT NULL
+    accepted_at  TEXT NOT NULL,
+    -- The firmware version last recorded as installed on it.
+    firmware_reported TEXT
 );
 ";
 

@@ -6,6 +6,7 @@
 //! reported; a configuration changed behind the hub's back is an alert and
 //! is put right at the next docking.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ struct Rig {
     hub: Hub,
     api: Api,
     hub_toml: PathBuf,
-    agent: Agent,
+    agent: Option<Agent>,
     served: Vec<Served>,
     storages: Vec<PathBuf>,
 }
@@ -65,7 +66,7 @@ impl Rig {
             hub,
             api,
             hub_toml,
-            agent,
+            agent: Some(agent),
             served,
             storages,
         };
@@ -99,6 +100,29 @@ impl Rig {
             "evsync-hub config {args:?} failed: {stderr}{stdout}"
         );
         Ok(stdout)
+    }
+
+    /// `evsync-hub config rollout <args> --json`: recorder → (version,
+    /// the changes it was told).
+    fn rollout(&self, args: &[&str]) -> anyhow::Result<BTreeMap<String, (u64, Vec<String>)>> {
+        let mut all = vec!["rollout"];
+        all.extend_from_slice(args);
+        all.push("--json");
+        let out: Value = serde_json::from_str(&self.config(&all)?)?;
+        let mut issued = BTreeMap::new();
+        for i in out.as_array().into_iter().flatten() {
+            let changes = i["changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect();
+            issued.insert(
+                i["device_id"].as_str().unwrap_or_default().to_owned(),
+                (i["version"].as_u64().unwrap_or_default(), changes),
+            );
+        }
+        Ok(issued)
     }
 
     /// Writes `text` to a file and sets it as a layer.
@@ -150,8 +174,30 @@ impl Rig {
             .collect())
     }
 
-    async fn stop(self) -> anyhow::Result<()> {
-        self.agent.shutdown().await?;
+    /// Stops the dock; the recorders stay plugged in for the next one.
+    async fn stop_dock(&mut self) -> anyhow::Result<()> {
+        match self.agent.take() {
+            Some(a) => a.shutdown().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Docks the recorders at a new dock, one that never saw them.
+    async fn new_dock(&mut self) -> anyhow::Result<()> {
+        self.stop_dock().await?;
+        let slots: Vec<&Served> = self.served.iter().collect();
+        let cfg = dock_config(
+            self.dir.path(),
+            &self.hub.mqtt_url,
+            &self.hub.public_key,
+            &slots,
+        );
+        self.agent = Some(Agent::start(cfg).await?);
+        Ok(())
+    }
+
+    async fn stop(mut self) -> anyhow::Result<()> {
+        self.stop_dock().await?;
         for s in self.served {
             s.stop()?;
         }
@@ -188,6 +234,26 @@ async fn publish_retained(url: &str, topic: &str, payload: Vec<u8>) -> anyhow::R
     Ok(())
 }
 
+/// The retained message on `topic` of the broker at `url`.
+async fn retained(url: &str, topic: &str) -> anyhow::Result<Vec<u8>> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let mut opts = MqttOptions::parse_url(format!("{url}?client_id={}", unique("reader")))?;
+    opts.set_clean_session(true);
+    opts.set_max_packet_size(1 << 20, 1 << 20);
+    let (client, mut eventloop) = AsyncClient::new(opts, 8);
+    client.subscribe(topic, QoS::AtLeastOnce).await?;
+    let payload = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if let Event::Incoming(Packet::Publish(p)) = eventloop.poll().await? {
+                return anyhow::Ok(p.payload.to_vec());
+            }
+        }
+    })
+    .await??;
+    client.disconnect().await?;
+    Ok(payload)
+}
+
 fn version_of(standing: &Value) -> u64 {
     standing["assignment"]["version"]
         .as_u64()
@@ -207,19 +273,25 @@ async fn a_policy_change_reaches_two_docked_recorders_is_applied_read_back_and_r
     rig.config(&["class", "ZFY0002", "ZFY-X1"])?;
 
     // Staged: ZFY0001 first. ZFY0002 has no assignment yet.
-    let out = rig.config(&["rollout", "--devices", "ZFY0001"])?;
-    assert!(out.contains("ZFY0001 version"), "{out}");
-    assert!(out.contains("video.bitrate_kbps: 4000 → 6000"), "{out}");
-    let first = rig.applied("ZFY0001", 1).await?;
+    let issued = rig.rollout(&["--devices", "ZFY0001"])?;
+    assert_eq!(issued.keys().collect::<Vec<_>>(), ["ZFY0001"]);
+    let (v1, changes) = &issued["ZFY0001"];
+    assert!(
+        changes.contains(&"video.bitrate_kbps: 4000 → 6000".to_owned()),
+        "{changes:?}"
+    );
+    let first = rig.applied("ZFY0001", *v1).await?;
     let z2 = rig.standing("ZFY0002").await?;
     assert_eq!(z2["assignment"], Value::Null, "{z2}");
     assert_eq!(z2["policy_changed"], true, "{z2}");
 
-    // Then everyone: ZFY0001's content is unchanged, so it keeps version 1.
-    let out = rig.config(&["rollout", "--all"])?;
-    assert!(out.contains("1 of 2 recorder(s)"), "{out}");
-    let second = rig.applied("ZFY0002", 2).await?;
-    assert_eq!(version_of(&rig.standing("ZFY0001").await?), 1);
+    // Then everyone: ZFY0001's content is unchanged, so it keeps its version.
+    let issued = rig.rollout(&["--all"])?;
+    assert_eq!(issued.keys().collect::<Vec<_>>(), ["ZFY0002"]);
+    let v2 = issued["ZFY0002"].0;
+    assert!(v2 > *v1, "versions grow: {v1} then {v2}");
+    let second = rig.applied("ZFY0002", v2).await?;
+    assert_eq!(version_of(&rig.standing("ZFY0001").await?), *v1);
 
     // Where each value came from, and the recorder holds exactly it.
     for (id, standing, storage) in [
@@ -273,11 +345,20 @@ async fn a_policy_change_reaches_two_docked_recorders_is_applied_read_back_and_r
 
     // A change while docked reaches both at once, with newer versions.
     rig.set_layer(&["fleet"], "[video]\nbitrate_kbps = 8000\n")?;
-    let out = rig.config(&["rollout", "--percent", "100"])?;
-    assert!(out.contains("2 of 2"), "{out}");
-    assert!(out.contains("video.bitrate_kbps: 6000 → 8000"), "{out}");
-    // Rollouts go in recorder id order.
-    for (i, (id, version)) in [("ZFY0001", 3), ("ZFY0002", 4)].into_iter().enumerate() {
+    let issued = rig.rollout(&["--percent", "100"])?;
+    assert_eq!(issued.len(), 2, "{issued:?}");
+    let (v3, v4) = (issued["ZFY0001"].0, issued["ZFY0002"].0);
+    assert!(
+        v2 < v3 && v3 < v4,
+        "versions grow in recorder order: {v2}, {v3}, {v4}"
+    );
+    assert!(
+        issued["ZFY0001"]
+            .1
+            .contains(&"video.bitrate_kbps: 6000 → 8000".to_owned()),
+        "{issued:?}"
+    );
+    for (i, (id, version)) in [("ZFY0001", v3), ("ZFY0002", v4)].into_iter().enumerate() {
         let s = rig.applied(id, version).await?;
         let (hash, cfg) = held(&rig.storages[i])?;
         assert_eq!(cfg.video.bitrate_kbps, 8000, "{id}");
@@ -317,9 +398,10 @@ async fn a_policy_change_reaches_two_docked_recorders_is_applied_read_back_and_r
             rig.hub.http_addr, rig.hub.token
         ),
     )?;
+    let version_4 = format!("version {v4}");
     for shown in [
         "Configuration",
-        "version 4",
+        version_4.as_str(),
         ">applied<",
         ">in sync<",
         "recording.pre_record_secs",
@@ -327,7 +409,10 @@ async fn a_policy_change_reaches_two_docked_recorders_is_applied_read_back_and_r
         "video.bitrate_kbps",
         ">fleet<",
     ] {
-        assert!(dom.contains(shown), "the recorder's page lacks {shown:?}:\n{dom}");
+        assert!(
+            dom.contains(shown),
+            "the recorder's page lacks {shown:?}:\n{dom}"
+        );
     }
     assert!(
         !dom.contains("gps.interval_secs"),
@@ -342,11 +427,11 @@ async fn forged_older_and_tampered_assignments_are_refused_and_reported() -> any
     let id = "ZFY0003";
     let topic = format!("evsync/v1/{id}/config");
     rig.set_layer(&["fleet"], "[video]\nframe_rate = 30\n")?;
-    rig.config(&["rollout", "--all"])?;
-    rig.applied(id, 1).await?;
+    let v1 = rig.rollout(&["--all"])?[id].0;
+    rig.applied(id, v1).await?;
     rig.set_layer(&["fleet"], "[video]\nframe_rate = 15\n")?;
-    rig.config(&["rollout", "--all"])?;
-    let good = rig.applied(id, 2).await?;
+    let v2 = rig.rollout(&["--all"])?[id].0;
+    let good = rig.applied(id, v2).await?;
     let (good_hash, _) = held(&rig.storages[0])?;
     let hub_key =
         evsync_protocol::keyfile::load_or_create(&rig.dir.path().join("hub").join("hub.key"))?.0;
@@ -372,17 +457,20 @@ async fn forged_older_and_tampered_assignments_are_refused_and_reported() -> any
     // (a byte of its configuration changed); the hub's own version 1 again
     // (a rollback); signed by the hub key but its configuration is not what
     // the signed hash names.
-    let forged = assignment(99, &config(25)).seal(&other_key);
-    let mut altered = assignment(98, &config(25)).seal(&hub_key);
+    let forged = assignment(v2 + 99, &config(25)).seal(&other_key);
+    let mut altered = assignment(v2 + 98, &config(25)).seal(&hub_key);
     let at = altered
         .windows(13)
         .position(|w| w == b"frame_rate = ")
         .ok_or_else(|| anyhow::anyhow!("no frame_rate in the message"))?;
     altered[at + 13] = b'3'; // 25 → 35
-    let rollback = assignment(1, &config(30)).seal(&hub_key);
-    let mut mismatched = assignment(97, &config(25));
+    let rollback = assignment(v1, &config(30)).seal(&hub_key);
+    let mut mismatched = assignment(v2 + 97, &config(25));
     mismatched.config = config(30).to_toml();
     let mismatched = mismatched.seal(&hub_key);
+    let rollback_reason = format!(
+        "assignment version {v1} is older than version {v2}, already accepted: refused as a rollback"
+    );
     let cases: [(&str, Vec<u8>, &str); 4] = [
         (
             "forged",
@@ -394,11 +482,7 @@ async fn forged_older_and_tampered_assignments_are_refused_and_reported() -> any
             altered,
             "signature does not verify against the key of the hub key",
         ),
-        (
-            "rollback",
-            rollback,
-            "assignment version 1 is older than version 2, already accepted: refused as a rollback",
-        ),
+        ("rollback", rollback, rollback_reason.as_str()),
         ("mismatched", mismatched, "refused as tampered"),
     ];
     for (n, (what, payload, reason)) in cases.into_iter().enumerate() {
@@ -426,7 +510,17 @@ async fn forged_older_and_tampered_assignments_are_refused_and_reported() -> any
         assert_eq!(held(&rig.storages[0])?.0, good_hash, "{what}");
         let s = rig.standing(id).await?;
         assert_eq!(s["assignment"]["state"], "applied", "{what}: {s}");
-        assert_eq!(version_of(&s), 2, "{what}");
+        assert_eq!(version_of(&s), v2, "{what}");
+        eventually(
+            Duration::from_secs(10),
+            &format!("the genuine assignment back on the topic after the {what} one"),
+            || async {
+                let retained = retained(&rig.hub.mqtt_url, &topic).await?;
+                Ok(Assignment::open(&retained, &rig.hub.public_key, id)
+                    .is_ok_and(|a| a.version == v2))
+            },
+        )
+        .await?;
     }
     // Each refusal is an alert the supervision platform sees.
     let alerts = rig.api.get_ok("/api/v1/alerts").await?;
@@ -444,9 +538,9 @@ async fn a_recorder_whose_configuration_drifts_raises_an_alert_and_gets_its_own_
 ) -> anyhow::Result<()> {
     let mut rig = Rig::start("config-drift", &["ZFY0004"]).await?;
     let id = "ZFY0004";
-    rig.set_layer(&["fleet"], "[storage]\nreserve_mb = 512\n")?;
-    rig.config(&["rollout", "--all"])?;
-    rig.applied(id, 1).await?;
+    rig.set_layer(&["fleet"], "[storage]\nreserve_mb = 1024\n")?;
+    let v1 = rig.rollout(&["--all"])?[id].0;
+    rig.applied(id, v1).await?;
     let (assigned, _) = held(&rig.storages[0])?;
 
     // Taken out, and someone sets it to record without audio.
@@ -485,7 +579,7 @@ async fn a_recorder_whose_configuration_drifts_raises_an_alert_and_gets_its_own_
         || async { Ok(held(&storage)?.0 == assigned) },
     )
     .await?;
-    let s = rig.applied(id, 1).await?;
+    let s = rig.applied(id, v1).await?;
     assert_eq!(s["assignment"]["running_hash"], assigned.as_str());
     let records = rig.config_records(id).await?;
     let checked: Vec<&Value> = records
@@ -543,7 +637,7 @@ async fn firmware_failures(rig: &Rig, id: &str, n: usize, needle: &str) -> anyho
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_good_firmware_image_is_installed_and_a_corrupt_or_older_one_is_refused(
 ) -> anyhow::Result<()> {
-    let rig = Rig::start("firmware", &["ZFY0005"]).await?;
+    let mut rig = Rig::start("firmware", &["ZFY0005"]).await?;
     let id = "ZFY0005";
     let storage = rig.storages[0].clone();
     assert_eq!(Storage::peek(&storage)?.firmware, "SIM-2.4.1");
@@ -620,7 +714,41 @@ async fn a_good_firmware_image_is_installed_and_a_corrupt_or_older_one_is_refuse
     add("SIM-2.3.0", 3)?;
     hub(&["firmware", "rollout", "SIM-2.3.0", "--devices", id])?;
     firmware_failures(&rig, id, 2, "is not newer than the running SIM-2.5.0").await?;
+    // Refused by the dock itself: the recorder was never offered it.
+    let log = Storage::peek(&storage)?.log;
+    assert!(
+        !log.iter().any(|l| l.contains("SIM-2.3.0")),
+        "the dock offered the older image to the recorder: {log:?}"
+    );
     assert_eq!(Storage::peek(&storage)?.firmware, "SIM-2.5.0");
+
+    // An image half sent at an earlier docking (the recorder was pulled
+    // out) goes on from where the recorder stands, not from the start.
+    let resumed = add("SIM-2.8.0", 4)?;
+    let served = rig.served.remove(0);
+    let link = served.link.clone();
+    served.stop()?;
+    {
+        let bytes = std::fs::read(rig.dir.path().join("SIM-2.8.0.bin"))?;
+        let mut sha = [0u8; 32];
+        hex::decode_to_slice(&resumed, &mut sha)?;
+        let mut s = Storage::open(&storage, id)?;
+        s.begin_firmware("SIM-2.8.0", bytes.len() as u64, sha)?;
+        s.append_firmware(&bytes[..100_000])?;
+        s.save()?;
+    }
+    rig.served
+        .push(Served::start(&storage, &link, Faults::default())?);
+    hub(&["firmware", "rollout", "SIM-2.8.0", "--devices", id])?;
+    eventually(Duration::from_secs(30), "SIM-2.8.0 installed", || async {
+        Ok(Storage::peek(&storage)?.firmware == "SIM-2.8.0")
+    })
+    .await?;
+    let log = Storage::peek(&storage)?.log;
+    assert!(
+        !log.iter().any(|l| l.contains("SIM-2.8.0 offered")),
+        "the dock began the half-sent image again instead of going on: {log:?}"
+    );
 
     // A manifest not signed by the hub is refused with its assignment.
     let other_key = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8()?)?;
@@ -661,7 +789,7 @@ async fn a_good_firmware_image_is_installed_and_a_corrupt_or_older_one_is_refuse
     )
     .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(Storage::peek(&storage)?.firmware, "SIM-2.5.0");
+    assert_eq!(Storage::peek(&storage)?.firmware, "SIM-2.8.0");
     let alerts = rig.api.get_ok("/api/v1/alerts").await?;
     let kinds: Vec<&str> = alerts["alerts"]
         .as_array()
@@ -672,5 +800,58 @@ async fn a_good_firmware_image_is_installed_and_a_corrupt_or_older_one_is_refuse
         2,
         "{alerts}"
     );
+    rig.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_assignment_replayed_to_a_dock_that_never_saw_the_newer_one_is_alerted_and_undone(
+) -> anyhow::Result<()> {
+    let mut rig = Rig::start("config-replay", &["ZFY0006"]).await?;
+    let id = "ZFY0006";
+    let topic = format!("evsync/v1/{id}/config");
+    rig.set_layer(&["fleet"], "[video]\nframe_rate = 30\n")?;
+    let v1 = rig.rollout(&["--all"])?[id].0;
+    rig.applied(id, v1).await?;
+    // Someone keeps the hub's version-1 message off the topic...
+    let old = retained(&rig.hub.mqtt_url, &topic).await?;
+    assert_eq!(Assignment::open(&old, &rig.hub.public_key, id)?.version, v1);
+    rig.set_layer(&["fleet"], "[video]\nframe_rate = 15\n")?;
+    let v2 = rig.rollout(&["--all"])?[id].0;
+    rig.applied(id, v2).await?;
+    let (current, _) = held(&rig.storages[0])?;
+
+    // ...and replays it while the recorder goes to a dock that never
+    // accepted anything for it: that dock cannot know it is old.
+    rig.stop_dock().await?;
+    publish_retained(&rig.hub.mqtt_url, &topic, old).await?;
+    rig.new_dock().await?;
+
+    // The hub sees an older version applied after the current one was
+    // issued: an alert, and the current assignment goes out again and is
+    // applied over it.
+    eventually(
+        Duration::from_secs(30),
+        "a config_failed alert naming the replay",
+        || async {
+            let alerts = rig.api.get_ok("/api/v1/alerts").await?;
+            Ok(alerts["alerts"].as_array().is_some_and(|a| {
+                a.iter().any(|x| {
+                    x["kind"] == "config_failed"
+                        && x["detail"].as_str().is_some_and(|d| {
+                            d.contains(&format!("version {v1}")) && d.contains("replayed or stale")
+                        })
+                })
+            }))
+        },
+    )
+    .await?;
+    eventually(
+        Duration::from_secs(30),
+        "the current assignment back on the recorder",
+        || async { Ok(held(&rig.storages[0])?.0 == current) },
+    )
+    .await?;
+    let s = rig.applied(id, v2).await?;
+    assert_eq!(s["assignment"]["running_hash"], current.as_str());
     rig.stop().await
 }

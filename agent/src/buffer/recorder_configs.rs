@@ -1,5 +1,6 @@
-//! The newest configuration assignment the dock accepted for each recorder:
-//! what makes an older one a rollback.
+//! The newest configuration assignment the dock accepted for each recorder
+//! (what makes an older one a rollback), and the firmware it last recorded
+//! as installed on it.
 
 use rusqlite::{params, OptionalExtension};
 
@@ -34,6 +35,32 @@ impl Buffer {
              ON CONFLICT (recorder_id) DO UPDATE SET version = ?2, config_hash = ?3, accepted_at = ?4
              WHERE ?2 >= version",
             params![recorder_id, version, config_hash, now()],
+        )?;
+        Ok(())
+    }
+
+    /// The firmware version last recorded as installed on `recorder_id`.
+    pub fn firmware_reported(&self, recorder_id: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT firmware_reported FROM recorder_configs WHERE recorder_id = ?1",
+                [recorder_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten())
+    }
+
+    /// Notes that `version` was recorded as installed on `recorder_id`.
+    pub fn note_firmware_reported(
+        &mut self,
+        recorder_id: &str,
+        version: &str,
+    ) -> anyhow::Result<()> {
+        self.conn.execute(
+            "UPDATE recorder_configs SET firmware_reported = ?2 WHERE recorder_id = ?1",
+            params![recorder_id, version],
         )?;
         Ok(())
     }

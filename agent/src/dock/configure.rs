@@ -8,10 +8,11 @@
 //! recorded as `config_delivered`, written with `SetConfig` (compact form),
 //! read back with `GetConfig` and recorded as `config_applied` when the
 //! recorder holds exactly it. Anything else is recorded as `config_failed`
-//! with the reason. When a recorder has an assignment, what it ran when it
-//! came in is recorded first (`config_checked`), so the hub sees a
-//! configuration changed behind its back; the recorder then gets its
-//! assignment again. A recorder never assigned one gets no records.
+//! with the reason. When a recorder has an assignment (one arrives, or this
+//! dock accepted one for it before), what it ran when it came in is
+//! recorded first (`config_checked`), so the hub sees a configuration
+//! changed behind its back; the recorder then gets its assignment again. A
+//! recorder never assigned one gets no records.
 
 use chrono::Utc;
 use evsync_protocol::assignment::{check_newer, Assignment};
@@ -89,21 +90,21 @@ pub async fn apply_assigned(
             return record(shared, docked, failed.into_event()).await;
         }
     };
-    docked.firmware_wanted = assignment.firmware.clone();
-    if !docked.running_recorded {
-        let event = match &docked.running {
-            Ok(hash) => Event::ConfigChecked {
-                config_hash: Some(hash.clone()),
-                reason: None,
-            },
-            Err(reason) => Event::ConfigChecked {
-                config_hash: None,
-                reason: Some(reason.clone()),
-            },
-        };
-        record(shared, docked, event).await?;
-        docked.running_recorded = true;
-    }
+    docked.firmware_wanted = match &assignment.firmware {
+        Some(image) => match config.firmware_allowed(&image.version) {
+            Ok(()) => Some(image.clone()),
+            Err(e) => {
+                let event = Event::FirmwareFailed {
+                    version: image.version.clone(),
+                    reason: format!("the assigned configuration does not allow it: {e}"),
+                };
+                record(shared, docked, event).await?;
+                None
+            }
+        },
+        None => None,
+    };
+    record_running(shared, docked).await?;
     let known = accepted.is_some_and(|(v, _)| v == assignment.version);
     if !known {
         let (id, version, hash) = (
@@ -161,6 +162,44 @@ pub async fn apply_assigned(
         }
     };
     record(shared, docked, event).await
+}
+
+/// Records what the recorder ran when it came in (`config_checked`), once
+/// per docking.
+async fn record_running(shared: &Shared, docked: &mut Docked) -> anyhow::Result<()> {
+    if docked.running_recorded {
+        return Ok(());
+    }
+    let event = match &docked.running {
+        Ok(hash) => Event::ConfigChecked {
+            config_hash: Some(hash.clone()),
+            reason: None,
+        },
+        Err(reason) => Event::ConfigChecked {
+            config_hash: None,
+            reason: Some(reason.clone()),
+        },
+    };
+    record(shared, docked, event).await?;
+    docked.running_recorded = true;
+    Ok(())
+}
+
+/// Records what the recorder runs at once on docking if it was ever given
+/// an assignment here: the hub hears of a changed configuration even when
+/// no assignment arrives at this docking (the broker away, say).
+pub async fn record_running_if_assigned(
+    shared: &Shared,
+    docked: &mut Docked,
+) -> anyhow::Result<()> {
+    let id = docked.id.clone();
+    if with_buffer(&shared.buffer, move |b| b.accepted_config(&id))
+        .await?
+        .is_some()
+    {
+        record_running(shared, docked).await?;
+    }
+    Ok(())
 }
 
 /// Why an assignment is not applied.

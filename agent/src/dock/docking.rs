@@ -62,6 +62,8 @@ pub struct Docked {
     pub(super) firmware_wanted: Option<evsync_protocol::assignment::FirmwareImage>,
     /// SHA-256 of the image dealt with at this docking (installed or refused).
     pub(super) firmware_done: Option<String>,
+    /// Downloads of the wanted image that failed on the way at this docking.
+    pub(super) firmware_attempts: u32,
     /// Files taken off it at this docking.
     taken: u64,
     /// A pooled recorder was checked in at this docking.
@@ -129,7 +131,7 @@ pub async fn serve(
     slot.update(|s| line(s, link));
     let mut docked = opened?;
     let served = serve_docked(shared, link, shutdown, slot, &mut docked, line).await;
-    if let Err(e) = shared.assignments.forget(&docked.id).await {
+    if let Err(e) = shared.assignments.forget(&docked.id) {
         tracing::debug!(recorder = docked.id, error = %format!("{e:#}"), "config topic kept");
     }
     served
@@ -147,10 +149,13 @@ async fn serve_docked(
     let poll = Duration::from_millis(shared.cfg.dock.poll_ms);
     loop {
         configure::apply_assigned(shared, link, docked).await?;
-        firmware::install_assigned(shared, link, docked).await?;
         let synced = sync_files(shared, link, docked, slot).await;
         slot.update(|s| line(s, link));
         let standing = synced?;
+        // Evidence first: firmware only once every recording is copied off.
+        if standing.uncopied == 0 {
+            firmware::install_assigned(shared, link, docked).await?;
+        }
         // Checked in once its evidence is safe at the hub: until then the
         // recorder keeps naming who carried it, should it be copied again.
         if shared.cfg.dock.pooled && standing.cleared() {
@@ -241,6 +246,7 @@ async fn open(
         firmware: identity.firmware.clone(),
         firmware_wanted: None,
         firmware_done: None,
+        firmware_attempts: 0,
     };
     slot.update(|s| {
         s.recorder = Some(docked.id.clone());
@@ -267,8 +273,9 @@ async fn open(
     );
     record_docking(shared, &docked, &identity, corrected, drift).await?;
     let mut docked = docked;
-    shared.assignments.want(&docked.id).await?;
+    shared.assignments.want(&docked.id)?;
     docked.running = configure::read_running(link).await?;
+    configure::record_running_if_assigned(shared, &mut docked).await?;
     Ok(docked)
 }
 

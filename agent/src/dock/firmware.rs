@@ -1,15 +1,17 @@
 //! A docked recorder's firmware: the image the hub's signed assignment
 //! names, downloaded from the hub (HTTP with ranges, resumed from what is
 //! on disk), checked against the signed SHA-256 and size, and handed to the
-//! recorder over the serial line (`FirmwareBegin`, `FirmwareWrite` from
-//! where the recorder stands, `FirmwareCommit`), then confirmed with
-//! `Identify`. An image that is not newer than the running firmware (no
+//! recorder over the serial line (`FirmwareStatus` to go on with an image
+//! half received at an earlier docking, else `FirmwareBegin`; then
+//! `FirmwareWrite` from where the recorder stands, `FirmwareCommit`), then
+//! confirmed with `Identify`. An image that is not newer than the running firmware (no
 //! downgrade, no re-install), or whose bytes do not match, never reaches
 //! the recorder. Each outcome is recorded: `firmware_installed` or
 //! `firmware_failed` with the reason.
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use evsync_protocol::assignment::FirmwareImage;
@@ -21,11 +23,19 @@ use evsync_recorder_protocol::message::{Request, Response};
 use super::configure::record;
 use super::docking::{Docked, Shared};
 use super::link::{LinkError, RecorderLink};
+use crate::buffer::with_buffer;
+
+/// Downloads that fail on the way (the hub unreachable, a 5xx) are tried
+/// this many times per docking before the failure is recorded.
+const DOWNLOAD_ATTEMPTS: u32 = 3;
+
+/// Longest a firmware download may take.
+const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// Installs the image the recorder's assignment names, once per docking,
-/// unless it runs that version already. A download that fails on the way
-/// (the hub unreachable) is tried again at the next pass; anything else is
-/// an outcome, recorded.
+/// unless it runs that version already (then says so once). A download
+/// that fails on the way is tried again at the next passes, then recorded
+/// as failed; anything else is an outcome, recorded.
 pub async fn install_assigned(
     shared: &Shared,
     link: &mut RecorderLink,
@@ -34,7 +44,18 @@ pub async fn install_assigned(
     let Some(image) = docked.firmware_wanted.clone() else {
         return Ok(());
     };
-    if docked.firmware == image.version || docked.firmware_done.as_deref() == Some(&image.sha256) {
+    if docked.firmware_done.as_deref() == Some(&image.sha256) {
+        return Ok(());
+    }
+    if docked.firmware == image.version {
+        // Installed before (at an install whose confirmation was lost, or
+        // elsewhere): said once, so the hub's standing gets there.
+        docked.firmware_done = Some(image.sha256.clone());
+        let id = docked.id.clone();
+        let reported = with_buffer(&shared.buffer, move |b| b.firmware_reported(&id)).await?;
+        if reported.as_deref() != Some(image.version.as_str()) {
+            installed(shared, docked, &image).await?;
+        }
         return Ok(());
     }
     let failed = |reason: String| Event::FirmwareFailed {
@@ -63,28 +84,42 @@ pub async fn install_assigned(
             return record(shared, docked, failed(reason)).await;
         }
         Err(e) => {
-            tracing::warn!(recorder = docked.id, version = image.version, error = %format!("{e:#}"), "firmware download failed; trying again");
-            return Ok(());
+            docked.firmware_attempts += 1;
+            let e = format!("{e:#}");
+            tracing::warn!(
+                recorder = docked.id,
+                version = image.version,
+                error = e,
+                attempt = docked.firmware_attempts,
+                "firmware download failed"
+            );
+            if docked.firmware_attempts < DOWNLOAD_ATTEMPTS {
+                return Ok(());
+            }
+            docked.firmware_done = Some(image.sha256.clone());
+            let reason =
+                format!("could not download the image after {DOWNLOAD_ATTEMPTS} attempts: {e}");
+            return record(shared, docked, failed(reason)).await;
         }
     };
     docked.firmware_done = Some(image.sha256.clone());
-    let event = match write_image(link, &image, &path, docked.max_chunk).await? {
+    match write_image(link, &image, &path, docked.max_chunk).await? {
         Ok(running) if running == image.version => {
             tracing::info!(
                 recorder = docked.id,
                 version = running,
                 "firmware installed"
             );
-            docked.firmware = running.clone();
-            Event::FirmwareInstalled {
-                version: running,
-                sha256: image.sha256.clone(),
-            }
+            docked.firmware = running;
+            installed(shared, docked, &image).await
         }
-        Ok(running) => failed(format!(
-            "the recorder took the image but reports firmware {running}, not {}",
-            image.version
-        )),
+        Ok(running) => {
+            let reason = format!(
+                "the recorder took the image but reports firmware {running}, not {}",
+                image.version
+            );
+            record(shared, docked, failed(reason)).await
+        }
         Err(reason) => {
             tracing::warn!(
                 recorder = docked.id,
@@ -92,19 +127,49 @@ pub async fn install_assigned(
                 reason,
                 "firmware not installed"
             );
-            failed(reason)
+            record(shared, docked, failed(reason)).await
         }
-    };
-    record(shared, docked, event).await
+    }
+}
+
+/// Records that the recorder runs `image` (`firmware_installed`), and that
+/// it was said.
+async fn installed(shared: &Shared, docked: &Docked, image: &FirmwareImage) -> anyhow::Result<()> {
+    record(
+        shared,
+        docked,
+        Event::FirmwareInstalled {
+            version: image.version.clone(),
+            sha256: image.sha256.clone(),
+        },
+    )
+    .await?;
+    let (id, version) = (docked.id.clone(), image.version.clone());
+    with_buffer(&shared.buffer, move |b| {
+        b.note_firmware_reported(&id, &version)
+    })
+    .await
 }
 
 /// The image in `dir/<sha256>.bin`, downloaded (resuming `<sha256>.part`)
-/// if needed. `Ok(Err(reason))`: the bytes are not the signed ones.
+/// if needed and checked against the signed size and SHA-256 each time it
+/// is used. `Ok(Err(reason))`: the hub refused it, or the bytes are not the
+/// signed ones. `Err`: a failure on the way, worth trying again.
 fn download(image: &FirmwareImage, dir: &Path) -> anyhow::Result<Result<PathBuf, String>> {
+    if Hash::from_hex(&image.sha256).is_none() {
+        return Ok(Err(format!(
+            "the manifest's sha256 {:?} is not 64 lowercase hex digits",
+            image.sha256
+        )));
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let done = dir.join(format!("{}.bin", image.sha256));
     if done.exists() {
-        return Ok(Ok(done));
+        if matches_manifest(&done, image)? {
+            return Ok(Ok(done));
+        }
+        tracing::warn!(path = %done.display(), "a kept firmware image no longer matches its manifest; downloading it again");
+        std::fs::remove_file(&done).with_context(|| format!("removing {}", done.display()))?;
     }
     let part = dir.join(format!("{}.part", image.sha256));
     let mut file = std::fs::OpenOptions::new()
@@ -120,20 +185,48 @@ fn download(image: &FirmwareImage, dir: &Path) -> anyhow::Result<Result<PathBuf,
         have = 0;
     }
     if have < image.size {
-        let http = crate::upload::transfer::client();
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(Duration::from_secs(10)))
+            .timeout_global(Some(DOWNLOAD_TIMEOUT))
+            .build()
+            .into();
         let mut resp = http
             .get(&image.url)
             .header("Range", format!("bytes={have}-"))
             .call()
             .with_context(|| format!("downloading {}", image.url))?;
-        match resp.status().as_u16() {
-            206 => {}
+        let status = resp.status().as_u16();
+        let starts_at = resp
+            .headers()
+            .get("content-range")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("bytes "))
+            .and_then(|v| v.split('-').next())
+            .and_then(|v| v.parse::<u64>().ok());
+        match status {
+            206 if starts_at == Some(have) => {}
+            206 => {
+                // Not the range asked for: start over, at the next attempt.
+                file.set_len(0)?;
+                anyhow::bail!(
+                    "downloading {}: asked for bytes {have}-, the hub sent another range ({starts_at:?})",
+                    image.url
+                );
+            }
+            // The whole image again.
             200 => {
-                // The whole image again: start over.
                 file.set_len(0)?;
                 have = 0;
             }
-            status => anyhow::bail!(
+            400..=499 => {
+                return Ok(Err(format!(
+                    "the hub refused the download of {}: HTTP {status}: {}",
+                    image.url,
+                    resp.body_mut().read_to_string().unwrap_or_default()
+                )))
+            }
+            _ => anyhow::bail!(
                 "downloading {}: HTTP {status}: {}",
                 image.url,
                 resp.body_mut().read_to_string().unwrap_or_default()
@@ -146,21 +239,34 @@ fn download(image: &FirmwareImage, dir: &Path) -> anyhow::Result<Result<PathBuf,
             .with_context(|| format!("downloading {}", image.url))?;
         file.sync_all()?;
     }
-    file.seek(SeekFrom::Start(0))?;
-    let (hash, size) = Hash::of_stream(&mut file, &mut std::io::sink())
-        .with_context(|| format!("reading {}", part.display()))?;
-    let sha256 = hash.to_hex();
-    if size != image.size || sha256 != image.sha256 {
-        drop(file);
+    drop(file);
+    if !matches_manifest(&part, image)? {
+        let (hash, size) = hash_of(&part)?;
         let _ = std::fs::remove_file(&part);
         return Ok(Err(format!(
-            "the image downloaded from {} hashes to {sha256} ({size} bytes); the signed manifest says {} ({} bytes): refused",
-            image.url, image.sha256, image.size
+            "the image downloaded from {} hashes to {} ({size} bytes); the signed manifest says {} ({} bytes): refused",
+            image.url,
+            hash.to_hex(),
+            image.sha256,
+            image.size
         )));
     }
     std::fs::rename(&part, &done)
         .with_context(|| format!("moving {} to {}", part.display(), done.display()))?;
     Ok(Ok(done))
+}
+
+/// SHA-256 and size of the file at `path`.
+fn hash_of(path: &Path) -> anyhow::Result<(Hash, u64)> {
+    let mut f = std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;
+    Hash::of_stream(&mut f, &mut std::io::sink())
+        .with_context(|| format!("reading {}", path.display()))
+}
+
+/// Whether the file at `path` has the manifest's size and SHA-256.
+fn matches_manifest(path: &Path, image: &FirmwareImage) -> anyhow::Result<bool> {
+    let (hash, size) = hash_of(path)?;
+    Ok(size == image.size && hash.to_hex() == image.sha256)
 }
 
 /// Sends the image at `path` to the recorder and installs it: `Ok(version
@@ -180,17 +286,31 @@ async fn write_image(
             e => Err(e.into()),
         }
     };
-    let mut received = match link
-        .call(Request::FirmwareBegin {
-            version: image.version.clone(),
-            size: image.size,
-            sha256,
-        })
-        .await
-    {
-        Ok(Response::FirmwareImage(i)) => i.received,
-        Ok(other) => anyhow::bail!("recorder answered FirmwareBegin with {other:?}"),
-        Err(e) => return refused("FirmwareBegin", e),
+    // The same image half received at an earlier docking goes on from
+    // where the recorder stands; anything else starts again.
+    let pending = match link.call(Request::FirmwareStatus).await {
+        Ok(Response::FirmwareImage(i))
+            if i.version == image.version && i.size == image.size && i.sha256 == sha256 =>
+        {
+            Some(i.received)
+        }
+        Ok(_) | Err(LinkError::Refused { .. }) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut received = match pending {
+        Some(received) => received,
+        None => match link
+            .call(Request::FirmwareBegin {
+                version: image.version.clone(),
+                size: image.size,
+                sha256,
+            })
+            .await
+        {
+            Ok(Response::FirmwareImage(i)) => i.received,
+            Ok(other) => anyhow::bail!("recorder answered FirmwareBegin with {other:?}"),
+            Err(e) => return refused("FirmwareBegin", e),
+        },
     };
     let mut file =
         std::fs::File::open(path).with_context(|| format!("reading {}", path.display()))?;

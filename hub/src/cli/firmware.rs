@@ -88,12 +88,15 @@ pub fn run(config: Option<PathBuf>, action: FirmwareAction) -> anyhow::Result<()
                 &version,
                 format!("{rollout}: {} recorder(s)", targets.len()),
             )?;
+            let listen = op.cfg.http.listen;
+            anyhow::ensure!(
+                op.cfg.media.public_url.is_some() || !listen.ip().is_unspecified(),
+                "http.listen = {listen} is no address a dock can download from: set media.public_url (e.g. http://hub.example:8480)"
+            );
             let actor = op.actor.clone();
-            // Every target first: a recorder whose configuration forbids
-            // the version stops the rollout before any assignment changes.
-            for id in &targets {
-                op.store.set_firmware_target(id, &version, &actor)?;
-            }
+            // Every target or none: a recorder whose configuration forbids
+            // the version stops the rollout before anything changes.
+            op.store.set_firmware_targets(&targets, &version, &actor)?;
             rollout_to(&mut op, &rollout, false, as_json)?;
         }
     }

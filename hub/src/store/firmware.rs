@@ -98,12 +98,12 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Makes `version` the firmware `device_id` is to run (its next
-    /// assignment names it). Refused when the recorder's configuration
-    /// does not allow that version.
-    pub fn set_firmware_target(
+    /// Makes `version` the firmware each of `devices` is to run (their next
+    /// assignments name it): all or none, refused when a recorder's
+    /// configuration does not allow that version.
+    pub fn set_firmware_targets(
         &mut self,
-        device_id: &str,
+        devices: &[String],
         version: &str,
         by: &str,
     ) -> anyhow::Result<()> {
@@ -111,17 +111,29 @@ impl Store {
             self.firmware(version)?.is_some(),
             "no firmware {version} registered (see `evsync-hub firmware list`)"
         );
-        let effective = self.config_effective(device_id)?;
-        effective
-            .config
-            .firmware_allowed(version)
-            .map_err(|e| anyhow::anyhow!("recorder {device_id}: {e}"))?;
-        self.conn().execute(
-            "INSERT INTO firmware_targets (device_id, version, set_at, by_whom) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (device_id) DO UPDATE SET version = ?2, set_at = ?3, by_whom = ?4",
-            params![device_id, version, now(), by],
-        )?;
-        Ok(())
+        let mut refused = Vec::new();
+        for id in devices {
+            if let Err(e) = self.config_effective(id)?.config.firmware_allowed(version) {
+                refused.push(format!("{id}: {e}"));
+            }
+        }
+        anyhow::ensure!(
+            refused.is_empty(),
+            "firmware {version} is not allowed on {} recorder(s), nothing changed:\n  {}",
+            refused.len(),
+            refused.join("\n  ")
+        );
+        let at = now();
+        self.in_transaction(|tx| {
+            for id in devices {
+                tx.execute(
+                    "INSERT INTO firmware_targets (device_id, version, set_at, by_whom) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT (device_id) DO UPDATE SET version = ?2, set_at = ?3, by_whom = ?4",
+                    params![id, version, at, by],
+                )?;
+            }
+            Ok(())
+        })
     }
 
     /// The image `device_id` is to run, as its assignment names it (`base_url`:
@@ -184,10 +196,27 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
     let at = super::stamp(b.device_time - chrono::Duration::milliseconds(b.clock_offset_ms));
     match &b.event {
         Some(Event::FirmwareInstalled { version, .. }) => {
-            tx.execute(
-                "UPDATE devices SET firmware = ?2 WHERE device_id = ?1",
-                params![device, version],
-            )?;
+            // A late report of an older install does not turn the clock back.
+            let running: Option<String> = tx
+                .query_row(
+                    "SELECT firmware FROM devices WHERE device_id = ?1",
+                    [device],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten();
+            let older = running.as_deref().is_some_and(|r| {
+                matches!(
+                    (FirmwareVersion::parse(r), FirmwareVersion::parse(version)),
+                    (Ok(r), Ok(v)) if r.prefix() == v.prefix() && v.cmp_numbers(&r).is_lt()
+                )
+            });
+            if !older {
+                tx.execute(
+                    "UPDATE devices SET firmware = ?2 WHERE device_id = ?1",
+                    params![device, version],
+                )?;
+            }
             if target.as_deref() == Some(version) {
                 tx.execute(
                     "UPDATE config_status SET firmware_state = 'installed', firmware_reason = NULL, firmware_at = ?2
@@ -197,12 +226,25 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
             }
         }
         Some(Event::FirmwareFailed { version, reason }) => {
+            // A late failure from one dock does not undo an install at another.
             if target.as_deref() == Some(version) {
                 tx.execute(
                     "UPDATE config_status SET firmware_state = 'failed', firmware_reason = ?2, firmware_at = ?3
-                     WHERE device_id = ?1",
+                     WHERE device_id = ?1 AND firmware_state IS NOT 'installed'",
                     params![device, reason, at],
                 )?;
+            }
+            // The same image refused again at a later docking is the same
+            // open alert, not a new one.
+            let prefix = format!("firmware {version} was not installed on recorder {device} ");
+            let open: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM alerts WHERE kind = 'firmware_failed' AND device_id = ?1
+                                    AND resolved_at IS NULL AND substr(detail, 1, length(?2)) = ?2)",
+                )?
+                .query_row(params![device, prefix], |r| r.get(0))?;
+            if open {
+                return Ok(());
             }
             raise(
                 tx,

@@ -376,11 +376,23 @@ impl Store {
         let firmware_version = firmware.as_ref().map(|f| f.version.clone());
         let text = config.to_toml();
         let issued_at = chrono::Utc::now();
+        let firmware_json = firmware.as_ref().map(serde_json::to_string).transpose()?;
         let version = self.in_transaction(|tx| {
+            // Larger than every earlier version, and than the time in ms:
+            // a store restored from a backup still issues newer versions.
             tx.execute(
-                "INSERT INTO config_assignments (device_id, config_hash, config, message, issued_at, by_whom, rollout)
-                 VALUES (?1, ?2, ?3, x'', ?4, ?5, ?6)",
-                params![device_id, hash, text, stamp(issued_at), issuer.by, rollout.to_string()],
+                "INSERT INTO config_assignments (version, device_id, config_hash, config, message, issued_at, by_whom, rollout)
+                 VALUES (MAX(COALESCE((SELECT MAX(version) FROM config_assignments), 0) + 1, ?7),
+                         ?1, ?2, ?3, x'', ?4, ?5, ?6)",
+                params![
+                    device_id,
+                    hash,
+                    text,
+                    stamp(issued_at),
+                    issuer.by,
+                    rollout.to_string(),
+                    issued_at.timestamp_millis()
+                ],
             )?;
             let version = tx.last_insert_rowid();
             let message = Assignment {
@@ -401,15 +413,15 @@ impl Store {
             // The firmware standing starts over only when the image changes.
             tx.execute(
                 "INSERT INTO config_status (device_id, version, config_hash, state, state_at,
-                                            firmware_version, firmware_state)
-                 VALUES (?1, ?2, ?3, 'assigned', ?4, ?5, CASE WHEN ?5 IS NULL THEN NULL ELSE 'assigned' END)
+                                            firmware_version, firmware_image, firmware_state)
+                 VALUES (?1, ?2, ?3, 'assigned', ?4, ?5, ?6, CASE WHEN ?5 IS NULL THEN NULL ELSE 'assigned' END)
                  ON CONFLICT (device_id) DO UPDATE SET version = ?2, config_hash = ?3,
                      state = 'assigned', reason = NULL, state_at = ?4, published_at = NULL,
                      firmware_state = CASE WHEN firmware_version IS ?5 THEN firmware_state
                                            WHEN ?5 IS NULL THEN NULL ELSE 'assigned' END,
                      firmware_reason = CASE WHEN firmware_version IS ?5 THEN firmware_reason END,
-                     firmware_version = ?5",
-                params![device_id, version, hash, stamp(issued_at), firmware_version],
+                     firmware_version = ?5, firmware_image = ?6",
+                params![device_id, version, hash, stamp(issued_at), firmware_version, firmware_json],
             )?;
             Ok(version as u64)
         })?;
@@ -427,11 +439,24 @@ impl Store {
         let config = self.config_effective(device_id)?.config;
         let hash = config.content_hash();
         let firmware = self.firmware_target(device_id, base_url)?;
-        let firmware_version = firmware.as_ref().map(|f| f.version.clone());
+        if let Some(f) = &firmware {
+            config
+                .firmware_allowed(&f.version)
+                .map_err(|e| anyhow::anyhow!("recorder {device_id}: {e}"))?;
+        }
+        let firmware_json = firmware.as_ref().map(serde_json::to_string).transpose()?;
         let current = self.config_status(device_id)?;
-        if current
-            .as_ref()
-            .is_some_and(|c| c.config_hash == hash && c.firmware_version == firmware_version)
+        let current_image: Option<String> = self
+            .conn()
+            .query_row(
+                "SELECT firmware_image FROM config_status WHERE device_id = ?1",
+                [device_id],
+                |r| r.get(0),
+            )
+            .optional()?
+            .flatten();
+        // The same content and the same image manifest (its URL too).
+        if current.as_ref().is_some_and(|c| c.config_hash == hash) && current_image == firmware_json
         {
             return Ok(None);
         }
@@ -440,12 +465,22 @@ impl Store {
             None => RecorderConfig::default(),
         };
         let mut changes = before.diff(&config);
-        let firmware_before = current.and_then(|c| c.firmware_version);
-        if firmware_before != firmware_version {
+        if current_image != firmware_json {
+            let image_before: Option<FirmwareImage> = current_image
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok());
+            let name = |i: Option<&FirmwareImage>, other: Option<&FirmwareImage>| match i {
+                None => "none".to_owned(),
+                // The same version from elsewhere: say where.
+                Some(i) if other.is_some_and(|o| o.version == i.version) => {
+                    format!("{} from {}", i.version, i.url)
+                }
+                Some(i) => i.version.clone(),
+            };
             changes.push(Change {
                 field: "firmware image".into(),
-                from: firmware_before.unwrap_or_else(|| "none".into()),
-                to: firmware_version.unwrap_or_else(|| "none".into()),
+                from: name(image_before.as_ref(), firmware.as_ref()),
+                to: name(firmware.as_ref(), image_before.as_ref()),
             });
         }
         Ok(Some(Planned {
@@ -547,6 +582,12 @@ fn check_key(scope: LayerScope, key: &str) -> anyhow::Result<()> {
 
 /// What a record about a recorder's configuration changes, inside the
 /// ingest transaction: its standing, what it runs, and alerts.
+///
+/// Reports can arrive late and out of order (a dock offline for a day,
+/// recorders moving between docks): the standing only moves forward with
+/// reports newer than the newest taken into account, but every report's
+/// alerts are judged on their own, against every assignment the recorder
+/// was ever given.
 pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<()> {
     let device = b.device_id.as_str();
     let event = match &b.event {
@@ -558,21 +599,18 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
         ) => e,
         _ => return Ok(()),
     };
-    // When it happened by the agent's clock: comparable across dockings.
-    let at = stamp(b.device_time - chrono::Duration::milliseconds(b.clock_offset_ms));
+    // When it happened by the dock's clock, never later than now: a dock
+    // whose clock runs ahead cannot hold a recorder's standing still.
+    let occurred =
+        (b.device_time - chrono::Duration::milliseconds(b.clock_offset_ms)).min(chrono::Utc::now());
+    let at = stamp(occurred);
     let status = tx
         .prepare_cached(&format!(
             "SELECT {STATUS_COLUMNS} FROM config_status WHERE device_id = ?1"
         ))?
         .query_row([device], status_row)
         .optional()?;
-    let reported_at: Option<String> = tx
-        .prepare_cached("SELECT reported_at FROM config_status WHERE device_id = ?1")?
-        .query_row([device], |r| r.get(0))
-        .optional()?
-        .flatten();
-    let status = status.map(|s| (s, reported_at));
-    let Some((status, reported_at)) = status else {
+    let Some(status) = status else {
         // Never assigned: what it runs is all there is to know.
         if let Event::ConfigApplied { version, .. } = event {
             tx.execute(
@@ -582,15 +620,18 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
         }
         return Ok(());
     };
-    if reported_at.as_deref().is_some_and(|r| r > at.as_str()) {
-        // A report older than one already taken into account (resent late).
-        return Ok(());
+    let (reported_at, applied_hash, applied_at, first_applied_at): Reported = tx
+        .prepare_cached(
+            "SELECT reported_at, applied_hash, applied_at, first_applied_at FROM config_status WHERE device_id = ?1",
+        )?
+        .query_row([device], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let newer = reported_at.as_deref().is_none_or(|r| r <= at.as_str());
+    if newer {
+        tx.execute(
+            "UPDATE config_status SET reported_at = ?2, reported_by = ?3 WHERE device_id = ?1",
+            params![device, at, b.agent_id],
+        )?;
     }
-    tx.execute(
-        "UPDATE config_status SET reported_at = ?2, reported_by = ?3 WHERE device_id = ?1",
-        params![device, at, b.agent_id],
-    )?;
-    let current = |v: u64| v == status.version;
     let set_state = |state: &str, reason: Option<&str>| -> anyhow::Result<()> {
         tx.execute(
             "UPDATE config_status SET state = ?2, reason = ?3, state_at = ?4 WHERE device_id = ?1",
@@ -598,10 +639,42 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
         )?;
         Ok(())
     };
-    let subject = Subject::source(device, &b.agent_id, Some((b.seq, b.seq)));
+    let alert = |kind: AlertKind, detail: &str| {
+        raise(
+            tx,
+            kind,
+            Subject::source(device, &b.agent_id, Some((b.seq, b.seq))),
+            detail,
+            std::time::Duration::ZERO,
+        )
+    };
+    let current_since: String = tx
+        .prepare_cached("SELECT issued_at FROM config_assignments WHERE version = ?1")?
+        .query_row([status.version as i64], |r| r.get(0))?;
+    // A version other than the current one, taken by a dock after the
+    // current one was issued: something else was on the config topic.
+    let stranger =
+        |version: u64| version != status.version && at.as_str() >= current_since.as_str();
+    let republish = || -> anyhow::Result<()> {
+        tx.execute(
+            "UPDATE config_status SET published_at = NULL WHERE device_id = ?1",
+            [device],
+        )?;
+        Ok(())
+    };
     match event {
+        Event::ConfigDelivered { version, .. } if stranger(*version) => {
+            republish()?;
+            alert(
+                AlertKind::ConfigFailed,
+                &format!(
+                    "{} accepted assignment version {version} for recorder {device}, but version {} is current since {current_since}: a replayed or stale assignment was on its config topic; the current one is published again",
+                    b.agent_id, status.version
+                ),
+            )?;
+        }
         Event::ConfigDelivered { version, .. }
-            if current(*version) && status.state == "assigned" =>
+            if newer && *version == status.version && status.state == "assigned" =>
         {
             set_state("delivered", None)?;
         }
@@ -609,16 +682,44 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
             version,
             config_hash,
         } => {
-            tx.execute(
-                "UPDATE config_status SET running_hash = ?2, running_at = ?3 WHERE device_id = ?1",
-                params![device, config_hash, at],
-            )?;
-            tx.execute(
-                "UPDATE devices SET config_version = ?2 WHERE device_id = ?1",
-                params![device, version.to_string()],
-            )?;
-            if current(*version) && *config_hash == status.config_hash {
-                set_state("applied", None)?;
+            if newer {
+                tx.execute(
+                    "UPDATE config_status SET running_hash = ?2, running_at = ?3 WHERE device_id = ?1",
+                    params![device, config_hash, at],
+                )?;
+                tx.execute(
+                    "UPDATE devices SET config_version = ?2 WHERE device_id = ?1",
+                    params![device, version.to_string()],
+                )?;
+            }
+            if applied_at.as_deref().is_none_or(|a| a <= at.as_str()) {
+                tx.execute(
+                    "UPDATE config_status SET applied_hash = ?2, applied_at = ?3 WHERE device_id = ?1",
+                    params![device, config_hash, at],
+                )?;
+            }
+            if first_applied_at.as_deref().is_none_or(|a| a > at.as_str()) {
+                tx.execute(
+                    "UPDATE config_status SET first_applied_at = ?2 WHERE device_id = ?1",
+                    params![device, at],
+                )?;
+            }
+            if *version == status.version && *config_hash == status.config_hash {
+                if newer {
+                    set_state("applied", None)?;
+                }
+            } else if stranger(*version) {
+                republish()?;
+                alert(
+                    AlertKind::ConfigFailed,
+                    &format!(
+                        "{} applied assignment version {version} ({}) to recorder {device}, but version {} ({}) is current since {current_since}: a replayed or stale assignment was on its config topic; the current one is published again",
+                        b.agent_id,
+                        short(config_hash),
+                        status.version,
+                        short(&status.config_hash)
+                    ),
+                )?;
             }
         }
         Event::ConfigFailed {
@@ -630,7 +731,9 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
                 && config_hash.as_deref() == Some(status.config_hash.as_str());
             let detail = if genuine {
                 // The current assignment did not land on the recorder.
-                set_state("failed", Some(reason))?;
+                if newer {
+                    set_state("failed", Some(reason))?;
+                }
                 format!(
                     "configuration version {} was not applied to recorder {device} (reported by {}): {reason}",
                     status.version, b.agent_id
@@ -640,63 +743,88 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
                 // recorder's config topic (forged, replayed, altered): the
                 // recorder keeps what it runs, and the publisher puts the
                 // current assignment back.
-                tx.execute(
-                    "UPDATE config_status SET published_at = NULL WHERE device_id = ?1",
-                    [device],
-                )?;
+                republish()?;
                 format!(
                     "an assignment{} on the config topic of recorder {device} was refused by {}: {reason}",
-                    version.map(|v| format!(" claiming version {v}")).unwrap_or_default(),
+                    version
+                        .map(|v| format!(" claiming version {v}"))
+                        .unwrap_or_default(),
                     b.agent_id
                 )
             };
-            raise(
-                tx,
-                AlertKind::ConfigFailed,
-                subject,
-                &detail,
-                std::time::Duration::ZERO,
-            )?;
+            alert(AlertKind::ConfigFailed, &detail)?;
         }
         Event::ConfigChecked {
             config_hash,
             reason,
         } => {
-            tx.execute(
-                "UPDATE config_status SET running_hash = ?2, running_at = ?3 WHERE device_id = ?1",
-                params![device, config_hash, at],
-            )?;
-            let runs_assigned = config_hash.as_deref() == Some(&status.config_hash);
-            if runs_assigned && status.state != "applied" {
-                // Applied at some docking whose report this is the first news of.
-                set_state("applied", None)?;
+            if newer {
+                tx.execute(
+                    "UPDATE config_status SET running_hash = ?2, running_at = ?3 WHERE device_id = ?1",
+                    params![device, config_hash, at],
+                )?;
+                if config_hash.as_deref() == Some(status.config_hash.as_str())
+                    && status.state != "applied"
+                {
+                    // Applied at some docking whose report this is the first news of.
+                    set_state("applied", None)?;
+                }
             }
-            // Once applied, the recorder must keep running it.
-            if status.state == "applied" && !runs_assigned {
+            // Once it applied an assignment, a recorder must run one the hub
+            // gave it, and none older than the last applied one.
+            let judged = first_applied_at
+                .as_deref()
+                .is_some_and(|f| f <= at.as_str());
+            if let (Some(applied), true) = (&applied_hash, judged) {
+                let version_of = |hash: &str| -> anyhow::Result<Option<i64>> {
+                    Ok(tx
+                        .prepare_cached(
+                            "SELECT MAX(version) FROM config_assignments WHERE device_id = ?1 AND config_hash = ?2",
+                        )?
+                        .query_row(params![device, hash], |r| r.get::<_, Option<i64>>(0))?)
+                };
+                let given = match config_hash {
+                    Some(h) => version_of(h)?,
+                    None => None,
+                };
+                let after_applied = applied_at.as_deref().is_some_and(|a| a <= at.as_str());
                 let runs = match (config_hash, reason) {
                     (Some(h), _) => format!("runs configuration {}", short(h)),
                     (None, Some(r)) => format!("holds no readable configuration ({r})"),
                     (None, None) => "holds no readable configuration".to_owned(),
                 };
-                raise(
-                    tx,
-                    AlertKind::ConfigDrift,
-                    subject,
-                    &format!(
-                        "recorder {device} {runs}, not its assigned version {} ({}) applied at {}: changed behind the hub's back (read by {})",
-                        status.version,
-                        short(&status.config_hash),
-                        status.state_at,
-                        b.agent_id
-                    ),
-                    std::time::Duration::ZERO,
-                )?;
+                let drift = match given {
+                    None => Some("that the hub never assigned it"),
+                    Some(v) if after_applied && Some(v) < version_of(applied)? => {
+                        Some("an older assignment than the one applied to it")
+                    }
+                    _ => None,
+                };
+                if let Some(what) = drift {
+                    alert(
+                        AlertKind::ConfigDrift,
+                        &format!(
+                            "recorder {device} {runs}, {what} ({} applied at {}): changed behind the hub's back (read by {} at {at})",
+                            short(applied),
+                            applied_at.as_deref().unwrap_or("?"),
+                            b.agent_id
+                        ),
+                    )?;
+                }
             }
         }
         _ => {}
     }
     Ok(())
 }
+
+/// `reported_at`, `applied_hash`, `applied_at`, `first_applied_at` of a recorder.
+type Reported = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
 
 fn short(hash: &str) -> &str {
     hash.get(..12).unwrap_or(hash)

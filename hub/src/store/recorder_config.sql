@@ -20,8 +20,9 @@ CREATE TABLE IF NOT EXISTS config_layers (
     PRIMARY KEY (scope, key)
 );
 
--- Every assignment issued. AUTOINCREMENT never reuses a number, so the
--- version a recorder is given only ever grows.
+-- Every assignment issued. A version is the larger of the last one + 1
+-- and the issuing time in milliseconds since 1970, so it only ever grows,
+-- also after the store is restored from a backup.
 CREATE TABLE IF NOT EXISTS config_assignments (
     version     INTEGER PRIMARY KEY AUTOINCREMENT,
     device_id   TEXT NOT NULL,
@@ -37,8 +38,12 @@ CREATE INDEX IF NOT EXISTS config_assignments_device ON config_assignments (devi
 -- Where each recorder stands against its current assignment.
 -- `published_at` NULL: the hub's publisher has yet to put it on the
 -- recorder's config topic. `running_*`: what a dock last read from it.
--- `reported_at`: device time of the newest report taken into account
--- (older ones, resent late, change nothing).
+-- `applied_*`: the last assignment a dock applied and read back;
+-- `first_applied_at`: when one was first (before it, a recorder runs what
+-- it came with, which is no drift).
+-- `reported_at`: when (by the reporting dock's clock, never later than the
+-- hub's) the newest report taken into account was made: older ones, resent
+-- late, still raise their alerts but do not move the standing back.
 CREATE TABLE IF NOT EXISTS config_status (
     device_id    TEXT PRIMARY KEY,
     version      INTEGER NOT NULL,
@@ -51,9 +56,14 @@ CREATE TABLE IF NOT EXISTS config_status (
     running_at   TEXT,
     reported_by  TEXT,
     reported_at  TEXT,
-    -- The firmware image the current assignment names, and how its
-    -- installation went: 'assigned', 'installed' or 'failed'.
+    applied_hash TEXT,
+    applied_at   TEXT,
+    first_applied_at TEXT,
+    -- The firmware image the current assignment names (its version, and
+    -- its manifest as JSON), and how its installation went: 'assigned',
+    -- 'installed' or 'failed'.
     firmware_version TEXT,
+    firmware_image   TEXT,
     firmware_state   TEXT CHECK (firmware_state IN ('assigned', 'installed', 'failed')),
     firmware_reason  TEXT,
     firmware_at      TEXT

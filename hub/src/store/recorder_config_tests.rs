@@ -36,7 +36,10 @@ fn an_assignment_is_issued_again_only_when_its_content_changes() {
         .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
         .unwrap()
         .unwrap();
-    assert_eq!(first.version, 1);
+    assert!(
+        first.version as i64 >= chrono::Utc::now().timestamp_millis() - 60_000,
+        "versions start at the time in ms, so a restored store still issues newer ones"
+    );
     assert!(s
         .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
         .unwrap()
@@ -47,15 +50,18 @@ fn an_assignment_is_issued_again_only_when_its_content_changes() {
         .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
         .unwrap()
         .unwrap();
-    assert_eq!(second.version, 2);
+    assert!(second.version > first.version);
     let changes: Vec<String> = second.changes.iter().map(ToString::to_string).collect();
     assert_eq!(changes, ["video.bitrate_kbps: 4000 → 6000"]);
     let status = s.config_status("ZFY0001").unwrap().unwrap();
-    assert_eq!((status.version, status.state.as_str()), (2, "assigned"));
+    assert_eq!(
+        (status.version, status.state.as_str()),
+        (second.version, "assigned")
+    );
     assert_eq!(status.published_at, None, "queued for the publisher");
     let due = s.config_to_publish(false).unwrap();
     assert_eq!(due.len(), 1);
-    s.config_published("ZFY0001", 2).unwrap();
+    s.config_published("ZFY0001", second.version).unwrap();
     assert!(s.config_to_publish(false).unwrap().is_empty());
     assert_eq!(
         s.config_to_publish(true).unwrap().len(),
@@ -178,4 +184,75 @@ fn a_failure_of_the_current_assignment_fails_it_and_a_refused_stranger_only_aler
         Some("the recorder refused SetConfig")
     );
     assert_eq!(kinds(&s), ["config_failed", "config_failed"]);
+}
+
+#[test]
+fn drift_is_seen_while_a_rollout_is_pending_and_when_its_report_arrives_late() {
+    let (_dir, mut s) = store();
+    s.register_recorder("ZFY0001").unwrap();
+    let v1 = s
+        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
+        .unwrap()
+        .unwrap();
+    let mut dock_a = Source::new("ZFY0001", "dock-a");
+    let mut dock_b = Source::new("ZFY0001", "dock-b");
+    let t0 = chrono::Utc::now() - chrono::Duration::hours(3);
+    let at = |h: i64| t0 + chrono::Duration::minutes(h);
+    let applied = |src: &mut Source, when, i: &super::Issued| {
+        let (hash, version) = (i.config_hash.clone(), i.version);
+        src.next(move |b| {
+            b.device_time = when;
+            b.event = Some(Event::ConfigApplied {
+                config_hash: hash,
+                version,
+            });
+        })
+    };
+    let checked = |src: &mut Source, when, hash: &str| {
+        let hash = hash.to_owned();
+        src.next(move |b| {
+            b.device_time = when;
+            b.event = Some(Event::ConfigChecked {
+                config_hash: Some(hash),
+                reason: None,
+            });
+        })
+    };
+    let r = applied(&mut dock_a, at(0), &v1);
+    put(&mut s, Duration::from_secs(60), &[r]);
+    // A new version is being rolled out when the recorder turns up with a
+    // configuration nobody assigned it.
+    s.set_config_layer(LayerScope::Fleet, "", "[gps]\ninterval_secs = 30\n", "t")
+        .unwrap();
+    let v2 = s
+        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
+        .unwrap()
+        .unwrap();
+    let r = checked(&mut dock_b, at(10), &"cd".repeat(32));
+    put(&mut s, Duration::from_secs(60), &[r]);
+    assert_eq!(kinds(&s), ["config_drift"], "seen with the rollout pending");
+    // Dock B applies v2. Dock A, offline, had seen another tampered
+    // configuration earlier; its report arrives after B's.
+    let r = applied(&mut dock_b, at(11), &v2);
+    put(&mut s, Duration::from_secs(60), &[r]);
+    let r = checked(&mut dock_a, at(5), &"ef".repeat(32));
+    put(&mut s, Duration::from_secs(60), &[r]);
+    assert_eq!(
+        kinds(&s),
+        ["config_drift", "config_drift"],
+        "late, and still seen"
+    );
+    let status = s.config_status("ZFY0001").unwrap().unwrap();
+    assert_eq!(
+        (status.state.as_str(), status.version),
+        ("applied", v2.version)
+    );
+    assert_eq!(
+        status.running_hash.as_deref(),
+        Some(v2.config_hash.as_str())
+    );
+    // The assignment it ran before, reported late, is no drift.
+    let r = checked(&mut dock_a, at(6), &v1.config_hash);
+    put(&mut s, Duration::from_secs(60), &[r]);
+    assert_eq!(kinds(&s).len(), 2);
 }
