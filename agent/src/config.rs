@@ -289,6 +289,11 @@ fn default_role() -> String {
 pub struct MqttSection {
     /// `mqtt://host:port`.
     pub url: String,
+    /// File holding this device's broker secret (issued by `evsync-hub
+    /// devices credential`); the user name is the device id. Without it
+    /// the agent connects without credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
 }
 
 /// Sending and resending.
@@ -367,6 +372,7 @@ impl AgentConfig {
             spool_dir: folder.join("spool"),
             hub_public_key: hub_key.to_base64(),
             mqtt: MqttSection {
+                password_file: None,
                 url: mqtt_url.to_owned(),
             },
             uplink: UplinkSection::default(),
@@ -392,6 +398,9 @@ impl AgentConfig {
     fn apply_env(&mut self) {
         if let Some(v) = env("EVSYNC_AGENT_MQTT_URL") {
             self.mqtt.url = v;
+        }
+        if let Some(v) = env("EVSYNC_AGENT_MQTT_PASSWORD_FILE") {
+            self.mqtt.password_file = Some(v.into());
         }
         if let Some(v) = env("EVSYNC_AGENT_DATA_DIR") {
             self.data_dir = v.into();

@@ -65,6 +65,15 @@ pub fn options(cfg: &AgentConfig) -> anyhow::Result<MqttOptions> {
             QoS::AtLeastOnce,
             true,
         ));
+    if let Some(file) = &cfg.mqtt.password_file {
+        let secret = std::fs::read_to_string(file).with_context(|| {
+            format!(
+                "mqtt.password_file = {}: cannot read this device's broker secret",
+                file.display()
+            )
+        })?;
+        opts.set_credentials(cfg.device_id.clone(), secret.trim());
+    }
     Ok(opts)
 }
 

@@ -143,6 +143,12 @@ pub struct MqttConfig {
     pub listen: SocketAddr,
     /// External broker, `mqtt://host:port`, used when `embedded = false`.
     pub url: Option<String>,
+    /// User name at the external broker (default `evsync-hub-<hub_id>`).
+    pub username: Option<String>,
+    /// File holding the hub's secret at the external broker (made, 0600,
+    /// by `evsync-hub broker mosquitto`); without it the hub connects
+    /// without credentials.
+    pub password_file: Option<PathBuf>,
 }
 
 /// HTTP settings.
@@ -177,6 +183,8 @@ impl Default for MqttConfig {
             embedded: true,
             listen: SocketAddr::from(([127, 0, 0, 1], 1884)),
             url: None,
+            username: None,
+            password_file: None,
         }
     }
 }
@@ -195,6 +203,22 @@ fn env(name: &str) -> Option<String> {
 }
 
 impl HubConfig {
+    /// The hub's user name at an external broker.
+    pub fn mqtt_user(&self) -> String {
+        self.mqtt
+            .username
+            .clone()
+            .unwrap_or_else(|| format!("evsync-hub-{}", self.hub_id))
+    }
+
+    /// Where the hub's secret at an external broker is (or will be) kept.
+    pub fn mqtt_password_file(&self) -> PathBuf {
+        self.mqtt
+            .password_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("mqtt-secret"))
+    }
+
     /// Reads `path` (if given), applies `EVSYNC_HUB_*` overrides and validates.
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
         let origin = path
@@ -304,6 +328,12 @@ impl HubConfig {
         if let Some(v) = env("EVSYNC_HUB_MQTT_URL") {
             self.mqtt.url = Some(v);
             self.mqtt.embedded = false;
+        }
+        if let Some(v) = env("EVSYNC_HUB_MQTT_USERNAME") {
+            self.mqtt.username = Some(v);
+        }
+        if let Some(v) = env("EVSYNC_HUB_MQTT_PASSWORD_FILE") {
+            self.mqtt.password_file = Some(v.into());
         }
         if let Some(v) = env("EVSYNC_HUB_PUBLIC_URL") {
             self.media.public_url = Some(v);

@@ -29,5 +29,6 @@ pub mod ingest;
 pub mod link;
 pub mod media;
 pub mod metrics;
+pub mod mosquitto;
 pub mod server;
 pub mod store;

@@ -125,11 +125,20 @@ impl Hub {
             shutdown_rx.clone(),
         ));
 
-        let opts = link::options(
+        let mut opts = link::options(
             &mqtt_url,
             &format!("evsync-hub-{}", cfg.hub_id),
             broker::MAX_PAYLOAD,
         )?;
+        if let (false, Some(file)) = (cfg.mqtt.embedded, &cfg.mqtt.password_file) {
+            let secret = std::fs::read_to_string(file).with_context(|| {
+                format!(
+                    "mqtt.password_file = {}: cannot read the hub's broker secret",
+                    file.display()
+                )
+            })?;
+            opts.set_credentials(cfg.mqtt_user(), secret.trim());
+        }
         let (client, eventloop) = AsyncClient::new(opts, 1024);
         let (to_ingest, from_link) = mpsc::channel::<Publish>(1024);
         let (connected_tx, connected_rx) = watch::channel(0u64);

@@ -53,6 +53,7 @@ pub fn hub_config(dir: &Path, external_broker: Option<String>) -> anyhow::Result
             embedded: external_broker.is_none(),
             listen: free_loopback_addr()?,
             url: external_broker,
+            ..MqttConfig::default()
         },
         http: HttpConfig {
             listen: free_loopback_addr()?,

@@ -134,6 +134,15 @@ pub enum Command {
         #[command(subcommand)]
         action: FirmwareAction,
     },
+    /// An external broker's files: Mosquitto's password file and ACL, from the agents' credentials.
+    Broker {
+        /// The hub's TOML configuration.
+        #[arg(long, short, env = "EVSYNC_HUB_CONFIG", global = true)]
+        config: Option<PathBuf>,
+        /// What to write.
+        #[command(subcommand)]
+        action: BrokerAction,
+    },
     /// Check a configuration file and the environment overrides; report every problem at once.
     CheckConfig {
         /// The hub's TOML configuration.
@@ -186,6 +195,14 @@ pub enum DevicesAction {
         /// Recorder id (its product serial).
         device_id: String,
     },
+    /// Issue an agent's broker credential (printed once; only its hash is kept), enrolling it if new; then write the broker files again (`broker mosquitto`).
+    Credential {
+        /// The agent's device id (its MQTT user name and client id).
+        device_id: String,
+        /// dock or field.
+        #[arg(long, default_value = "field")]
+        kind: String,
+    },
     /// Assign a device to an officer, unit and domain (closes the previous assignment).
     Assign {
         /// Device id.
@@ -199,6 +216,19 @@ pub enum DevicesAction {
         /// Enforcement domain (2 digits).
         #[arg(long)]
         domain: Option<String>,
+    },
+}
+
+/// Broker subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BrokerAction {
+    /// Write `passwd` and `acl` for Mosquitto into a folder: each agent may use only its own
+    /// topics, docks may also read recorders' config topics, the hub everything. Send Mosquitto
+    /// SIGHUP afterwards.
+    Mosquitto {
+        /// The folder Mosquitto's `password_file` and `acl_file` point into.
+        #[arg(long)]
+        dir: PathBuf,
     },
 }
 
@@ -379,6 +409,7 @@ pub async fn main(cli: Cli) -> anyhow::Result<()> {
         Command::Tokens { config, action } => tokens(config, action),
         Command::Audit { config, action } => audit(config, action),
         Command::Config { config, action } => recorder_config::run(config, action),
+        Command::Broker { config, action } => operator::broker(config, action),
         Command::Firmware { config, action } => firmware::run(config, action),
         Command::CheckConfig { config } => check_config(config.as_deref()),
         Command::Key { config } => {

@@ -7,11 +7,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use super::{AuditAction, DevicesAction, OfficersAction, TokensAction, UnitsAction};
+use super::{AuditAction, BrokerAction, DevicesAction, OfficersAction, TokensAction, UnitsAction};
 use crate::config::HubConfig;
 use crate::server::hub_key;
 use crate::store::{
-    apply_liveness, AuditEvent, DeviceState, NewAssignment, Officer, Role, Roster, Store, Unit,
+    apply_liveness, AuditEvent, DeviceKind, DeviceState, NewAssignment, Officer, Role, Roster,
+    Store, Unit,
 };
 
 /// The store and who is acting (the hub key is loaded when a change is audited).
@@ -282,6 +283,20 @@ pub fn devices(config: Option<PathBuf>, action: DevicesAction) -> anyhow::Result
             let d = op.store.register_recorder(&device_id)?;
             println!("recorder {} registered ({})", d.device_id, d.state.as_str());
         }
+        DevicesAction::Credential { device_id, kind } => {
+            let kind = DeviceKind::from_name(&kind)
+                .filter(|k| k.is_agent())
+                .ok_or_else(|| anyhow::anyhow!("--kind {kind:?}: expected dock or field"))?;
+            let secret = crate::mosquitto::new_secret()?;
+            let hash = crate::mosquitto::password_hash(&secret)?;
+            op.audited("device.credential", &device_id, kind.as_str().to_owned())?;
+            let actor = op.actor.clone();
+            op.store.set_credential(&device_id, kind, &hash, &actor)?;
+            println!("{secret}");
+            eprintln!(
+                "broker credential of {device_id} (user {device_id}); shown this once: put it in the file the agent's mqtt.password_file names (mode 0600), then run `evsync-hub broker mosquitto`"
+            );
+        }
         DevicesAction::Assign {
             device_id,
             officer,
@@ -492,6 +507,30 @@ pub fn audit(config: Option<PathBuf>, action: AuditAction) -> anyhow::Result<()>
 }
 
 /// A URL with any `user:password@` shown as `***@`.
+/// `evsync-hub broker …`
+pub fn broker(config: Option<PathBuf>, action: BrokerAction) -> anyhow::Result<()> {
+    let op = Operator::open(config)?;
+    match action {
+        BrokerAction::Mosquitto { dir } => {
+            let user = op.cfg.mqtt_user();
+            let secret_file = op.cfg.mqtt_password_file();
+            let secret = crate::mosquitto::hub_secret(&secret_file)?;
+            let users = op.store.broker_users()?;
+            let (passwd, acl) = crate::mosquitto::write_files(&dir, &user, &secret, &users)?;
+            println!(
+                "wrote {} and {} ({} agent(s) and the hub as {user}). In mosquitto.conf:\n  allow_anonymous false\n  password_file {}\n  acl_file {}\nand in hub.toml [mqtt]: password_file = {:?}. Send Mosquitto SIGHUP to load them.",
+                passwd.display(),
+                acl.display(),
+                users.len(),
+                passwd.display(),
+                acl.display(),
+                secret_file.display().to_string()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn redacted(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();

@@ -186,6 +186,7 @@ pub async fn run(
             embedded: true,
             listen: mqtt_listen,
             url: None,
+            ..MqttConfig::default()
         },
         http: HttpConfig {
             listen: opts

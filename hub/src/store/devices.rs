@@ -336,6 +336,16 @@ impl Store {
                     )?;
                     Announced::Enrolled(state)
                 }
+                // Issued a broker credential before it first connected: the
+                // broker authenticated this announcement, whose key is pinned now.
+                Some(d) if d.kind.is_agent() && d.public_key.is_none() => {
+                    tx.execute(
+                        "UPDATE devices SET public_key = ?2, role = ?3, kind = ?4, software = ?5, last_seen = ?6
+                         WHERE device_id = ?1",
+                        params![a.device_id, a.public_key, a.role, kind.as_str(), a.software, t],
+                    )?;
+                    Announced::Enrolled(d.state)
+                }
                 Some(d) if d.public_key.as_deref() != Some(a.public_key) => {
                     return Ok(Announced::KeyMismatch)
                 }

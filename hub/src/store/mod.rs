@@ -10,7 +10,8 @@
 //! figures count), `coverage_days.sql` (7: those figures summed by day),
 //! `coverage_groups.sql` (8: each day's sums rolled up per group, actions too),
 //! `recorder_config.sql` (9: recorder configuration policy, signed
-//! assignments and where each recorder stands).
+//! assignments and where each recorder stands), `credentials.sql` (10:
+//! agents' broker credentials).
 //!
 //! One writer (the ingest worker) and any number of readers (API, CLI), each
 //! with its own connection. A record is durable once the transaction that
@@ -21,6 +22,7 @@ mod audit;
 mod coverage;
 mod coverage_days;
 mod coverage_groups;
+mod credentials;
 mod devices;
 mod duty;
 mod figures;
@@ -43,6 +45,7 @@ mod tokens;
 pub use alerts::{Alert, AlertKind};
 pub use audit::{AuditCheck, AuditEntry, AuditEvent};
 pub use coverage::{cst_day, Thresholds};
+pub use credentials::BrokerUser;
 pub use devices::{apply_liveness, Announced, Announcement, DeviceKind, DeviceRow, DeviceState};
 pub use duty::{parse_roster_csv, RosterDuty};
 pub use figures::{
@@ -72,7 +75,7 @@ use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
 use rusqlite::Connection;
 
-const SCHEMA_VERSION: i64 = 9;
+const SCHEMA_VERSION: i64 = 10;
 
 /// A connection to the hub store.
 pub struct Store {
@@ -128,7 +131,7 @@ impl Store {
                 "store schema version {version} is newer than this hub understands ({SCHEMA_VERSION}): upgrade the hub"
             );
         }
-        let steps: [(i64, &str); 9] = [
+        let steps: [(i64, &str); 10] = [
             (1, include_str!("schema.sql")),
             (2, include_str!("media.sql")),
             (3, include_str!("chains.sql")),
@@ -138,6 +141,7 @@ impl Store {
             (7, include_str!("coverage_days.sql")),
             (8, include_str!("coverage_groups.sql")),
             (9, include_str!("recorder_config.sql")),
+            (10, include_str!("credentials.sql")),
         ];
         for (to, sql) in steps.into_iter().filter(|(to, _)| *to > version) {
             let tx = self.conn.transaction()?;

@@ -1,0 +1,153 @@
+//! Broker credentials of agents (docks and field devices): issuing one
+//! enrolls the device (approved; its key is pinned by its first
+//! announcement, which the broker authenticated), and the broker files are
+//! written from the devices that hold one and are not revoked.
+
+use rusqlite::params;
+use serde::Serialize;
+
+use super::devices::{DeviceKind, DeviceState};
+use super::{now, Store};
+
+/// An agent the broker lets in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BrokerUser {
+    /// Its device id, which is its user name.
+    pub device_id: String,
+    /// Dock or field device.
+    pub kind: DeviceKind,
+    /// Salted hash of its secret, as a Mosquitto password file holds it.
+    pub password_hash: String,
+}
+
+impl Store {
+    /// Keeps `password_hash` as the broker credential of agent `device_id`,
+    /// replacing any earlier one. An unknown device is enrolled, approved,
+    /// as `kind`; a revoked one or a recorder is refused.
+    pub fn set_credential(
+        &mut self,
+        device_id: &str,
+        kind: DeviceKind,
+        password_hash: &str,
+        by: &str,
+    ) -> anyhow::Result<()> {
+        evsync_protocol::topic::validate_device_id(device_id)
+            .map_err(|e| anyhow::anyhow!("device id {device_id:?}: {e}"))?;
+        anyhow::ensure!(
+            kind.is_agent(),
+            "only agents (docks, field devices) connect to the broker; {device_id} would be a {}",
+            kind.as_str()
+        );
+        if let Some(d) = self.device(device_id)? {
+            anyhow::ensure!(
+                d.kind.is_agent(),
+                "{device_id} is a {}: it does not connect to the broker",
+                d.kind.as_str()
+            );
+            anyhow::ensure!(
+                d.state != DeviceState::Revoked,
+                "{device_id} is revoked: it gets no credential"
+            );
+        }
+        let t = now();
+        self.in_transaction(|tx| {
+            tx.execute(
+                "INSERT OR IGNORE INTO devices (device_id, kind, state, first_seen, changed_at)
+                 VALUES (?1, ?2, 'approved', ?3, ?3)",
+                params![device_id, kind.as_str(), t],
+            )?;
+            tx.execute(
+                "INSERT INTO device_credentials (device_id, password_hash, issued_at, by_whom)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (device_id) DO UPDATE SET password_hash = ?2, issued_at = ?3, by_whom = ?4",
+                params![device_id, password_hash, t, by],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The agents the broker lets in: those holding a credential and not revoked.
+    pub fn broker_users(&self) -> anyhow::Result<Vec<BrokerUser>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT c.device_id, d.kind, c.password_hash FROM device_credentials c
+             JOIN devices d ON d.device_id = c.device_id
+             WHERE d.state <> 'revoked' ORDER BY c.device_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            let kind: String = r.get(1)?;
+            Ok((r.get::<_, String>(0)?, kind, r.get::<_, String>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (device_id, kind, password_hash) = row?;
+            let kind = DeviceKind::from_name(&kind).ok_or_else(|| {
+                anyhow::anyhow!("device {device_id} has an unknown kind {kind:?}")
+            })?;
+            out.push(BrokerUser {
+                device_id,
+                kind,
+                password_hash,
+            });
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Announced, Announcement};
+
+    #[test]
+    fn a_credential_enrolls_an_agent_whose_first_announcement_pins_its_key() {
+        let (_dir, mut s) = crate::store::tests::store();
+        s.set_credential("field-1", DeviceKind::Field, "$7$101$a$b", "t")
+            .unwrap();
+        let d = s.device("field-1").unwrap().unwrap();
+        assert_eq!(
+            (d.kind, d.state),
+            (DeviceKind::Field, DeviceState::Approved)
+        );
+        assert_eq!(d.public_key, None);
+        let announce = |key| Announcement {
+            device_id: "field-1",
+            public_key: key,
+            role: "field",
+            officer_id: None,
+            unit_code: None,
+            software: "evsync-agent",
+        };
+        assert_eq!(
+            s.announce(announce("key-1"), false).unwrap(),
+            Announced::Enrolled(DeviceState::Approved),
+            "approved without auto-approve: the operator issued its credential"
+        );
+        assert_eq!(
+            s.announce(announce("key-2"), false).unwrap(),
+            Announced::KeyMismatch,
+            "the first key stays pinned"
+        );
+        assert_eq!(s.broker_users().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn recorders_and_revoked_devices_get_no_credential_and_revoked_ones_leave_the_broker() {
+        let (_dir, mut s) = crate::store::tests::store();
+        s.register_recorder("ZFY0001").unwrap();
+        let err = s
+            .set_credential("ZFY0001", DeviceKind::Field, "$7$", "t")
+            .unwrap_err();
+        assert!(err.to_string().contains("is a recorder"), "{err}");
+        assert!(s
+            .set_credential("ZFY0002", DeviceKind::Recorder, "$7$", "t")
+            .is_err());
+        s.set_credential("dock-1", DeviceKind::Dock, "$7$101$a$b", "t")
+            .unwrap();
+        s.set_device_state("dock-1", DeviceState::Revoked).unwrap();
+        assert!(s.broker_users().unwrap().is_empty());
+        let err = s
+            .set_credential("dock-1", DeviceKind::Dock, "$7$", "t")
+            .unwrap_err();
+        assert!(err.to_string().contains("revoked"), "{err}");
+    }
+}
