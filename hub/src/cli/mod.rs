@@ -195,7 +195,7 @@ pub enum DevicesAction {
         /// Recorder id (its product serial).
         device_id: String,
     },
-    /// Issue an agent's broker credential (printed once; only its hash is kept), enrolling it if new; then write the broker files again (`broker mosquitto`).
+    /// Issue an agent's broker credential (printed once; only its hash is kept), enrolling it (pending) if new; then write the broker files again (`broker mosquitto`).
     Credential {
         /// The agent's device id (its MQTT user name and client id).
         device_id: String,

@@ -294,7 +294,7 @@ pub fn devices(config: Option<PathBuf>, action: DevicesAction) -> anyhow::Result
             op.store.set_credential(&device_id, kind, &hash, &actor)?;
             println!("{secret}");
             eprintln!(
-                "broker credential of {device_id} (user {device_id}); shown this once: put it in the file the agent's mqtt.password_file names (mode 0600), then run `evsync-hub broker mosquitto`"
+                "broker credential of {device_id} (user {device_id}); shown this once: put it in the file the agent's mqtt.password_file names (mode 0600), then run `evsync-hub broker mosquitto`. Its first announcement pins its key; approve it then (`evsync-hub devices approve {device_id}`) unless auto_approve is on"
             );
         }
         DevicesAction::Assign {

@@ -1,6 +1,6 @@
 //! Broker credentials of agents (docks and field devices): issuing one
-//! enrolls the device (approved; its key is pinned by its first
-//! announcement, which the broker authenticated), and the broker files are
+//! enrolls the device (pending; its first announcement pins its key, and an
+//! operator approves it, or auto-approve does), and the broker files are
 //! written from the devices that hold one and are not revoked.
 
 use rusqlite::params;
@@ -22,7 +22,7 @@ pub struct BrokerUser {
 
 impl Store {
     /// Keeps `password_hash` as the broker credential of agent `device_id`,
-    /// replacing any earlier one. An unknown device is enrolled, approved,
+    /// replacing any earlier one. An unknown device is enrolled, pending,
     /// as `kind`; a revoked one or a recorder is refused.
     pub fn set_credential(
         &mut self,
@@ -53,7 +53,7 @@ impl Store {
         self.in_transaction(|tx| {
             tx.execute(
                 "INSERT OR IGNORE INTO devices (device_id, kind, state, first_seen, changed_at)
-                 VALUES (?1, ?2, 'approved', ?3, ?3)",
+                 VALUES (?1, ?2, 'pending', ?3, ?3)",
                 params![device_id, kind.as_str(), t],
             )?;
             tx.execute(
@@ -104,10 +104,7 @@ mod tests {
         s.set_credential("field-1", DeviceKind::Field, "$7$101$a$b", "t")
             .unwrap();
         let d = s.device("field-1").unwrap().unwrap();
-        assert_eq!(
-            (d.kind, d.state),
-            (DeviceKind::Field, DeviceState::Approved)
-        );
+        assert_eq!((d.kind, d.state), (DeviceKind::Field, DeviceState::Pending));
         assert_eq!(d.public_key, None);
         let announce = |key| Announcement {
             device_id: "field-1",
@@ -119,15 +116,38 @@ mod tests {
         };
         assert_eq!(
             s.announce(announce("key-1"), false).unwrap(),
-            Announced::Enrolled(DeviceState::Approved),
-            "approved without auto-approve: the operator issued its credential"
+            Announced::Enrolled(DeviceState::Pending),
+            "seen, not trusted: an operator approves it"
         );
         assert_eq!(
-            s.announce(announce("key-2"), false).unwrap(),
+            s.device("field-1").unwrap().unwrap().public_key.as_deref(),
+            Some("key-1")
+        );
+        assert_eq!(
+            s.announce(announce("key-2"), true).unwrap(),
             Announced::KeyMismatch,
             "the first key stays pinned"
         );
         assert_eq!(s.broker_users().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn with_auto_approve_the_first_announcement_approves_it() {
+        let (_dir, mut s) = crate::store::tests::store();
+        s.set_credential("dock-1", DeviceKind::Dock, "$7$101$a$b", "t")
+            .unwrap();
+        let a = Announcement {
+            device_id: "dock-1",
+            public_key: "key-1",
+            role: "dock",
+            officer_id: None,
+            unit_code: None,
+            software: "evsync-agent",
+        };
+        assert_eq!(
+            s.announce(a, true).unwrap(),
+            Announced::Enrolled(DeviceState::Approved)
+        );
     }
 
     #[test]

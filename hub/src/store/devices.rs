@@ -336,15 +336,22 @@ impl Store {
                     )?;
                     Announced::Enrolled(state)
                 }
-                // Issued a broker credential before it first connected: the
-                // broker authenticated this announcement, whose key is pinned now.
+                // Issued a broker credential before it first connected: its
+                // first announcement pins its key, and it waits for approval
+                // like any new device (an embedded broker authenticates
+                // nobody, so the key must be seen before it is trusted).
                 Some(d) if d.kind.is_agent() && d.public_key.is_none() => {
+                    let state = match (d.state, auto_approve) {
+                        (DeviceState::Pending, true) => DeviceState::Approved,
+                        (state, _) => state,
+                    };
                     tx.execute(
-                        "UPDATE devices SET public_key = ?2, role = ?3, kind = ?4, software = ?5, last_seen = ?6
+                        "UPDATE devices SET public_key = ?2, role = ?3, kind = ?4, software = ?5, last_seen = ?6,
+                                            state = ?7, changed_at = ?6
                          WHERE device_id = ?1",
-                        params![a.device_id, a.public_key, a.role, kind.as_str(), a.software, t],
+                        params![a.device_id, a.public_key, a.role, kind.as_str(), a.software, t, state.as_str()],
                     )?;
-                    Announced::Enrolled(d.state)
+                    Announced::Enrolled(state)
                 }
                 Some(d) if d.public_key.as_deref() != Some(a.public_key) => {
                     return Ok(Announced::KeyMismatch)
