@@ -350,6 +350,27 @@ impl HubConfig {
         problems
     }
 
+    /// What `problems` cannot check without the files the configuration
+    /// names, which serving needs but other commands may be about to make
+    /// (the hub's broker secret): `check-config` reports these too.
+    pub fn serve_problems(&self) -> Vec<String> {
+        let mut p = Vec::new();
+        if let (false, Some(f)) = (self.mqtt.embedded, &self.mqtt.password_file) {
+            match std::fs::read_to_string(f) {
+                Ok(s) if s.trim().is_empty() => p.push(format!(
+                    "mqtt.password_file = {}: the file is empty; expected the hub's broker secret",
+                    f.display()
+                )),
+                Ok(_) => {}
+                Err(e) => p.push(format!(
+                    "mqtt.password_file = {}: {e}; expected the hub's broker secret (`evsync-hub broker mosquitto` makes it)",
+                    f.display()
+                )),
+            }
+        }
+        p
+    }
+
     /// Every problem with the configuration, each naming the field.
     pub fn problems(&self) -> Vec<String> {
         let mut p = Vec::new();
@@ -484,6 +505,25 @@ mod tests {
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/hub.example.toml");
         let cfg = HubConfig::load(Some(&path)).unwrap();
         assert_eq!(cfg.mqtt.listen.port(), 1884);
+    }
+
+    #[test]
+    fn a_missing_broker_secret_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = HubConfig {
+            mqtt: MqttConfig {
+                embedded: false,
+                url: Some("mqtt://127.0.0.1:1883".into()),
+                password_file: Some(dir.path().join("nope")),
+                ..MqttConfig::default()
+            },
+            ..HubConfig::default()
+        };
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+        let p = cfg.serve_problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("mqtt.password_file = "), "{p:?}");
+        assert!(p[0].contains("expected the hub's broker secret"), "{p:?}");
     }
 
     #[test]

@@ -545,7 +545,14 @@ fn redacted(url: &str) -> String {
 /// `evsync-hub check-config`: every problem at once, exit 1 if any.
 pub fn check_config(config: Option<&Path>) -> anyhow::Result<()> {
     let origin = config.map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
-    match HubConfig::check(config) {
+    match HubConfig::check(config).and_then(|cfg| {
+        let p = cfg.serve_problems();
+        if p.is_empty() {
+            Ok(cfg)
+        } else {
+            Err(p)
+        }
+    }) {
         Ok(cfg) => {
             println!(
                 "{origin}: ok (hub_id {}, data_dir {}, broker {}, api {})",
