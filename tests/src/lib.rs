@@ -23,6 +23,24 @@ pub mod gps;
 pub mod media;
 pub mod recorders;
 
+/// Runs the hub's command line `exe` (`env!("CARGO_BIN_EXE_e2e-hub")` in a
+/// test) as `<args> --config <hub_toml>`, requiring success; its stdout.
+pub fn hub_cli(exe: &str, hub_toml: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = Command::new(exe)
+        .args(args)
+        .arg("--config")
+        .arg(hub_toml)
+        .output()
+        .with_context(|| format!("starting {exe}"))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "evsync-hub {args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
 /// Environment variable `.ci/run` sets to the Mosquitto address on machines that run one.
 pub const MOSQUITTO_ENV: &str = "EVSYNC_TEST_MOSQUITTO";
 

@@ -19,17 +19,7 @@ const HUB: &str = env!("CARGO_BIN_EXE_e2e-hub");
 
 /// Runs `evsync-hub <args> --config <hub_toml>`; its stdout.
 fn hub_cli(hub_toml: &Path, args: &[&str]) -> anyhow::Result<String> {
-    let out = std::process::Command::new(HUB)
-        .args(args)
-        .arg("--config")
-        .arg(hub_toml)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "evsync-hub {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    evsync_e2e::hub_cli(HUB, hub_toml, args)
 }
 
 /// How a connection attempt as `user` with `secret` ends: `Ok` with the

@@ -175,17 +175,12 @@ async fn real_rows(
     );
     let image = dir.join("SIM-2.5.0.bin");
     std::fs::write(&image, vec![0x5a; 40_000])?;
-    let out = std::process::Command::new(HUB)
-        .args(["firmware", "add"])
-        .arg(&image)
-        .args(["--version", "SIM-2.5.0", "--config"])
-        .arg(hub_toml)
-        .output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "firmware add: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let image_arg = image.display().to_string();
+    hub_cli(
+        HUB,
+        hub_toml,
+        &["firmware", "add", &image_arg, "--version", "SIM-2.5.0"],
+    )?;
     let firmware_sha256 = hex::encode(ring::digest::digest(
         &ring::digest::SHA256,
         &std::fs::read(&image)?,

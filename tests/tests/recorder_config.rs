@@ -85,21 +85,9 @@ impl Rig {
 
     /// Runs `evsync-hub config <args>` against this hub; its stdout.
     fn config(&self, args: &[&str]) -> anyhow::Result<String> {
-        let out = std::process::Command::new(HUB)
-            .arg("config")
-            .args(args)
-            .arg("--config")
-            .arg(&self.hub_toml)
-            .output()?;
-        let (stdout, stderr) = (
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        );
-        anyhow::ensure!(
-            out.status.success(),
-            "evsync-hub config {args:?} failed: {stderr}{stdout}"
-        );
-        Ok(stdout)
+        let mut all = vec!["config"];
+        all.extend_from_slice(args);
+        hub_cli(HUB, &self.hub_toml, &all)
     }
 
     /// `evsync-hub config rollout <args> --json`: recorder → (version,
@@ -641,19 +629,7 @@ async fn a_good_firmware_image_is_installed_and_a_corrupt_or_older_one_is_refuse
     let id = "ZFY0005";
     let storage = rig.storages[0].clone();
     assert_eq!(Storage::peek(&storage)?.firmware, "SIM-2.4.1");
-    let hub = |args: &[&str]| -> anyhow::Result<String> {
-        let out = std::process::Command::new(HUB)
-            .args(args)
-            .arg("--config")
-            .arg(&rig.hub_toml)
-            .output()?;
-        anyhow::ensure!(
-            out.status.success(),
-            "evsync-hub {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    };
+    let hub = |args: &[&str]| hub_cli(HUB, &rig.hub_toml, args);
     let add = |version: &str, seed: u64| -> anyhow::Result<String> {
         let file = rig.dir.path().join(format!("{version}.bin"));
         let sha = image(&file, 300 * 1024 + 123, seed)?;

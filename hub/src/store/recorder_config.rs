@@ -655,6 +655,13 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
     // current one was issued: something else was on the config topic.
     let stranger =
         |version: u64| version != status.version && at.as_str() >= current_since.as_str();
+    let set_running = |hash: Option<&str>| -> anyhow::Result<()> {
+        tx.execute(
+            "UPDATE config_status SET running_hash = ?2, running_at = ?3 WHERE device_id = ?1",
+            params![device, hash, at],
+        )?;
+        Ok(())
+    };
     let republish = || -> anyhow::Result<()> {
         tx.execute(
             "UPDATE config_status SET published_at = NULL WHERE device_id = ?1",
@@ -683,10 +690,7 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
             config_hash,
         } => {
             if newer {
-                tx.execute(
-                    "UPDATE config_status SET running_hash = ?2, running_at = ?3 WHERE device_id = ?1",
-                    params![device, config_hash, at],
-                )?;
+                set_running(Some(config_hash))?;
                 tx.execute(
                     "UPDATE devices SET config_version = ?2 WHERE device_id = ?1",
                     params![device, version.to_string()],
@@ -759,10 +763,7 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
             reason,
         } => {
             if newer {
-                tx.execute(
-                    "UPDATE config_status SET running_hash = ?2, running_at = ?3 WHERE device_id = ?1",
-                    params![device, config_hash, at],
-                )?;
+                set_running(config_hash.as_deref())?;
                 if config_hash.as_deref() == Some(status.config_hash.as_str())
                     && status.state != "applied"
                 {
