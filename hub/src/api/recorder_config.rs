@@ -3,9 +3,8 @@
 //! read from it.
 
 use axum::extract::{Path, State};
-use serde_json::{json, Value};
-
 use axum::http::StatusCode;
+use serde_json::{json, Value};
 
 use super::extract::Json;
 use super::{ApiError, AppState};
@@ -20,9 +19,8 @@ pub async fn show(
     let found = state
         .read(move |s| {
             let recorder = s
-                .devices()?
-                .iter()
-                .any(|d| d.device_id == lookup && d.kind == DeviceKind::Recorder);
+                .device(&lookup)?
+                .is_some_and(|d| d.kind == DeviceKind::Recorder);
             if !recorder {
                 return Ok(None);
             }

@@ -185,7 +185,7 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
     let target: Option<String> = match &b.event {
         Some(Event::FirmwareInstalled { .. } | Event::FirmwareFailed { .. }) => tx
             .query_row(
-                "SELECT firmware_version FROM config_status WHERE device_id = ?1",
+                "SELECT json_extract(firmware_image, '$.version') FROM config_status WHERE device_id = ?1",
                 [device],
                 |r| r.get(0),
             )

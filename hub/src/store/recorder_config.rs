@@ -177,7 +177,8 @@ pub fn bucket(device_id: &str) -> u8 {
 }
 
 const STATUS_COLUMNS: &str = "device_id, version, config_hash, state, reason, state_at, \
-     published_at, running_hash, running_at, reported_by, firmware_version, firmware_state, \
+     published_at, running_hash, running_at, reported_by, \
+     json_extract(firmware_image, '$.version'), firmware_state, \
      firmware_reason";
 
 fn status_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConfigStatus> {
@@ -356,7 +357,7 @@ impl Store {
     /// Issues the recorder's effective configuration, with the firmware
     /// image it is to run, as a new signed assignment, unless its current
     /// assignment already has that content (`None`). Queued for the
-    /// publisher. `base_url`: the hub's HTTP address as docks reach it.
+    /// publisher.
     pub fn issue_config(
         &mut self,
         device_id: &str,
@@ -410,18 +411,19 @@ impl Store {
                 "UPDATE config_assignments SET message = ?2 WHERE version = ?1",
                 params![version, message],
             )?;
-            // The firmware standing starts over only when the image changes.
+            // The firmware standing starts over only when the version changes.
             tx.execute(
                 "INSERT INTO config_status (device_id, version, config_hash, state, state_at,
-                                            firmware_version, firmware_image, firmware_state)
-                 VALUES (?1, ?2, ?3, 'assigned', ?4, ?5, ?6, CASE WHEN ?5 IS NULL THEN NULL ELSE 'assigned' END)
+                                            firmware_image, firmware_state)
+                 VALUES (?1, ?2, ?3, 'assigned', ?4, ?5, CASE WHEN ?6 IS NULL THEN NULL ELSE 'assigned' END)
                  ON CONFLICT (device_id) DO UPDATE SET version = ?2, config_hash = ?3,
                      state = 'assigned', reason = NULL, state_at = ?4, published_at = NULL,
-                     firmware_state = CASE WHEN firmware_version IS ?5 THEN firmware_state
-                                           WHEN ?5 IS NULL THEN NULL ELSE 'assigned' END,
-                     firmware_reason = CASE WHEN firmware_version IS ?5 THEN firmware_reason END,
-                     firmware_version = ?5, firmware_image = ?6",
-                params![device_id, version, hash, stamp(issued_at), firmware_version, firmware_json],
+                     firmware_state = CASE WHEN json_extract(firmware_image, '$.version') IS ?6 THEN firmware_state
+                                           WHEN ?6 IS NULL THEN NULL ELSE 'assigned' END,
+                     firmware_reason = CASE WHEN json_extract(firmware_image, '$.version') IS ?6
+                                            THEN firmware_reason END,
+                     firmware_image = ?5",
+                params![device_id, version, hash, stamp(issued_at), firmware_json, firmware_version],
             )?;
             Ok(version as u64)
         })?;

@@ -59,10 +59,9 @@ CREATE TABLE IF NOT EXISTS config_status (
     applied_hash TEXT,
     applied_at   TEXT,
     first_applied_at TEXT,
-    -- The firmware image the current assignment names (its version, and
-    -- its manifest as JSON), and how its installation went: 'assigned',
-    -- 'installed' or 'failed'.
-    firmware_version TEXT,
+    -- The firmware image the current assignment names (its manifest as
+    -- JSON), and how its installation went: 'assigned', 'installed' or
+    -- 'failed'.
     firmware_image   TEXT,
     firmware_state   TEXT CHECK (firmware_state IN ('assigned', 'installed', 'failed')),
     firmware_reason  TEXT,

@@ -20,6 +20,21 @@ fn key() -> SigningKey {
     SigningKey::from_seed_for_tests(&[9; 32]).unwrap()
 }
 
+/// Registers recorder ZFY0001 and issues it its first assignment.
+fn first_assignment(s: &mut Store) -> super::Issued {
+    s.register_recorder("ZFY0001").unwrap();
+    s.issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
+        .unwrap()
+        .unwrap()
+}
+
+/// Issues ZFY0001 a new assignment after a policy change.
+fn next_assignment(s: &mut Store) -> super::Issued {
+    s.issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
+        .unwrap()
+        .unwrap()
+}
+
 fn kinds(s: &Store) -> Vec<String> {
     s.alerts(false, 100)
         .unwrap()
@@ -31,11 +46,7 @@ fn kinds(s: &Store) -> Vec<String> {
 #[test]
 fn an_assignment_is_issued_again_only_when_its_content_changes() {
     let (_dir, mut s) = store();
-    s.register_recorder("ZFY0001").unwrap();
-    let first = s
-        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
-        .unwrap()
-        .unwrap();
+    let first = first_assignment(&mut s);
     assert!(
         first.version as i64 >= chrono::Utc::now().timestamp_millis() - 60_000,
         "versions start at the time in ms, so a restored store still issues newer ones"
@@ -46,10 +57,7 @@ fn an_assignment_is_issued_again_only_when_its_content_changes() {
         .is_none());
     s.set_config_layer(LayerScope::Fleet, "", "[video]\nbitrate_kbps = 6000\n", "t")
         .unwrap();
-    let second = s
-        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
-        .unwrap()
-        .unwrap();
+    let second = next_assignment(&mut s);
     assert!(second.version > first.version);
     let changes: Vec<String> = second.changes.iter().map(ToString::to_string).collect();
     assert_eq!(changes, ["video.bitrate_kbps: 4000 → 6000"]);
@@ -102,11 +110,7 @@ fn a_larger_percentage_rollout_includes_every_recorder_of_a_smaller_one() {
 #[test]
 fn a_report_older_than_one_taken_into_account_changes_nothing() {
     let (_dir, mut s) = store();
-    s.register_recorder("ZFY0001").unwrap();
-    let issued = s
-        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
-        .unwrap()
-        .unwrap();
+    let issued = first_assignment(&mut s);
     let mut dock = Source::new("ZFY0001", "dock-1");
     let now = chrono::Utc::now();
     let applied = dock.next(|b| {
@@ -148,11 +152,7 @@ fn a_report_older_than_one_taken_into_account_changes_nothing() {
 #[test]
 fn a_failure_of_the_current_assignment_fails_it_and_a_refused_stranger_only_alerts() {
     let (_dir, mut s) = store();
-    s.register_recorder("ZFY0001").unwrap();
-    let issued = s
-        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
-        .unwrap()
-        .unwrap();
+    let issued = first_assignment(&mut s);
     s.config_published("ZFY0001", issued.version).unwrap();
     let mut dock = Source::new("ZFY0001", "dock-1");
     let stranger = dock.next(|b| {
@@ -189,11 +189,7 @@ fn a_failure_of_the_current_assignment_fails_it_and_a_refused_stranger_only_aler
 #[test]
 fn drift_is_seen_while_a_rollout_is_pending_and_when_its_report_arrives_late() {
     let (_dir, mut s) = store();
-    s.register_recorder("ZFY0001").unwrap();
-    let v1 = s
-        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
-        .unwrap()
-        .unwrap();
+    let v1 = first_assignment(&mut s);
     let mut dock_a = Source::new("ZFY0001", "dock-a");
     let mut dock_b = Source::new("ZFY0001", "dock-b");
     let t0 = chrono::Utc::now() - chrono::Duration::hours(3);
@@ -224,10 +220,7 @@ fn drift_is_seen_while_a_rollout_is_pending_and_when_its_report_arrives_late() {
     // configuration nobody assigned it.
     s.set_config_layer(LayerScope::Fleet, "", "[gps]\ninterval_secs = 30\n", "t")
         .unwrap();
-    let v2 = s
-        .issue_config("ZFY0001", &key(), &ISSUER, &Rollout::All)
-        .unwrap()
-        .unwrap();
+    let v2 = next_assignment(&mut s);
     let r = checked(&mut dock_b, at(10), &"cd".repeat(32));
     put(&mut s, Duration::from_secs(60), &[r]);
     assert_eq!(kinds(&s), ["config_drift"], "seen with the rollout pending");
