@@ -56,6 +56,9 @@ pub enum ConfigError {
     /// Read, but values are out of range.
     #[error(transparent)]
     Invalid(#[from] Invalid),
+    /// A serial-protocol format code other than TOML or compact.
+    #[error("configuration format {0}: expected 0 (TOML text) or 1 (compact)")]
+    Format(u8),
 }
 
 impl ConfigError {

@@ -61,6 +61,31 @@ mod version;
 #[cfg(test)]
 mod arbitrary;
 
+/// `format` codes of the recorder serial protocol's `SetConfig` and `GetConfig`.
+pub mod serial_format {
+    /// TOML text.
+    pub const TOML: u8 = 0;
+    /// The compact form ([`crate::compact`]).
+    pub const COMPACT: u8 = 1;
+}
+
+impl RecorderConfig {
+    /// Reads a configuration as the recorder serial protocol carries it:
+    /// `data` in `format` ([`serial_format`]), validated.
+    pub fn from_serial(format: u8, data: &[u8]) -> Result<Self, ConfigError> {
+        match format {
+            serial_format::TOML => {
+                let text = std::str::from_utf8(data).map_err(|_| {
+                    ConfigError::Syntax("the TOML recorder configuration is not UTF-8".into())
+                })?;
+                Self::from_toml(text)
+            }
+            serial_format::COMPACT => Self::from_compact(data),
+            other => Err(ConfigError::Format(other)),
+        }
+    }
+}
+
 pub use diff::Change;
 pub use error::{ConfigError, Invalid, Problem};
 pub use layers::{resolve, Effective, Layer, Overrides, Policy, Target};
@@ -68,3 +93,32 @@ pub use schema::{
     FirmwarePolicy, Gps, Identity, NightMode, RecorderConfig, Recording, ReleaseAfter, Resolution,
     Storage, StorageFull, TimePolicy, TimeSync, Triggers, Upload, UploadWhen, Video, Watermark,
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_serial_formats_read_the_same_configuration() {
+        let config = arbitrary::valid();
+        let toml = config.to_toml();
+        assert_eq!(
+            RecorderConfig::from_serial(serial_format::TOML, toml.as_bytes()).unwrap(),
+            config
+        );
+        assert_eq!(
+            RecorderConfig::from_serial(serial_format::COMPACT, &config.to_compact()).unwrap(),
+            config
+        );
+        assert_eq!(
+            RecorderConfig::from_serial(7, b"").unwrap_err().to_string(),
+            "configuration format 7: expected 0 (TOML text) or 1 (compact)"
+        );
+        assert!(
+            RecorderConfig::from_serial(serial_format::TOML, &[0xff, 0xfe])
+                .unwrap_err()
+                .to_string()
+                .contains("not UTF-8")
+        );
+    }
+}

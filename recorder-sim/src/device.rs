@@ -7,7 +7,7 @@ use evsync_recorder_protocol::message::{
     Answer, FirmwareImage, Identity, Request, Response, Status, ZfyInfo, MAX_CHUNK, VERSIONS,
 };
 
-use firmware_config::RecorderConfig;
+use firmware_config::{ConfigError, RecorderConfig};
 
 use crate::faults::Faults;
 use crate::mount::Volume;
@@ -277,21 +277,12 @@ impl Device {
                 data: self.storage.manifest.config.clone().into_bytes(),
             }),
             Request::SetConfig { format, data } => {
-                let parsed = match format {
-                    0 => std::str::from_utf8(data)
-                        .map_err(|_| "configuration (TOML) is not UTF-8".to_owned())
-                        .and_then(|t| RecorderConfig::from_toml(t).map_err(|e| e.to_string())),
-                    1 => RecorderConfig::from_compact(data).map_err(|e| e.to_string()),
-                    other => {
-                        return Ok(refuse(
-                            Status::Unsupported,
-                            format!("configuration format {other}: this recorder takes 0 (TOML) or 1 (compact)"),
-                        ))
-                    }
-                };
-                let config = match parsed {
+                let config = match RecorderConfig::from_serial(*format, data) {
                     Ok(c) => c,
-                    Err(e) => return Ok(refuse(Status::BadRequest, e)),
+                    Err(e @ ConfigError::Format(_)) => {
+                        return Ok(refuse(Status::Unsupported, e.to_string()))
+                    }
+                    Err(e) => return Ok(refuse(Status::BadRequest, e.to_string())),
                 };
                 let serial = &self.storage.manifest.zfy.serial;
                 if config.identity.device_id != *serial {

@@ -24,11 +24,6 @@ use super::docking::{body, chained, Docked, Shared};
 use super::link::{LinkError, RecorderLink};
 use crate::buffer::with_buffer;
 
-/// `SetConfig`/`GetConfig` format of TOML text.
-const FORMAT_TOML: u8 = 0;
-/// `SetConfig`/`GetConfig` format of the compact form.
-const FORMAT_COMPACT: u8 = 1;
-
 /// What the recorder holds, as its content hash, or why there is none.
 pub type Running = Result<String, String>;
 
@@ -46,16 +41,7 @@ pub async fn read_running(link: &mut RecorderLink) -> anyhow::Result<Running> {
     if data.is_empty() {
         return Ok(Err("the recorder holds no configuration".into()));
     }
-    let parsed = match format {
-        FORMAT_TOML => std::str::from_utf8(&data)
-            .map_err(|_| "its TOML configuration is not UTF-8".to_owned())
-            .and_then(|t| RecorderConfig::from_toml(t).map_err(|e| e.to_string())),
-        FORMAT_COMPACT => RecorderConfig::from_compact(&data).map_err(|e| e.to_string()),
-        other => Err(format!(
-            "configuration format {other}: expected 0 (TOML) or 1 (compact)"
-        )),
-    };
-    Ok(parsed
+    Ok(RecorderConfig::from_serial(format, &data)
         .map(|c| c.content_hash())
         .map_err(|e| format!("the recorder holds an invalid configuration: {e}")))
 }
@@ -269,7 +255,7 @@ async fn write_and_read_back(
 ) -> anyhow::Result<Result<(), String>> {
     match link
         .call(Request::SetConfig {
-            format: FORMAT_COMPACT,
+            format: firmware_config::serial_format::COMPACT,
             data: config.to_compact(),
         })
         .await
