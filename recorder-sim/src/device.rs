@@ -536,6 +536,38 @@ mod tests {
         d
     }
 
+    #[test]
+    fn a_configuration_is_taken_only_if_valid_and_for_this_recorder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut d = opened(dir.path());
+        let mut config = RecorderConfig::default();
+        config.identity.device_id = "ZFY0001".into();
+        let set = |format, data: Vec<u8>| Request::SetConfig { format, data };
+        assert_eq!(
+            d.handle(&set(1, config.to_compact())),
+            Answer::Ok(Response::Done)
+        );
+        assert_eq!(
+            d.handle(&Request::GetConfig),
+            Answer::Ok(Response::Config {
+                format: 0,
+                data: config.to_toml().into_bytes()
+            })
+        );
+        let (status, reason) = refused(d.handle(&set(0, b"[video]\nframe_rate = 24\n".to_vec())));
+        assert_eq!(status, Status::BadRequest);
+        assert!(reason.contains("video.frame_rate = 24"), "{reason}");
+        let mut other = config.clone();
+        other.identity.device_id = "ZFY0002".into();
+        let (status, reason) = refused(d.handle(&set(1, other.to_compact())));
+        assert_eq!(status, Status::BadRequest);
+        assert!(reason.contains("\"ZFY0002\""), "{reason}");
+        let (status, _) = refused(d.handle(&set(7, Vec::new())));
+        assert_eq!(status, Status::Unsupported);
+        // Nothing refused replaced what it holds.
+        assert_eq!(d.storage.manifest.config, config.to_toml());
+    }
+
     fn image(len: usize) -> Vec<u8> {
         (0..len).map(|i| (i * 7 % 251) as u8).collect()
     }
