@@ -9,8 +9,8 @@
 
 use std::time::Duration;
 
+use super::db::{params, Transaction};
 use chrono::Utc;
-use rusqlite::{params, Transaction};
 use serde::Serialize;
 
 use super::{now, stamp, Store};
@@ -240,7 +240,7 @@ pub(crate) fn raise_visible_at(
     Ok(())
 }
 
-fn alert(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alert> {
+fn alert(r: &super::db::Row) -> super::db::Result<Alert> {
     Ok(Alert {
         id: r.get(0)?,
         kind: r.get(1)?,

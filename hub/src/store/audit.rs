@@ -16,10 +16,10 @@
 //! way to move text between fields; the `reads` digest covers the index
 //! (`audit_reads`) that custody trails are built from.
 
+use super::db::{params, OptionalExtension};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use evsync_protocol::chain::{Hash, GENESIS};
 use evsync_protocol::signing::{Context, PublicKey, SigningKey};
-use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::{now, Store};
@@ -131,7 +131,7 @@ pub struct AuditCheck {
 const COLUMNS: &str = "seq, at, actor, role, action, target, remote, detail, first_hub_seq, \
      last_hub_seq, prev_hash, hash, signature, reads";
 
-fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditEntry> {
+fn entry(r: &super::db::Row) -> super::db::Result<AuditEntry> {
     Ok(AuditEntry {
         seq: r.get(0)?,
         at: r.get(1)?,

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeSet;
 
+use super::db::{params, Connection, OptionalExtension, Transaction};
 use evsync_protocol::record::{Event, RecordBody};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::alerts::{raise_about, About, AlertKind};
 use super::now;
@@ -667,7 +667,7 @@ fn recordings_near(
     const COLUMNS: &str =
         "r.record_id, r.device_id, r.officer_id, r.device_start_ms, r.device_end_ms,
         r.clock_offset_ms, r.arrived_ms IS NOT NULL";
-    let read = |r: &rusqlite::Row<'_>| {
+    let read = |r: &super::db::Row| {
         Ok(Recording {
             record_id: r.get(0)?,
             device_id: r.get(1)?,
@@ -731,7 +731,7 @@ fn recording_events_near(
         action.span.end.max(action.span.start + 1),
     );
     let now_ms = ms(chrono::Utc::now());
-    let read = |r: &rusqlite::Row<'_>| {
+    let read = |r: &super::db::Row| {
         let start: i64 = r.get(2)?;
         let end: Option<i64> = r.get(3)?;
         Ok(RecordingEvent {

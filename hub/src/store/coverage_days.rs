@@ -14,7 +14,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{named_params, Connection, Transaction};
+use super::db::{named_params, Connection, Transaction};
 
 use super::coverage::{cst_day, stamp_ms, thresholds};
 use super::figures::{Figures, GroupBy, Scope};
@@ -299,7 +299,7 @@ mod tests {
 
     #[test]
     fn a_window_splits_into_edges_summed_days_and_stale_days() {
-        let conn = Connection::open_in_memory().unwrap();
+        let conn = Connection::open_sqlite(std::path::Path::new(":memory:")).unwrap();
         conn.execute_batch(
             "CREATE TABLE coverage_stale_days (day TEXT PRIMARY KEY) WITHOUT ROWID;",
         )

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{named_params, Connection, Row, Transaction};
+use super::db::{named_params, Connection, Row, Transaction};
 
 use super::coverage_days::{per_cause, some, Plan};
 use super::figures::{Figures, GroupBy};
@@ -107,7 +107,7 @@ pub(super) fn roll_up(tx: &Transaction<'_>, day: &str, from: i64, to: i64) -> an
 }
 
 /// Adds one group-day row's figures to `f`.
-fn add_row(f: &mut Figures, r: &Row<'_>) -> rusqlite::Result<()> {
+fn add_row(f: &mut Figures, r: &Row) -> super::db::Result<()> {
     // Columns from 3 on: officer_days, officer_days_heard, on_duty_ms,
     // recorded_ms, hours per cause, arrived_on_time, arrived_late, records,
     // actions, actions_covered, actions per cause.

@@ -3,7 +3,7 @@
 //! operator approves it, or auto-approve does), and the broker files are
 //! written from the devices that hold one and are not revoked.
 
-use rusqlite::params;
+use super::db::params;
 use serde::Serialize;
 
 use super::devices::{DeviceKind, DeviceState};

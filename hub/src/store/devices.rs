@@ -7,9 +7,9 @@
 
 use std::time::Duration;
 
+use super::db::{params, OptionalExtension, Transaction};
 use anyhow::Context as _;
 use chrono::{DateTime, Utc};
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::fleet::{open_assignment, Assignment};
@@ -141,7 +141,7 @@ const COLUMNS: &str = "device_id, kind, public_key, state, role, officer_id, uni
      battery_pct, storage_free_bytes, storage_total_bytes, clock_offset_ms, backlog_records, \
      backlog_bytes, docked_in";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DeviceRow> {
+fn row(r: &super::db::Row) -> super::db::Result<DeviceRow> {
     let kind: String = r.get(1)?;
     let state: String = r.get(3)?;
     let status: Option<String> = r.get(15)?;
@@ -286,7 +286,7 @@ pub(crate) fn clock_offset(
     Ok(())
 }
 
-fn one(conn: &rusqlite::Connection, device_id: &str) -> anyhow::Result<Option<DeviceRow>> {
+fn one(conn: &super::db::Connection, device_id: &str) -> anyhow::Result<Option<DeviceRow>> {
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM devices WHERE device_id = ?1"
     ))?;

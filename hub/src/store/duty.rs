@@ -8,8 +8,8 @@
 
 use std::collections::BTreeSet;
 
+use super::db::{params, OptionalExtension, Transaction};
 use evsync_protocol::record::{Event, RecordBody};
-use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::coverage::{
     parse_ms, records_media, records_media_sql, stamp_ms, verdict, MAX_RECORDING_MS,

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use rusqlite::{named_params, Connection, Row};
+use super::db::{named_params, Connection, Row};
 use serde::Serialize;
 
 use super::coverage::{stamp_ms, thresholds};
@@ -155,7 +155,7 @@ fn collect<T: Default>(
     conn: &Connection,
     sql: &str,
     scope: &Scope,
-    mut add: impl FnMut(&mut T, &Row<'_>) -> rusqlite::Result<()>,
+    mut add: impl FnMut(&mut T, &Row) -> super::db::Result<()>,
 ) -> anyhow::Result<Groups<T>> {
     let mut stmt = conn.prepare_cached(sql)?;
     let mut rows = stmt.query(named_params! {
@@ -689,7 +689,7 @@ impl super::Store {
     /// Every figure over `scope`, for the whole scope and by `by`.
     pub fn figures(&self, by: GroupBy, scope: &Scope) -> anyhow::Result<(Figures, Vec<Group>)> {
         // One read transaction: the sums, the stale days and the rows all as of one moment.
-        let tx = self.conn().unchecked_transaction()?;
+        let tx = self.conn().read_transaction()?;
         let (all, groups) = all_figures(&tx, by, scope)?;
         tx.finish()?;
         let mut groups: Vec<Group> = groups.into_iter().collect();
@@ -812,7 +812,7 @@ impl super::Store {
         for (mut day, start, end) in rows {
             day.devices = devices
                 .query_map(
-                    rusqlite::params![
+                    super::db::params![
                         day.officer_id,
                         stamp_ms(start),
                         stamp_ms(end.max(start + 1))

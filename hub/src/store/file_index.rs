@@ -15,8 +15,8 @@
 
 use std::time::Duration;
 
+use super::db::{params, Transaction};
 use evsync_protocol::record::RecordBody;
-use rusqlite::{params, Transaction};
 
 use super::alerts::{raise_visible_at, AlertKind, Subject};
 use super::{now, stamp};
@@ -99,7 +99,7 @@ pub(crate) fn reported_missing(
 
 /// The agent that delivered file `index` of `device` first.
 fn deliverer(tx: &Transaction<'_>, device: &str, index: i64) -> anyhow::Result<String> {
-    let agent: Option<String> = rusqlite::OptionalExtension::optional(
+    let agent: Option<String> = super::db::OptionalExtension::optional(
         tx.prepare_cached(
             "SELECT agent_id FROM media WHERE device_id = ?1 AND file_index = ?2 ORDER BY rowid LIMIT 1",
         )?

@@ -7,11 +7,11 @@
 //! by the same mechanism; a firmware rollout sets recorders' targets and
 //! issues them new assignments.
 
+use super::db::{params, OptionalExtension, Transaction};
 use anyhow::Context as _;
 use evsync_protocol::assignment::FirmwareImage;
 use evsync_protocol::record::{Event, RecordBody};
 use evsync_recorder_protocol::firmware::FirmwareVersion;
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::alerts::{raise, AlertKind, Subject};
@@ -167,7 +167,7 @@ impl Store {
     }
 }
 
-fn firmware_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<FirmwareRow> {
+fn firmware_row(r: &super::db::Row) -> super::db::Result<FirmwareRow> {
     Ok(FirmwareRow {
         version: r.get(0)?,
         sha256: r.get(1)?,

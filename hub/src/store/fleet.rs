@@ -5,7 +5,7 @@
 //! assignment opens when made (by an operator, a dock's check-out, or an
 //! agent announcing another officer) and closes when the next one opens.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use super::db::{params, OptionalExtension, Transaction};
 use serde::{Deserialize, Serialize};
 
 use super::{now, Store};
@@ -253,7 +253,7 @@ impl Roster for Unit {
 const ASSIGNMENT_COLUMNS: &str =
     "device_id, officer_id, unit_code, domain, from_at, to_at, source, by_whom";
 
-fn assignment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Assignment> {
+fn assignment(r: &super::db::Row) -> super::db::Result<Assignment> {
     Ok(Assignment {
         device_id: r.get(0)?,
         officer_id: r.get(1)?,
@@ -268,7 +268,7 @@ fn assignment(r: &rusqlite::Row<'_>) -> rusqlite::Result<Assignment> {
 
 /// The device's assignment in force now.
 pub(crate) fn open_assignment(
-    conn: &rusqlite::Connection,
+    conn: &super::db::Connection,
     device_id: &str,
 ) -> anyhow::Result<Option<Assignment>> {
     Ok(conn

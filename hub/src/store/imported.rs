@@ -1,7 +1,7 @@
 //! Enforcement actions imported from a case system (issue 6), by CSV or
 //! JSON through the API: judged like those from field devices' events.
 
-use rusqlite::{params, Transaction};
+use super::db::{params, Transaction};
 use serde::{Deserialize, Serialize};
 
 use super::coverage::judge_action;

@@ -3,7 +3,7 @@
 //! ([`crate::media::blobs`]); this is the bookkeeping that says a record's
 //! media is complete, which is never claimed before the blob is durable.
 
-use rusqlite::{params, OptionalExtension, Transaction};
+use super::db::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use evsync_protocol::record::RecordBody;
@@ -40,14 +40,9 @@ impl MediaState {
             .find(|m| m.as_str() == s)
     }
 
-    fn parse(s: &str) -> rusqlite::Result<Self> {
-        Self::from_name(s).ok_or_else(|| {
-            rusqlite::Error::FromSqlConversionFailure(
-                0,
-                rusqlite::types::Type::Text,
-                format!("unknown media state {s:?}").into(),
-            )
-        })
+    fn parse(s: &str) -> super::db::Result<Self> {
+        Self::from_name(s)
+            .ok_or_else(|| super::db::Error::conversion(0, format!("unknown media state {s:?}")))
     }
 }
 
@@ -84,7 +79,7 @@ pub struct MediaRow {
 
 const COLUMNS: &str = "record_id, agent_id, device_id, sha256, size, mime, state, mismatches, stored_at, detail, file_index, recopy_of";
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MediaRow> {
+fn row(r: &super::db::Row) -> super::db::Result<MediaRow> {
     Ok(MediaRow {
         record_id: r.get(0)?,
         agent_id: r.get(1)?,

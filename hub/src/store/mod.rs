@@ -23,6 +23,7 @@ mod coverage;
 mod coverage_days;
 mod coverage_groups;
 mod credentials;
+pub(crate) mod db;
 mod devices;
 mod duty;
 mod figures;
@@ -69,11 +70,11 @@ pub use records::{Inserted, StoredRecord, VerifiedRecord};
 pub use sweep::Swept;
 pub use tokens::{token_hash, NewToken, Role, TokenRow};
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use chrono::{SecondsFormat, Utc};
-use rusqlite::Connection;
+use db::{Connection, Transaction};
 
 const SCHEMA_VERSION: i64 = 10;
 
@@ -102,30 +103,80 @@ pub fn parse_time(name: &str, text: &str) -> Result<chrono::DateTime<Utc>, Strin
         })
 }
 
-impl Store {
-    /// Opens (creating and migrating if needed) the store at `path`.
-    pub fn open(path: &Path) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("creating the store folder {}", dir.display()))?;
+/// Where a store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    /// An SQLite file (the embedded default).
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, shared by several hubs.
+    Postgres {
+        /// Connection URL (`postgres://user:password@host:port/db` or
+        /// `host=... user=...`).
+        url: String,
+        /// The schema the store's tables are in (created if missing); the
+        /// server's `search_path` when not given.
+        schema: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "{}", path.display()),
+            Location::Postgres { url, schema } => {
+                write!(f, "{}", db::redact(url))?;
+                match schema {
+                    Some(s) => write!(f, " (schema {s})"),
+                    None => Ok(()),
+                }
+            }
         }
-        let conn = Connection::open(path)
-            .with_context(|| format!("opening the hub store {}", path.display()))?;
-        conn.pragma_update(None, "journal_mode", "WAL")?;
-        conn.pragma_update(None, "synchronous", "FULL")?;
-        conn.pragma_update(None, "foreign_keys", "ON")?;
-        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    }
+}
+
+/// Migrations of the PostgreSQL store: (version, script). Version 1 is the
+/// SQLite store's version 10.
+const PG_STEPS: [(i64, &str); 1] = [(1, include_str!("pg/schema.sql"))];
+
+/// Key of the advisory lock that serializes PostgreSQL migrations of hubs
+/// starting together.
+const PG_MIGRATION_LOCK: i64 = 0x6576_7379_6e63_0001;
+
+impl Store {
+    /// Opens (creating and migrating if needed) the SQLite store at `path`.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        Self::connect(&Location::Sqlite(path.to_owned()))
+    }
+
+    /// Opens (creating and migrating if needed) the store at `location`.
+    pub fn connect(location: &Location) -> anyhow::Result<Self> {
+        let conn = match location {
+            Location::Sqlite(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .with_context(|| format!("creating the store folder {}", dir.display()))?;
+                }
+                Connection::open_sqlite(path)
+                    .with_context(|| format!("opening the hub store {}", path.display()))?
+            }
+            Location::Postgres { url, schema } => Connection::open_postgres(url, schema.as_deref())
+                .with_context(|| format!("opening the hub store {location}"))?,
+        };
         let mut store = Self { conn };
-        store
-            .migrate()
-            .with_context(|| format!("migrating the hub store {}", path.display()))?;
+        match location {
+            Location::Sqlite(_) => store.migrate_sqlite(),
+            Location::Postgres { .. } => store.migrate_postgres(),
+        }
+        .with_context(|| format!("migrating the hub store {location}"))?;
         Ok(store)
     }
 
-    fn migrate(&mut self) -> anyhow::Result<()> {
-        let version: i64 = self
+    fn migrate_sqlite(&mut self) -> anyhow::Result<()> {
+        let sqlite = self
             .conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))?;
+            .sqlite()
+            .context("an SQLite store has an SQLite connection")?;
+        let version: i64 = sqlite.pragma_query_value(None, "user_version", |r| r.get(0))?;
         if version > SCHEMA_VERSION {
             anyhow::bail!(
                 "store schema version {version} is newer than this hub understands ({SCHEMA_VERSION}): upgrade the hub"
@@ -156,9 +207,38 @@ impl Store {
                 // device's own events no longer do): judge what version 6 judged again.
                 duty::judge_again_for_recorders(&tx).context("judging coverage again")?;
             }
-            tx.pragma_update(None, "user_version", to)?;
+            tx.execute_batch(&format!("PRAGMA user_version = {to}"))?;
             tx.commit()?;
         }
+        Ok(())
+    }
+
+    fn migrate_postgres(&mut self) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute_batch(&format!(
+            "SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK});
+             CREATE TABLE IF NOT EXISTS evsync_schema_version (version BIGINT NOT NULL)"
+        ))?;
+        let version: Option<i64> =
+            tx.query_row("SELECT MAX(version) FROM evsync_schema_version", [], |r| {
+                r.get(0)
+            })?;
+        let version = version.unwrap_or(0);
+        let newest = PG_STEPS.last().map_or(0, |(v, _)| *v);
+        if version > newest {
+            anyhow::bail!(
+                "store schema version {version} is newer than this hub understands ({newest}): upgrade the hub"
+            );
+        }
+        for (to, sql) in PG_STEPS.into_iter().filter(|(to, _)| *to > version) {
+            tx.execute_batch(sql)
+                .with_context(|| format!("migrating to schema version {to}"))?;
+            tx.execute(
+                "INSERT INTO evsync_schema_version (version) VALUES (?1)",
+                [to],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 
@@ -174,11 +254,9 @@ impl Store {
     /// Runs `f` in one transaction, committed only if `f` succeeds.
     pub fn in_transaction<T>(
         &mut self,
-        f: impl FnOnce(&rusqlite::Transaction<'_>) -> anyhow::Result<T>,
+        f: impl FnOnce(&Transaction<'_>) -> anyhow::Result<T>,
     ) -> anyhow::Result<T> {
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let tx = self.conn.transaction()?;
         let out = f(&tx)?;
         tx.commit().context("committing to the hub store")?;
         Ok(out)

@@ -9,12 +9,12 @@
 //! records; [`on_event`] turns those into the recorder's standing and raises
 //! `config_failed` and `config_drift` alerts.
 
+use super::db::{params, OptionalExtension, Transaction};
 use anyhow::Context as _;
 use evsync_protocol::assignment::{Assignment, FirmwareImage};
 use evsync_protocol::record::{Event, RecordBody};
 use evsync_protocol::signing::SigningKey;
 use firmware_config::{Change, Effective, Overrides, Policy, RecorderConfig, Target};
-use rusqlite::{params, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::alerts::{raise, AlertKind, Subject};
@@ -181,7 +181,7 @@ const STATUS_COLUMNS: &str = "device_id, version, config_hash, state, reason, st
      json_extract(firmware_image, '$.version'), firmware_state, \
      firmware_reason";
 
-fn status_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ConfigStatus> {
+fn status_row(r: &super::db::Row) -> super::db::Result<ConfigStatus> {
     Ok(ConfigStatus {
         device_id: r.get(0)?,
         version: r.get::<_, i64>(1)? as u64,
@@ -381,21 +381,25 @@ impl Store {
         let version = self.in_transaction(|tx| {
             // Larger than every earlier version, and than the time in ms:
             // a store restored from a backup still issues newer versions.
+            let last: Option<i64> =
+                tx.query_row("SELECT MAX(version) FROM config_assignments", [], |r| {
+                    r.get(0)
+                })?;
+            let version = (last.unwrap_or(0) + 1).max(issued_at.timestamp_millis());
             tx.execute(
                 "INSERT INTO config_assignments (version, device_id, config_hash, config, message, issued_at, by_whom, rollout)
-                 VALUES (MAX(COALESCE((SELECT MAX(version) FROM config_assignments), 0) + 1, ?7),
-                         ?1, ?2, ?3, x'', ?4, ?5, ?6)",
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
+                    version,
                     device_id,
                     hash,
                     text,
+                    Vec::<u8>::new(),
                     stamp(issued_at),
                     issuer.by,
-                    rollout.to_string(),
-                    issued_at.timestamp_millis()
+                    rollout.to_string()
                 ],
             )?;
-            let version = tx.last_insert_rowid();
             let message = Assignment {
                 v: 1,
                 hub_id: issuer.hub_id.to_owned(),

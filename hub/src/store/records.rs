@@ -10,10 +10,10 @@
 //! Continuity of a recorder's file indexes across all its sources is checked
 //! by [`super::file_index`].
 
+use super::db::{params, OptionalExtension, Transaction};
 use base64::{engine::general_purpose::STANDARD as B64, Engine};
 use evsync_protocol::chain::{self, Hash, Link, GENESIS};
 use evsync_protocol::record::{Event, RecordBody};
-use rusqlite::{params, OptionalExtension, Transaction};
 use std::time::Duration;
 
 use super::alerts::{raise, AlertKind, Subject};
@@ -442,7 +442,7 @@ struct Raw {
     recopy_of: Option<String>,
 }
 
-fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Raw> {
+fn row(r: &super::db::Row) -> super::db::Result<Raw> {
     Ok(Raw {
         hub_seq: r.get(0)?,
         bytes: r.get(1)?,
@@ -563,7 +563,7 @@ impl Store {
             (">", "ASC")
         };
         let mut sql = format!("SELECT {COLUMNS} FROM {FROM} WHERE r.hub_seq {op} ?1");
-        let mut args: Vec<&dyn rusqlite::ToSql> = vec![&from];
+        let mut args: Vec<&dyn super::db::ToSql> = vec![&from];
         for (column, value, op) in [
             ("r.device_id", &filter.device_id, "="),
             ("r.agent_id", &filter.agent_id, "="),

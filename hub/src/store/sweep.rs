@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use rusqlite::{params, OptionalExtension};
+use super::db::{params, OptionalExtension};
 
 use super::alerts::{raise_about, About, AlertKind};
 use super::coverage::{late_upload, parse_ms, stamp_ms, thresholds};

@@ -449,6 +449,8 @@ fn a_version_2_store_migrates_keeping_records_cursors_and_alerts() {
     let mut s = Store::open(&path).unwrap();
     let version: i64 = s
         .conn()
+        .sqlite()
+        .unwrap()
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
     assert_eq!(version, super::SCHEMA_VERSION);

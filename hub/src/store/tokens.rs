@@ -1,7 +1,7 @@
 //! API tokens with roles. A token is shown once, when created; the hub
 //! keeps only its SHA-256, so a copy of the store does not hand out access.
 
-use rusqlite::{params, OptionalExtension};
+use super::db::{params, OptionalExtension};
 use serde::Serialize;
 
 use super::{now, Store};
@@ -96,18 +96,12 @@ fn random_hex(n: usize) -> anyhow::Result<String> {
     Ok(hex::encode(bytes))
 }
 
-fn token_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TokenRow> {
+fn token_row(r: &super::db::Row) -> super::db::Result<TokenRow> {
     let role: String = r.get(2)?;
     Ok(TokenRow {
         id: r.get(0)?,
         name: r.get(1)?,
-        role: Role::parse(&role).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(
-                2,
-                rusqlite::types::Type::Text,
-                e.to_string().into(),
-            )
-        })?,
+        role: Role::parse(&role).map_err(|e| super::db::Error::conversion(2, e.to_string()))?,
         created_at: r.get(3)?,
         created_by: r.get(4)?,
         revoked_at: r.get(5)?,

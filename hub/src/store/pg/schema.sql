@@ -1,0 +1,1 @@
+-- placeholder: the PostgreSQL schema is being written
