@@ -339,49 +339,50 @@ mod tests {
 
     #[test]
     fn a_stream_gets_each_alert_once_the_late_ones_when_they_become_visible() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("h.sqlite")).unwrap();
-        let at = |m: u32| format!("2026-12-02T01:{m:02}:00.000Z");
-        let put = |s: &mut Store, detail: &str, raised: u32, visible: u32| {
-            s.in_transaction(|tx| {
-                let about = Subject::source("field-1", "field-1", Some((1, 1)));
-                raise_visible_at(
-                    tx,
-                    AlertKind::ChainBreak,
-                    about,
-                    detail,
-                    &at(raised),
-                    &at(visible),
-                )
-            })
-            .unwrap()
-        };
-        let details = |v: &[Alert]| v.iter().map(|a| a.detail.clone()).collect::<Vec<_>>();
-        put(&mut s, "now-1", 1, 1);
-        put(&mut s, "late", 1, 10); // a gap with a grace period: visible at :10
-        put(&mut s, "now-2", 2, 2);
-        // Looked at :05: the two visible ones; the late one is looked at but not sent.
-        let (sent, looked) = s.alerts_to_push(0, &at(0), &at(5), 100).unwrap();
-        assert_eq!(
-            (details(&sent), looked),
-            (vec!["now-1".into(), "now-2".into()], 3)
-        );
-        // At :09 nothing new; at :11 the late one, once.
-        let (sent, looked) = s.alerts_to_push(3, &at(5), &at(9), 100).unwrap();
-        assert_eq!((sent.len(), looked), (0, 3));
-        put(&mut s, "now-3", 10, 10);
-        let (sent, looked) = s.alerts_to_push(3, &at(9), &at(11), 100).unwrap();
-        assert_eq!(
-            (details(&sent), looked),
-            (vec!["late".into(), "now-3".into()], 4)
-        );
-        let (sent, _) = s.alerts_to_push(4, &at(11), &at(12), 100).unwrap();
-        assert!(sent.is_empty());
-        // An alert committed with a visibility time already behind the
-        // stream's clock (raised before a long transaction committed) is
-        // still found, by its id.
-        put(&mut s, "slow-commit", 3, 3);
-        let (sent, looked) = s.alerts_to_push(4, &at(12), &at(13), 100).unwrap();
-        assert_eq!((details(&sent), looked), (vec!["slow-commit".into()], 5));
+        for e in super::super::tests::engines() {
+            let (_dir, mut s) = super::super::tests::store_on(&e);
+            let at = |m: u32| format!("2026-12-02T01:{m:02}:00.000Z");
+            let put = |s: &mut Store, detail: &str, raised: u32, visible: u32| {
+                s.in_transaction(|tx| {
+                    let about = Subject::source("field-1", "field-1", Some((1, 1)));
+                    raise_visible_at(
+                        tx,
+                        AlertKind::ChainBreak,
+                        about,
+                        detail,
+                        &at(raised),
+                        &at(visible),
+                    )
+                })
+                .unwrap()
+            };
+            let details = |v: &[Alert]| v.iter().map(|a| a.detail.clone()).collect::<Vec<_>>();
+            put(&mut s, "now-1", 1, 1);
+            put(&mut s, "late", 1, 10); // a gap with a grace period: visible at :10
+            put(&mut s, "now-2", 2, 2);
+            // Looked at :05: the two visible ones; the late one is looked at but not sent.
+            let (sent, looked) = s.alerts_to_push(0, &at(0), &at(5), 100).unwrap();
+            assert_eq!(
+                (details(&sent), looked),
+                (vec!["now-1".into(), "now-2".into()], 3)
+            );
+            // At :09 nothing new; at :11 the late one, once.
+            let (sent, looked) = s.alerts_to_push(3, &at(5), &at(9), 100).unwrap();
+            assert_eq!((sent.len(), looked), (0, 3));
+            put(&mut s, "now-3", 10, 10);
+            let (sent, looked) = s.alerts_to_push(3, &at(9), &at(11), 100).unwrap();
+            assert_eq!(
+                (details(&sent), looked),
+                (vec!["late".into(), "now-3".into()], 4)
+            );
+            let (sent, _) = s.alerts_to_push(4, &at(11), &at(12), 100).unwrap();
+            assert!(sent.is_empty());
+            // An alert committed with a visibility time already behind the
+            // stream's clock (raised before a long transaction committed) is
+            // still found, by its id.
+            put(&mut s, "slow-commit", 3, 3);
+            let (sent, looked) = s.alerts_to_push(4, &at(12), &at(13), 100).unwrap();
+            assert_eq!((details(&sent), looked), (vec!["slow-commit".into()], 5));
+        }
     }
 }

@@ -343,9 +343,11 @@ mod tests {
         }
     }
 
-    fn store_with(n: usize) -> (tempfile::TempDir, Store, SigningKey) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("h.sqlite")).unwrap();
+    fn store_with(
+        e: &super::super::tests::Engine,
+        n: usize,
+    ) -> (super::super::tests::Fixture, Store, SigningKey) {
+        let (dir, mut s) = super::super::tests::store_on(e);
         let key = SigningKey::from_seed_for_tests(&[9; 32]).unwrap();
         for i in 0..n {
             s.audit(&key, &read(i)).unwrap();
@@ -356,99 +358,118 @@ mod tests {
     /// Rewrites a row behind the triggers' back, as someone with the file would.
     fn tamper(s: &Store, sql: &str) {
         s.conn()
-            .execute_batch(&format!(
-                "DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; {sql}"
-            ))
+            .execute_batch(&match s.conn().dialect() {
+                super::super::db::Dialect::Sqlite => {
+                    format!("DROP TRIGGER audit_no_update; DROP TRIGGER audit_no_delete; {sql}")
+                }
+                super::super::db::Dialect::Postgres => format!(
+                    "DROP TRIGGER audit_no_update ON audit; DROP TRIGGER audit_no_delete ON audit; {sql}"
+                ),
+            })
             .unwrap();
     }
 
     #[test]
     fn an_intact_log_verifies_and_the_table_refuses_updates_and_deletes() {
-        let (_d, s, key) = store_with(5);
-        let check = s.verify_audit(&key.public()).unwrap();
-        assert!(check.intact, "{check:?}");
-        assert_eq!(check.entries, 5);
-        let err = s
-            .conn()
-            .execute("UPDATE audit SET actor = 'x' WHERE seq = 2", [])
-            .unwrap_err();
-        assert!(err.to_string().contains("append-only"), "{err}");
-        assert!(s
-            .conn()
-            .execute("DELETE FROM audit WHERE seq = 5", [])
-            .is_err());
+        for e in super::super::tests::engines() {
+            let (_d, s, key) = store_with(&e, 5);
+            let check = s.verify_audit(&key.public()).unwrap();
+            assert!(check.intact, "{check:?}");
+            assert_eq!(check.entries, 5);
+            let err = s
+                .conn()
+                .execute("UPDATE audit SET actor = 'x' WHERE seq = 2", [])
+                .unwrap_err();
+            assert!(err.to_string().contains("append-only"), "{err}");
+            assert!(s
+                .conn()
+                .execute("DELETE FROM audit WHERE seq = 5", [])
+                .is_err());
+        }
     }
 
     #[test]
     fn an_altered_row_breaks_the_chain_at_that_row() {
-        let (_d, s, key) = store_with(5);
-        tamper(&s, "UPDATE audit SET actor = 'someone-else' WHERE seq = 3;");
-        let check = s.verify_audit(&key.public()).unwrap();
-        assert!(!check.intact);
-        let (at, why) = (check.first_bad_seq.unwrap(), check.problem.unwrap());
-        assert_eq!(at, 3);
-        assert!(why.contains("does not match its hash"), "{why}");
+        for e in super::super::tests::engines() {
+            let (_d, s, key) = store_with(&e, 5);
+            tamper(&s, "UPDATE audit SET actor = 'someone-else' WHERE seq = 3;");
+            let check = s.verify_audit(&key.public()).unwrap();
+            assert!(!check.intact);
+            let (at, why) = (check.first_bad_seq.unwrap(), check.problem.unwrap());
+            assert_eq!(at, 3);
+            assert!(why.contains("does not match its hash"), "{why}");
+        }
     }
 
     #[test]
     fn a_removed_row_is_found_missing() {
-        let (_d, s, key) = store_with(5);
-        tamper(&s, "DELETE FROM audit WHERE seq = 2;");
-        let check = s.verify_audit(&key.public()).unwrap();
-        let (at, why) = (check.first_bad_seq.unwrap(), check.problem.unwrap());
-        assert_eq!(at, 2);
-        assert!(why.contains("entry 2 is missing"), "{why}");
+        for e in super::super::tests::engines() {
+            let (_d, s, key) = store_with(&e, 5);
+            tamper(&s, "DELETE FROM audit WHERE seq = 2;");
+            let check = s.verify_audit(&key.public()).unwrap();
+            let (at, why) = (check.first_bad_seq.unwrap(), check.problem.unwrap());
+            assert_eq!(at, 2);
+            assert!(why.contains("entry 2 is missing"), "{why}");
+        }
     }
 
     #[test]
     fn a_row_rewritten_with_a_recomputed_hash_fails_on_the_signature() {
-        let (_d, s, key) = store_with(3);
-        let mut e = s.audit_entries(1, 1).unwrap().remove(0);
-        e.actor = "someone-else".into();
-        let forged = e.computed_hash().to_hex();
-        tamper(
-            &s,
-            &format!("UPDATE audit SET actor = 'someone-else', hash = '{forged}' WHERE seq = 2;"),
-        );
-        let check = s.verify_audit(&key.public()).unwrap();
-        let (at, why) = (check.first_bad_seq.unwrap(), check.problem.unwrap());
-        assert_eq!(at, 2);
-        assert!(why.contains("signature"), "{why}");
+        for e in super::super::tests::engines() {
+            let (_d, s, key) = store_with(&e, 3);
+            let mut e = s.audit_entries(1, 1).unwrap().remove(0);
+            e.actor = "someone-else".into();
+            let forged = e.computed_hash().to_hex();
+            tamper(
+                &s,
+                &format!(
+                    "UPDATE audit SET actor = 'someone-else', hash = '{forged}' WHERE seq = 2;"
+                ),
+            );
+            let check = s.verify_audit(&key.public()).unwrap();
+            let (at, why) = (check.first_bad_seq.unwrap(), check.problem.unwrap());
+            assert_eq!(at, 2);
+            assert!(why.contains("signature"), "{why}");
+        }
     }
 
     #[test]
     fn the_hash_is_recomputable_from_the_documented_form() {
-        let (_d, mut s, key) = store_with(1);
-        let e = s.audit_entries(0, 1).unwrap().remove(0);
-        let text = format!(
-            r#"["{}",1,"{}","platform-1","platform","record.read","record-0","127.0.0.1:5000","",null,null,""]"#,
-            "0".repeat(64),
-            e.at
-        );
-        assert_eq!(Hash::of(text.as_bytes()).to_hex(), e.hash);
-        // A read of the feed: its positions' digest, sorted, joined by commas.
-        let page = AuditEvent {
-            action: "records.list".into(),
-            records: vec![9, 3, 5],
-            ..read(1)
-        };
-        let e = s.audit(&key, &page).unwrap();
-        assert_eq!(e.reads, Hash::of(b"3,5,9").to_hex());
-        assert_eq!((e.first_hub_seq, e.last_hub_seq), (Some(3), Some(9)));
+        for e in super::super::tests::engines() {
+            let (_d, mut s, key) = store_with(&e, 1);
+            let e = s.audit_entries(0, 1).unwrap().remove(0);
+            let text = format!(
+                r#"["{}",1,"{}","platform-1","platform","record.read","record-0","127.0.0.1:5000","",null,null,""]"#,
+                "0".repeat(64),
+                e.at
+            );
+            assert_eq!(Hash::of(text.as_bytes()).to_hex(), e.hash);
+            // A read of the feed: its positions' digest, sorted, joined by commas.
+            let page = AuditEvent {
+                action: "records.list".into(),
+                records: vec![9, 3, 5],
+                ..read(1)
+            };
+            let e = s.audit(&key, &page).unwrap();
+            assert_eq!(e.reads, Hash::of(b"3,5,9").to_hex());
+            assert_eq!((e.first_hub_seq, e.last_hub_seq), (Some(3), Some(9)));
+        }
     }
 
     #[test]
     fn moving_text_between_fields_or_dropping_a_custody_link_is_found() {
-        let (_d, mut s, key) = store_with(2);
-        let page = AuditEvent {
-            action: "records.list".into(),
-            records: vec![1, 2],
-            ..read(9)
-        };
-        s.audit(&key, &page).unwrap();
-        tamper(&s, "DROP TRIGGER IF EXISTS audit_reads_no_delete; DELETE FROM audit_reads WHERE hub_seq = 2;");
-        let check = s.verify_audit(&key.public()).unwrap();
-        assert_eq!(check.first_bad_seq, Some(3), "{check:?}");
-        assert!(check.problem.unwrap().contains("do not match its digest"));
+        for e in super::super::tests::engines() {
+            let (_d, mut s, key) = store_with(&e, 2);
+            let page = AuditEvent {
+                action: "records.list".into(),
+                records: vec![1, 2],
+                ..read(9)
+            };
+            s.audit(&key, &page).unwrap();
+            tamper(&s, "DROP TRIGGER IF EXISTS audit_reads_no_delete; DELETE FROM audit_reads WHERE hub_seq = 2;");
+            let check = s.verify_audit(&key.public()).unwrap();
+            assert_eq!(check.first_bad_seq, Some(3), "{check:?}");
+            assert!(check.problem.unwrap().contains("do not match its digest"));
+        }
     }
 }

@@ -100,74 +100,80 @@ mod tests {
 
     #[test]
     fn a_credential_enrolls_an_agent_whose_first_announcement_pins_its_key() {
-        let (_dir, mut s) = crate::store::tests::store();
-        s.set_credential("field-1", DeviceKind::Field, "$7$101$a$b", "t")
-            .unwrap();
-        let d = s.device("field-1").unwrap().unwrap();
-        assert_eq!((d.kind, d.state), (DeviceKind::Field, DeviceState::Pending));
-        assert_eq!(d.public_key, None);
-        let announce = |key| Announcement {
-            device_id: "field-1",
-            public_key: key,
-            role: "field",
-            officer_id: None,
-            unit_code: None,
-            software: "evsync-agent",
-        };
-        assert_eq!(
-            s.announce(announce("key-1"), false).unwrap(),
-            Announced::Enrolled(DeviceState::Pending),
-            "seen, not trusted: an operator approves it"
-        );
-        assert_eq!(
-            s.device("field-1").unwrap().unwrap().public_key.as_deref(),
-            Some("key-1")
-        );
-        assert_eq!(
-            s.announce(announce("key-2"), true).unwrap(),
-            Announced::KeyMismatch,
-            "the first key stays pinned"
-        );
-        assert_eq!(s.broker_users().unwrap().len(), 1);
+        for e in crate::store::tests::engines() {
+            let (_dir, mut s) = crate::store::tests::store_on(&e);
+            s.set_credential("field-1", DeviceKind::Field, "$7$101$a$b", "t")
+                .unwrap();
+            let d = s.device("field-1").unwrap().unwrap();
+            assert_eq!((d.kind, d.state), (DeviceKind::Field, DeviceState::Pending));
+            assert_eq!(d.public_key, None);
+            let announce = |key| Announcement {
+                device_id: "field-1",
+                public_key: key,
+                role: "field",
+                officer_id: None,
+                unit_code: None,
+                software: "evsync-agent",
+            };
+            assert_eq!(
+                s.announce(announce("key-1"), false).unwrap(),
+                Announced::Enrolled(DeviceState::Pending),
+                "seen, not trusted: an operator approves it"
+            );
+            assert_eq!(
+                s.device("field-1").unwrap().unwrap().public_key.as_deref(),
+                Some("key-1")
+            );
+            assert_eq!(
+                s.announce(announce("key-2"), true).unwrap(),
+                Announced::KeyMismatch,
+                "the first key stays pinned"
+            );
+            assert_eq!(s.broker_users().unwrap().len(), 1);
+        }
     }
 
     #[test]
     fn with_auto_approve_the_first_announcement_approves_it() {
-        let (_dir, mut s) = crate::store::tests::store();
-        s.set_credential("dock-1", DeviceKind::Dock, "$7$101$a$b", "t")
-            .unwrap();
-        let a = Announcement {
-            device_id: "dock-1",
-            public_key: "key-1",
-            role: "dock",
-            officer_id: None,
-            unit_code: None,
-            software: "evsync-agent",
-        };
-        assert_eq!(
-            s.announce(a, true).unwrap(),
-            Announced::Enrolled(DeviceState::Approved)
-        );
+        for e in crate::store::tests::engines() {
+            let (_dir, mut s) = crate::store::tests::store_on(&e);
+            s.set_credential("dock-1", DeviceKind::Dock, "$7$101$a$b", "t")
+                .unwrap();
+            let a = Announcement {
+                device_id: "dock-1",
+                public_key: "key-1",
+                role: "dock",
+                officer_id: None,
+                unit_code: None,
+                software: "evsync-agent",
+            };
+            assert_eq!(
+                s.announce(a, true).unwrap(),
+                Announced::Enrolled(DeviceState::Approved)
+            );
+        }
     }
 
     #[test]
     fn recorders_and_revoked_devices_get_no_credential_and_revoked_ones_leave_the_broker() {
-        let (_dir, mut s) = crate::store::tests::store();
-        s.register_recorder("ZFY0001").unwrap();
-        let err = s
-            .set_credential("ZFY0001", DeviceKind::Field, "$7$", "t")
-            .unwrap_err();
-        assert!(err.to_string().contains("is a recorder"), "{err}");
-        assert!(s
-            .set_credential("ZFY0002", DeviceKind::Recorder, "$7$", "t")
-            .is_err());
-        s.set_credential("dock-1", DeviceKind::Dock, "$7$101$a$b", "t")
-            .unwrap();
-        s.set_device_state("dock-1", DeviceState::Revoked).unwrap();
-        assert!(s.broker_users().unwrap().is_empty());
-        let err = s
-            .set_credential("dock-1", DeviceKind::Dock, "$7$", "t")
-            .unwrap_err();
-        assert!(err.to_string().contains("revoked"), "{err}");
+        for e in crate::store::tests::engines() {
+            let (_dir, mut s) = crate::store::tests::store_on(&e);
+            s.register_recorder("ZFY0001").unwrap();
+            let err = s
+                .set_credential("ZFY0001", DeviceKind::Field, "$7$", "t")
+                .unwrap_err();
+            assert!(err.to_string().contains("is a recorder"), "{err}");
+            assert!(s
+                .set_credential("ZFY0002", DeviceKind::Recorder, "$7$", "t")
+                .is_err());
+            s.set_credential("dock-1", DeviceKind::Dock, "$7$101$a$b", "t")
+                .unwrap();
+            s.set_device_state("dock-1", DeviceState::Revoked).unwrap();
+            assert!(s.broker_users().unwrap().is_empty());
+            let err = s
+                .set_credential("dock-1", DeviceKind::Dock, "$7$", "t")
+                .unwrap_err();
+            assert!(err.to_string().contains("revoked"), "{err}");
+        }
     }
 }

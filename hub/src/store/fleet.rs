@@ -507,87 +507,88 @@ mod tests {
 
     #[test]
     fn who_had_a_device_on_a_date_is_answered_from_its_history() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("h.sqlite")).unwrap();
-        s.register_recorder("ZFY0001").unwrap();
-        let set = |s: &mut Store, officer: &str, at: &str| {
-            s.in_transaction(|tx| {
-                assign_in(
-                    tx,
-                    "ZFY0001",
-                    &NewAssignment {
-                        officer_id: Some(officer.into()),
-                        unit_code: Some("500109000001".into()),
-                        domain: Some("01".into()),
-                    },
-                    at,
-                    "operator",
-                    "ops",
-                )
-            })
-            .unwrap()
-        };
-        set(&mut s, "200001", "2026-11-01T00:00:00.000Z");
-        set(&mut s, "200002", "2026-11-15T08:00:00.000Z");
-        let on = |s: &Store, at: &str| {
-            s.assignment_at("ZFY0001", at)
+        for e in super::super::tests::engines() {
+            let (_dir, mut s) = super::super::tests::store_on(&e);
+            s.register_recorder("ZFY0001").unwrap();
+            let set = |s: &mut Store, officer: &str, at: &str| {
+                s.in_transaction(|tx| {
+                    assign_in(
+                        tx,
+                        "ZFY0001",
+                        &NewAssignment {
+                            officer_id: Some(officer.into()),
+                            unit_code: Some("500109000001".into()),
+                            domain: Some("01".into()),
+                        },
+                        at,
+                        "operator",
+                        "ops",
+                    )
+                })
                 .unwrap()
-                .and_then(|a| a.officer_id)
-        };
-        assert_eq!(on(&s, "2026-10-31T23:59:59.000Z"), None);
-        assert_eq!(
-            on(&s, "2026-11-10T12:00:00.000Z").as_deref(),
-            Some("200001")
-        );
-        assert_eq!(
-            on(&s, "2026-11-15T08:00:00.000Z").as_deref(),
-            Some("200002")
-        );
-        let history = s.assignments("ZFY0001").unwrap();
-        assert_eq!(history.len(), 2);
-        assert_eq!(history[0].to.as_deref(), Some("2026-11-15T08:00:00.000Z"));
-        assert_eq!(history[1].to, None);
-        let d = s.device("ZFY0001").unwrap().unwrap();
-        assert_eq!(d.officer_id.as_deref(), Some("200002"));
-        assert_eq!(d.domain.as_deref(), Some("01"));
+            };
+            set(&mut s, "200001", "2026-11-01T00:00:00.000Z");
+            set(&mut s, "200002", "2026-11-15T08:00:00.000Z");
+            let on = |s: &Store, at: &str| {
+                s.assignment_at("ZFY0001", at)
+                    .unwrap()
+                    .and_then(|a| a.officer_id)
+            };
+            assert_eq!(on(&s, "2026-10-31T23:59:59.000Z"), None);
+            assert_eq!(
+                on(&s, "2026-11-10T12:00:00.000Z").as_deref(),
+                Some("200001")
+            );
+            assert_eq!(
+                on(&s, "2026-11-15T08:00:00.000Z").as_deref(),
+                Some("200002")
+            );
+            let history = s.assignments("ZFY0001").unwrap();
+            assert_eq!(history.len(), 2);
+            assert_eq!(history[0].to.as_deref(), Some("2026-11-15T08:00:00.000Z"));
+            assert_eq!(history[1].to, None);
+            let d = s.device("ZFY0001").unwrap().unwrap();
+            assert_eq!(d.officer_id.as_deref(), Some("200002"));
+            assert_eq!(d.domain.as_deref(), Some("01"));
 
-        // A check-out at 11-10 synced late (after the 11-15 change) slots in
-        // between: 200001 until 11-10, 200003 until 11-15, 200002 now.
-        set(&mut s, "200003", "2026-11-10T09:30:00.000Z");
-        let history = s.assignments("ZFY0001").unwrap();
-        let spans: Vec<(Option<&str>, &str, Option<&str>)> = history
-            .iter()
-            .map(|a| (a.officer_id.as_deref(), a.from.as_str(), a.to.as_deref()))
-            .collect();
-        assert_eq!(
-            spans,
-            vec![
-                (
-                    Some("200001"),
-                    "2026-11-01T00:00:00.000Z",
-                    Some("2026-11-10T09:30:00.000Z")
-                ),
-                (
-                    Some("200003"),
-                    "2026-11-10T09:30:00.000Z",
-                    Some("2026-11-15T08:00:00.000Z")
-                ),
-                (Some("200002"), "2026-11-15T08:00:00.000Z", None),
-            ]
-        );
-        assert_eq!(
-            on(&s, "2026-11-12T00:00:00.000Z").as_deref(),
-            Some("200003")
-        );
-        assert_eq!(
-            on(&s, "2026-11-20T00:00:00.000Z").as_deref(),
-            Some("200002")
-        );
-        let d = s.device("ZFY0001").unwrap().unwrap();
-        assert_eq!(
-            d.officer_id.as_deref(),
-            Some("200002"),
-            "what is in force stays"
-        );
+            // A check-out at 11-10 synced late (after the 11-15 change) slots in
+            // between: 200001 until 11-10, 200003 until 11-15, 200002 now.
+            set(&mut s, "200003", "2026-11-10T09:30:00.000Z");
+            let history = s.assignments("ZFY0001").unwrap();
+            let spans: Vec<(Option<&str>, &str, Option<&str>)> = history
+                .iter()
+                .map(|a| (a.officer_id.as_deref(), a.from.as_str(), a.to.as_deref()))
+                .collect();
+            assert_eq!(
+                spans,
+                vec![
+                    (
+                        Some("200001"),
+                        "2026-11-01T00:00:00.000Z",
+                        Some("2026-11-10T09:30:00.000Z")
+                    ),
+                    (
+                        Some("200003"),
+                        "2026-11-10T09:30:00.000Z",
+                        Some("2026-11-15T08:00:00.000Z")
+                    ),
+                    (Some("200002"), "2026-11-15T08:00:00.000Z", None),
+                ]
+            );
+            assert_eq!(
+                on(&s, "2026-11-12T00:00:00.000Z").as_deref(),
+                Some("200003")
+            );
+            assert_eq!(
+                on(&s, "2026-11-20T00:00:00.000Z").as_deref(),
+                Some("200002")
+            );
+            let d = s.device("ZFY0001").unwrap().unwrap();
+            assert_eq!(
+                d.officer_id.as_deref(),
+                Some("200002"),
+                "what is in force stays"
+            );
+        }
     }
 }

@@ -109,10 +109,76 @@ impl Source {
     }
 }
 
-pub(super) fn store() -> (tempfile::TempDir, Store) {
+/// An engine the store tests run on.
+pub(super) enum Engine {
+    /// A fresh SQLite file.
+    Sqlite,
+    /// A fresh schema in the PostgreSQL database at this URL.
+    Postgres(String),
+}
+
+/// The engines to test: SQLite always, PostgreSQL too when
+/// `EVSYNC_TEST_POSTGRES` names a database (`.ci/run` sets it when one
+/// answers on 127.0.0.1:5432).
+pub(super) fn engines() -> Vec<Engine> {
+    match std::env::var("EVSYNC_TEST_POSTGRES") {
+        Ok(url) if !url.is_empty() => vec![Engine::Sqlite, Engine::Postgres(url)],
+        _ => {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                eprintln!(
+                    "store tests: EVSYNC_TEST_POSTGRES is not set: running on SQLite only, not on PostgreSQL"
+                )
+            });
+            vec![Engine::Sqlite]
+        }
+    }
+}
+
+/// What a store under test lives in; a PostgreSQL schema is dropped with it.
+pub(super) struct Fixture {
+    _dir: tempfile::TempDir,
+    location: super::Location,
+}
+
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        if let super::Location::Postgres {
+            url,
+            schema: Some(schema),
+        } = &self.location
+        {
+            let dropped = super::db::Connection::open_postgres(url, None)
+                .and_then(|c| c.execute_batch(&format!("DROP SCHEMA \"{schema}\" CASCADE")));
+            if let Err(e) = dropped {
+                eprintln!("store tests: dropping schema {schema}: {e}");
+            }
+        }
+    }
+}
+
+/// A fresh, empty store on `engine`.
+pub(super) fn store_on(engine: &Engine) -> (Fixture, Store) {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("hub.sqlite")).unwrap();
-    (dir, store)
+    let location = match engine {
+        Engine::Sqlite => super::Location::Sqlite(dir.path().join("hub.sqlite")),
+        Engine::Postgres(url) => super::Location::Postgres {
+            url: url.clone(),
+            schema: Some(format!(
+                "evsync_test_{}_{}_{}",
+                std::process::id(),
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                chrono::Utc::now().timestamp_micros()
+            )),
+        },
+    };
+    let fixture = Fixture {
+        _dir: dir,
+        location,
+    };
+    let store = Store::connect(&fixture.location).unwrap();
+    (fixture, store)
 }
 
 /// Stores records as ingest does (media bookkeeping and file index checks included).
@@ -169,174 +235,183 @@ fn pending(store: &Store, kind: &str) -> i64 {
 
 #[test]
 fn a_recorder_docked_at_two_docks_has_one_chain_per_dock_without_conflicts() {
-    // SPEC guarantee 2: deduplication by (source, sequence) and hash, where a
-    // recorder's source is (recorder, dock).
-    let (_dir, mut s) = store();
-    let mut at_a = Source::new("ZFY0001", "dock-a");
-    let mut at_b = Source::new("ZFY0001", "dock-b");
-    let a: Vec<_> = (0..3).map(|_| at_a.event()).collect();
-    let b: Vec<_> = (0..2).map(|_| at_b.event()).collect();
-    assert_eq!(put(&mut s, LONG, &a), vec![Inserted::New; 3]);
-    assert_eq!(
-        put(&mut s, LONG, &b),
-        vec![Inserted::New; 2],
-        "dock B's seq 1 and 2 are its own chain, not dock A's"
-    );
-    assert_eq!(put(&mut s, LONG, &b[..1]), vec![Inserted::Duplicate]);
-    assert_eq!(s.record_count().unwrap(), 5);
-    assert_eq!(pending(&s, "sequence_gap") + pending(&s, "chain_break"), 0);
-    assert!(alerts(&s, false).is_empty(), "{:?}", alerts(&s, false));
-    assert_eq!(
-        s.hash_at("ZFY0001", "dock-b", 2).unwrap(),
-        Some(b[1].hash.to_hex())
-    );
-    assert_eq!(
-        s.hash_at("ZFY0001", "dock-a", 2).unwrap(),
-        Some(a[1].hash.to_hex())
-    );
+    for e in super::tests::engines() {
+        // SPEC guarantee 2: deduplication by (source, sequence) and hash, where a
+        // recorder's source is (recorder, dock).
+        let (_dir, mut s) = store_on(&e);
+        let mut at_a = Source::new("ZFY0001", "dock-a");
+        let mut at_b = Source::new("ZFY0001", "dock-b");
+        let a: Vec<_> = (0..3).map(|_| at_a.event()).collect();
+        let b: Vec<_> = (0..2).map(|_| at_b.event()).collect();
+        assert_eq!(put(&mut s, LONG, &a), vec![Inserted::New; 3]);
+        assert_eq!(
+            put(&mut s, LONG, &b),
+            vec![Inserted::New; 2],
+            "dock B's seq 1 and 2 are its own chain, not dock A's"
+        );
+        assert_eq!(put(&mut s, LONG, &b[..1]), vec![Inserted::Duplicate]);
+        assert_eq!(s.record_count().unwrap(), 5);
+        assert_eq!(pending(&s, "sequence_gap") + pending(&s, "chain_break"), 0);
+        assert!(alerts(&s, false).is_empty(), "{:?}", alerts(&s, false));
+        assert_eq!(
+            s.hash_at("ZFY0001", "dock-b", 2).unwrap(),
+            Some(b[1].hash.to_hex())
+        );
+        assert_eq!(
+            s.hash_at("ZFY0001", "dock-a", 2).unwrap(),
+            Some(a[1].hash.to_hex())
+        );
 
-    // A different record at dock B's seq 2 is a conflict in dock B's chain only.
-    let forged = at_b.seal(at_b.body(2, b[0].hash));
-    assert_eq!(
-        put(&mut s, LONG, &[forged]),
-        vec![Inserted::Conflict { stored: b[1].hash }]
-    );
-    assert_eq!(
-        alerts(&s, true),
-        vec![(
-            "seq_conflict".into(),
-            "ZFY0001".into(),
-            Some("dock-b".into()),
-            None
-        )]
-    );
+        // A different record at dock B's seq 2 is a conflict in dock B's chain only.
+        let forged = at_b.seal(at_b.body(2, b[0].hash));
+        assert_eq!(
+            put(&mut s, LONG, &[forged]),
+            vec![Inserted::Conflict { stored: b[1].hash }]
+        );
+        assert_eq!(
+            alerts(&s, true),
+            vec![(
+                "seq_conflict".into(),
+                "ZFY0001".into(),
+                Some("dock-b".into()),
+                None
+            )]
+        );
+    }
 }
 
 #[test]
 fn a_field_device_chain_still_alerts_gaps_and_breaks_naming_itself_as_agent() {
-    // SPEC guarantee 3: a break or a gap in a source's chain raises an alert.
-    let (_dir, mut s) = store();
-    let mut field = Source::new("field-1", "field-1");
-    let r1 = field.event();
-    let _lost = field.event();
-    let r3 = field.event();
-    put(&mut s, Duration::ZERO, &[r1.clone(), r3]);
-    let broken = field.seal(field.body(4, r1.hash));
-    put(&mut s, Duration::ZERO, &[broken]);
-    let got = alerts(&s, true);
-    let want: Vec<Seen> = ["sequence_gap", "chain_break"]
-        .iter()
-        .map(|k| {
-            (
-                k.to_string(),
-                "field-1".into(),
-                Some("field-1".into()),
-                None,
-            )
-        })
-        .collect();
-    assert_eq!(got, want);
+    for e in super::tests::engines() {
+        // SPEC guarantee 3: a break or a gap in a source's chain raises an alert.
+        let (_dir, mut s) = store_on(&e);
+        let mut field = Source::new("field-1", "field-1");
+        let r1 = field.event();
+        let _lost = field.event();
+        let r3 = field.event();
+        put(&mut s, Duration::ZERO, &[r1.clone(), r3]);
+        let broken = field.seal(field.body(4, r1.hash));
+        put(&mut s, Duration::ZERO, &[broken]);
+        let got = alerts(&s, true);
+        let want: Vec<Seen> = ["sequence_gap", "chain_break"]
+            .iter()
+            .map(|k| {
+                (
+                    k.to_string(),
+                    "field-1".into(),
+                    Some("field-1".into()),
+                    None,
+                )
+            })
+            .collect();
+        assert_eq!(got, want);
+    }
 }
 
 #[test]
 fn a_hole_in_a_recorders_file_indexes_across_docks_is_alerted_and_resolved_by_late_delivery() {
-    // SPEC guarantee 3: a gap in a recorder's file index raises an alert the platform sees.
-    let (_dir, mut s) = store();
-    let mut at_a = Source::new("ZFY0001", "dock-a");
-    let mut at_b = Source::new("ZFY0001", "dock-b");
-    let a: Vec<_> = (1..=5).map(|i| at_a.media(i, "a")).collect();
-    put(&mut s, Duration::ZERO, &a);
-    let b: Vec<_> = (8..=9).map(|i| at_b.media(i, "b")).collect();
-    put(&mut s, Duration::ZERO, &b);
-    let open = s.alerts(true, 10).unwrap();
-    assert_eq!(
-        alerts(&s, true),
-        vec![(
-            "file_index_gap".into(),
-            "ZFY0001".into(),
-            None,
-            Some((6, 7))
-        )]
-    );
-    assert!(
-        open[0].detail.contains("6..=7")
-            && open[0].detail.contains("dock-a")
-            && open[0].detail.contains("dock-b"),
-        "{}",
-        open[0].detail
-    );
+    for e in super::tests::engines() {
+        // SPEC guarantee 3: a gap in a recorder's file index raises an alert the platform sees.
+        let (_dir, mut s) = store_on(&e);
+        let mut at_a = Source::new("ZFY0001", "dock-a");
+        let mut at_b = Source::new("ZFY0001", "dock-b");
+        let a: Vec<_> = (1..=5).map(|i| at_a.media(i, "a")).collect();
+        put(&mut s, Duration::ZERO, &a);
+        let b: Vec<_> = (8..=9).map(|i| at_b.media(i, "b")).collect();
+        put(&mut s, Duration::ZERO, &b);
+        let open = s.alerts(true, 10).unwrap();
+        assert_eq!(
+            alerts(&s, true),
+            vec![(
+                "file_index_gap".into(),
+                "ZFY0001".into(),
+                None,
+                Some((6, 7))
+            )]
+        );
+        assert!(
+            open[0].detail.contains("6..=7")
+                && open[0].detail.contains("dock-a")
+                && open[0].detail.contains("dock-b"),
+            "{}",
+            open[0].detail
+        );
 
-    // Dock A delivers #6 late: the alert narrows to #7.
-    put(&mut s, Duration::ZERO, &[at_a.media(6, "c")]);
-    assert_eq!(
-        alerts(&s, true),
-        vec![(
-            "file_index_gap".into(),
-            "ZFY0001".into(),
-            None,
-            Some((7, 7))
-        )]
-    );
-    // And #7: nothing is open; both alerts stay in the history, resolved.
-    put(&mut s, Duration::ZERO, &[at_a.media(7, "d")]);
-    assert!(alerts(&s, true).is_empty(), "{:?}", alerts(&s, true));
-    assert_eq!(alerts(&s, false).len(), 2);
-    assert!(s
-        .alerts(false, 10)
-        .unwrap()
-        .iter()
-        .all(|a| a.resolved_at.is_some()));
+        // Dock A delivers #6 late: the alert narrows to #7.
+        put(&mut s, Duration::ZERO, &[at_a.media(6, "c")]);
+        assert_eq!(
+            alerts(&s, true),
+            vec![(
+                "file_index_gap".into(),
+                "ZFY0001".into(),
+                None,
+                Some((7, 7))
+            )]
+        );
+        // And #7: nothing is open; both alerts stay in the history, resolved.
+        put(&mut s, Duration::ZERO, &[at_a.media(7, "d")]);
+        assert!(alerts(&s, true).is_empty(), "{:?}", alerts(&s, true));
+        assert_eq!(alerts(&s, false).len(), 2);
+        assert!(s
+            .alerts(false, 10)
+            .unwrap()
+            .iter()
+            .all(|a| a.resolved_at.is_some()));
+    }
 }
 
 #[test]
 fn a_file_index_hole_filled_within_the_grace_period_is_never_seen() {
-    // SPEC guarantee 3 (no false alerts): records still on their way from a dock are not a gap.
-    let (_dir, mut s) = store();
-    let mut at_a = Source::new("ZFY0001", "dock-a");
-    let mut at_b = Source::new("ZFY0001", "dock-b");
-    put(&mut s, LONG, &[at_a.media(1, "a"), at_a.media(2, "b")]);
-    put(&mut s, LONG, &[at_b.media(5, "e")]);
-    assert_eq!(pending(&s, "file_index_gap"), 1, "pending, not visible");
-    assert!(alerts(&s, false).is_empty());
-    put(&mut s, LONG, &[at_a.media(3, "c"), at_a.media(4, "d")]);
-    assert_eq!(pending(&s, "file_index_gap"), 0, "dropped unseen");
-    assert!(alerts(&s, false).is_empty());
+    for e in super::tests::engines() {
+        // SPEC guarantee 3 (no false alerts): records still on their way from a dock are not a gap.
+        let (_dir, mut s) = store_on(&e);
+        let mut at_a = Source::new("ZFY0001", "dock-a");
+        let mut at_b = Source::new("ZFY0001", "dock-b");
+        put(&mut s, LONG, &[at_a.media(1, "a"), at_a.media(2, "b")]);
+        put(&mut s, LONG, &[at_b.media(5, "e")]);
+        assert_eq!(pending(&s, "file_index_gap"), 1, "pending, not visible");
+        assert!(alerts(&s, false).is_empty());
+        put(&mut s, LONG, &[at_a.media(3, "c"), at_a.media(4, "d")]);
+        assert_eq!(pending(&s, "file_index_gap"), 0, "dropped unseen");
+        assert!(alerts(&s, false).is_empty());
+    }
 }
 
 #[test]
 fn files_a_dock_reported_missing_raise_no_second_alert() {
-    // SPEC guarantee 3: a recorder's missing files raise one alert, not two.
-    let (_dir, mut s) = store();
-    let mut at_a = Source::new("ZFY0001", "dock-a");
-    let mut at_b = Source::new("ZFY0001", "dock-b");
-    put(
-        &mut s,
-        Duration::ZERO,
-        &[at_a.media(1, "a"), at_a.media(2, "b")],
-    );
-    // The dock that saw #3–#4 vanish reported it before delivering #5.
-    put(
-        &mut s,
-        Duration::ZERO,
-        &[at_b.files_missing(3, 4), at_b.media(5, "e")],
-    );
-    assert_eq!(
-        alerts(&s, true),
-        vec![(
-            "recorder_files_missing".into(),
-            "ZFY0001".into(),
-            Some("dock-b".into()),
-            Some((3, 4))
-        )]
-    );
-    // The other order: the hole is seen first (pending), the report then accounts for it.
-    let (_dir2, mut s) = store();
-    let mut at_a = Source::new("ZFY0002", "dock-a");
-    let mut at_b = Source::new("ZFY0002", "dock-b");
-    put(&mut s, LONG, &[at_a.media(1, "a"), at_a.media(5, "e")]);
-    assert_eq!(pending(&s, "file_index_gap"), 1);
-    put(&mut s, LONG, &[at_b.files_missing(2, 3)]);
-    let left: Vec<(i64, i64)> = s
+    for e in super::tests::engines() {
+        // SPEC guarantee 3: a recorder's missing files raise one alert, not two.
+        let (_dir, mut s) = store_on(&e);
+        let mut at_a = Source::new("ZFY0001", "dock-a");
+        let mut at_b = Source::new("ZFY0001", "dock-b");
+        put(
+            &mut s,
+            Duration::ZERO,
+            &[at_a.media(1, "a"), at_a.media(2, "b")],
+        );
+        // The dock that saw #3–#4 vanish reported it before delivering #5.
+        put(
+            &mut s,
+            Duration::ZERO,
+            &[at_b.files_missing(3, 4), at_b.media(5, "e")],
+        );
+        assert_eq!(
+            alerts(&s, true),
+            vec![(
+                "recorder_files_missing".into(),
+                "ZFY0001".into(),
+                Some("dock-b".into()),
+                Some((3, 4))
+            )]
+        );
+        // The other order: the hole is seen first (pending), the report then accounts for it.
+        let (_dir2, mut s) = store_on(&e);
+        let mut at_a = Source::new("ZFY0002", "dock-a");
+        let mut at_b = Source::new("ZFY0002", "dock-b");
+        put(&mut s, LONG, &[at_a.media(1, "a"), at_a.media(5, "e")]);
+        assert_eq!(pending(&s, "file_index_gap"), 1);
+        put(&mut s, LONG, &[at_b.files_missing(2, 3)]);
+        let left: Vec<(i64, i64)> = s
         .conn()
         .prepare("SELECT file_from, file_to FROM alerts WHERE kind = 'file_index_gap' AND resolved_at IS NULL")
         .unwrap()
@@ -344,56 +419,59 @@ fn files_a_dock_reported_missing_raise_no_second_alert() {
         .unwrap()
         .collect::<Result<_, _>>()
         .unwrap();
-    assert_eq!(left, vec![(4, 4)], "only what nobody accounted for is left");
+        assert_eq!(left, vec![(4, 4)], "only what nobody accounted for is left");
+    }
 }
 
 #[test]
 fn a_recording_copied_again_by_a_second_dock_is_marked_a_recopy_and_stored_once() {
-    // SPEC guarantee 2: the same recording delivered by two docks is one piece
-    // of evidence: its second record is marked a re-copy of the first.
-    let (_dir, mut s) = store();
-    let mut at_a = Source::new("ZFY0001", "dock-a");
-    let mut at_b = Source::new("ZFY0001", "dock-b");
-    let first = at_a.media(3, "a");
-    let again = at_b.media(3, "a");
-    let other = at_b.media(4, "b");
-    put(&mut s, Duration::ZERO, std::slice::from_ref(&first));
-    put(&mut s, Duration::ZERO, &[again.clone(), other.clone()]);
-    let m = s.media(&again.body.id.to_string()).unwrap().unwrap();
-    assert_eq!(m.recopy_of, Some(first.body.id.to_string()));
-    assert_eq!(m.file_index, Some(3));
-    assert_eq!(
-        s.media(&first.body.id.to_string())
-            .unwrap()
-            .unwrap()
-            .recopy_of,
-        None
-    );
-    assert_eq!(
-        s.media(&other.body.id.to_string())
-            .unwrap()
-            .unwrap()
-            .recopy_of,
-        None
-    );
-    let fed = s.record(&again.body.id.to_string()).unwrap().unwrap();
-    assert_eq!(fed.recopy_of, Some(first.body.id.to_string()));
-    // One upload stores the bytes for both records.
-    let stored = s.blob_stored(&"a".repeat(64), 100).unwrap();
-    assert_eq!(stored.len(), 2);
-    let blobs: i64 = s
-        .conn()
-        .query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(blobs, 1);
-    // A third copy after the bytes are held is stored at once, a re-copy of the first.
-    let mut at_c = Source::new("ZFY0001", "dock-c");
-    let third = at_c.media(3, "a");
-    put(&mut s, Duration::ZERO, std::slice::from_ref(&third));
-    let m = s.media(&third.body.id.to_string()).unwrap().unwrap();
-    assert_eq!(m.state, super::MediaState::Stored);
-    assert_eq!(m.recopy_of, Some(first.body.id.to_string()));
-    assert!(alerts(&s, false).is_empty(), "{:?}", alerts(&s, false));
+    for e in super::tests::engines() {
+        // SPEC guarantee 2: the same recording delivered by two docks is one piece
+        // of evidence: its second record is marked a re-copy of the first.
+        let (_dir, mut s) = store_on(&e);
+        let mut at_a = Source::new("ZFY0001", "dock-a");
+        let mut at_b = Source::new("ZFY0001", "dock-b");
+        let first = at_a.media(3, "a");
+        let again = at_b.media(3, "a");
+        let other = at_b.media(4, "b");
+        put(&mut s, Duration::ZERO, std::slice::from_ref(&first));
+        put(&mut s, Duration::ZERO, &[again.clone(), other.clone()]);
+        let m = s.media(&again.body.id.to_string()).unwrap().unwrap();
+        assert_eq!(m.recopy_of, Some(first.body.id.to_string()));
+        assert_eq!(m.file_index, Some(3));
+        assert_eq!(
+            s.media(&first.body.id.to_string())
+                .unwrap()
+                .unwrap()
+                .recopy_of,
+            None
+        );
+        assert_eq!(
+            s.media(&other.body.id.to_string())
+                .unwrap()
+                .unwrap()
+                .recopy_of,
+            None
+        );
+        let fed = s.record(&again.body.id.to_string()).unwrap().unwrap();
+        assert_eq!(fed.recopy_of, Some(first.body.id.to_string()));
+        // One upload stores the bytes for both records.
+        let stored = s.blob_stored(&"a".repeat(64), 100).unwrap();
+        assert_eq!(stored.len(), 2);
+        let blobs: i64 = s
+            .conn()
+            .query_row("SELECT COUNT(*) FROM blobs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(blobs, 1);
+        // A third copy after the bytes are held is stored at once, a re-copy of the first.
+        let mut at_c = Source::new("ZFY0001", "dock-c");
+        let third = at_c.media(3, "a");
+        put(&mut s, Duration::ZERO, std::slice::from_ref(&third));
+        let m = s.media(&third.body.id.to_string()).unwrap().unwrap();
+        assert_eq!(m.state, super::MediaState::Stored);
+        assert_eq!(m.recopy_of, Some(first.body.id.to_string()));
+        assert!(alerts(&s, false).is_empty(), "{:?}", alerts(&s, false));
+    }
 }
 
 #[test]
@@ -525,79 +603,81 @@ fn a_version_2_store_migrates_keeping_records_cursors_and_alerts() {
 
 #[test]
 fn an_action_is_judged_when_it_ends_and_again_when_its_recording_s_bytes_arrive() {
-    // Issue 6: verdicts kept at ingest. Officer 200001 (every record of this
-    // source) acts 09:00-09:10 and records 09:00-09:10 on the same device.
-    let (_d, mut s) = store();
-    // A recorder of its own (a field camera), known to the hub as one.
-    s.register_recorder("field-cov").unwrap();
-    let mut field = Source::new("field-cov", "field-cov");
-    let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-23T09:00:00+08:00")
-        .unwrap()
-        .with_timezone(&chrono::Utc);
-    let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
-    let started = field.next(|b| {
-        b.device_time = minutes(0);
-        b.event = Some(Event::ActionStarted {
-            action_id: "act-9".into(),
-            case_number: Some("渝北市监罚〔2026〕9号".into()),
-            domain: "01".into(),
-            legal_basis: None,
-        });
-    });
-    let ended = field.next(|b| {
-        b.device_time = minutes(10);
-        b.event = Some(Event::ActionEnded {
-            action_id: "act-9".into(),
-            case_number: None,
-        });
-    });
-    let verdicts = |s: &Store| {
-        s.judged_actions(&everything(), None, None, 100)
+    for e in super::tests::engines() {
+        // Issue 6: verdicts kept at ingest. Officer 200001 (every record of this
+        // source) acts 09:00-09:10 and records 09:00-09:10 on the same device.
+        let (_d, mut s) = store_on(&e);
+        // A recorder of its own (a field camera), known to the hub as one.
+        s.register_recorder("field-cov").unwrap();
+        let mut field = Source::new("field-cov", "field-cov");
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-11-23T09:00:00+08:00")
             .unwrap()
-            .into_iter()
-            .map(|a| (a.covered_ms, a.covered, a.cause))
-            .collect::<Vec<_>>()
-    };
-    put(&mut s, Duration::ZERO, &[started]);
-    assert!(verdicts(&s).is_empty(), "judged only once it has ended");
-    put(&mut s, Duration::ZERO, &[ended]);
-    // Its own field device reported it, so a recorder was there: nothing recorded.
-    assert_eq!(
-        verdicts(&s),
-        vec![(0, false, Some("nothing_recorded".into()))]
-    );
-    // The recording's record arrives; its bytes not yet.
-    let recording = field.next(|b| {
-        b.kind = Kind::Media;
-        b.event = None;
-        b.device_time = minutes(10);
-        b.media = Some(Media {
-            sha256: "c".repeat(64),
-            size: 100,
-            mime: "video/mp4".into(),
-            file_name: "VID_0009.MP4".into(),
-            file_index: None,
-            started_at: Some(minutes(0)),
-            duration_ms: Some(10 * 60_000),
+            .with_timezone(&chrono::Utc);
+        let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
+        let started = field.next(|b| {
+            b.device_time = minutes(0);
+            b.event = Some(Event::ActionStarted {
+                action_id: "act-9".into(),
+                case_number: Some("渝北市监罚〔2026〕9号".into()),
+                domain: "01".into(),
+                legal_basis: None,
+            });
         });
-    });
-    put(&mut s, Duration::ZERO, &[recording]);
-    assert_eq!(
-        verdicts(&s),
-        vec![(0, false, Some("media_not_arrived".into()))]
-    );
-    // Its bytes arrive verified: covered, 10 of 10 minutes.
-    s.blob_stored(&"c".repeat(64), 100).unwrap();
-    assert_eq!(verdicts(&s), vec![(10 * 60_000, true, None)]);
-    let a = &s.judged_actions(&everything(), None, None, 100).unwrap()[0];
-    assert_eq!(
-        (
-            a.key.as_str(),
-            a.domain.as_deref(),
-            a.case_number.as_deref()
-        ),
-        ("field-cov/act-9", Some("01"), Some("渝北市监罚〔2026〕9号"))
-    );
+        let ended = field.next(|b| {
+            b.device_time = minutes(10);
+            b.event = Some(Event::ActionEnded {
+                action_id: "act-9".into(),
+                case_number: None,
+            });
+        });
+        let verdicts = |s: &Store| {
+            s.judged_actions(&everything(), None, None, 100)
+                .unwrap()
+                .into_iter()
+                .map(|a| (a.covered_ms, a.covered, a.cause))
+                .collect::<Vec<_>>()
+        };
+        put(&mut s, Duration::ZERO, &[started]);
+        assert!(verdicts(&s).is_empty(), "judged only once it has ended");
+        put(&mut s, Duration::ZERO, &[ended]);
+        // Its own field device reported it, so a recorder was there: nothing recorded.
+        assert_eq!(
+            verdicts(&s),
+            vec![(0, false, Some("nothing_recorded".into()))]
+        );
+        // The recording's record arrives; its bytes not yet.
+        let recording = field.next(|b| {
+            b.kind = Kind::Media;
+            b.event = None;
+            b.device_time = minutes(10);
+            b.media = Some(Media {
+                sha256: "c".repeat(64),
+                size: 100,
+                mime: "video/mp4".into(),
+                file_name: "VID_0009.MP4".into(),
+                file_index: None,
+                started_at: Some(minutes(0)),
+                duration_ms: Some(10 * 60_000),
+            });
+        });
+        put(&mut s, Duration::ZERO, &[recording]);
+        assert_eq!(
+            verdicts(&s),
+            vec![(0, false, Some("media_not_arrived".into()))]
+        );
+        // Its bytes arrive verified: covered, 10 of 10 minutes.
+        s.blob_stored(&"c".repeat(64), 100).unwrap();
+        assert_eq!(verdicts(&s), vec![(10 * 60_000, true, None)]);
+        let a = &s.judged_actions(&everything(), None, None, 100).unwrap()[0];
+        assert_eq!(
+            (
+                a.key.as_str(),
+                a.domain.as_deref(),
+                a.case_number.as_deref()
+            ),
+            ("field-cov/act-9", Some("01"), Some("渝北市监罚〔2026〕9号"))
+        );
+    }
 }
 
 /// A scope of all time, no filter.

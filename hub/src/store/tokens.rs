@@ -192,31 +192,32 @@ mod tests {
 
     #[test]
     fn a_token_is_found_by_its_hash_until_revoked_and_only_its_hash_is_stored() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = Store::open(&dir.path().join("h.sqlite")).unwrap();
-        let t = s.create_token("platform-1", Role::Platform, "cli").unwrap();
-        let found = s.token_by_hash(&token_hash(&t.token)).unwrap().unwrap();
-        assert_eq!(
-            (found.id.as_str(), found.role),
-            (t.row.id.as_str(), Role::Platform)
-        );
-        let stored: i64 = s
-            .conn()
-            .query_row(
-                "SELECT COUNT(*) FROM api_tokens WHERE token_hash = ?1 OR name = ?1",
-                [&t.token],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert_eq!(stored, 0, "the token itself is stored");
-        s.revoke_token(&t.row.id).unwrap();
-        assert!(s.token_by_hash(&token_hash(&t.token)).unwrap().is_none());
-        assert!(s.revoke_token("nope").is_err());
-        for bad in ["", " platform", "-x", "名字", "a\u{8a}", &"a".repeat(65)] {
-            assert!(s.create_token(bad, Role::Admin, "cli").is_err(), "{bad:?}");
+        for e in super::super::tests::engines() {
+            let (_dir, mut s) = super::super::tests::store_on(&e);
+            let t = s.create_token("platform-1", Role::Platform, "cli").unwrap();
+            let found = s.token_by_hash(&token_hash(&t.token)).unwrap().unwrap();
+            assert_eq!(
+                (found.id.as_str(), found.role),
+                (t.row.id.as_str(), Role::Platform)
+            );
+            let stored: i64 = s
+                .conn()
+                .query_row(
+                    "SELECT COUNT(*) FROM api_tokens WHERE token_hash = ?1 OR name = ?1",
+                    [&t.token],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(stored, 0, "the token itself is stored");
+            s.revoke_token(&t.row.id).unwrap();
+            assert!(s.token_by_hash(&token_hash(&t.token)).unwrap().is_none());
+            assert!(s.revoke_token("nope").is_err());
+            for bad in ["", " platform", "-x", "名字", "a\u{8a}", &"a".repeat(65)] {
+                assert!(s.create_token(bad, Role::Admin, "cli").is_err(), "{bad:?}");
+            }
+            assert!(s
+                .create_token("platform-prod@cq:2", Role::Admin, "cli")
+                .is_ok());
         }
-        assert!(s
-            .create_token("platform-prod@cq:2", Role::Admin, "cli")
-            .is_ok());
     }
 }
