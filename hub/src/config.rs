@@ -20,6 +20,8 @@ pub struct HubConfig {
     /// Seconds a sequence gap may stay open before it is a visible alert
     /// (records resent after a reconnect may arrive out of order).
     pub gap_grace_secs: u64,
+    /// Where the metadata store is: SQLite in `data_dir` (default) or PostgreSQL.
+    pub store: StoreConfig,
     /// The MQTT side.
     pub mqtt: MqttConfig,
     /// The HTTP side.
@@ -30,6 +32,22 @@ pub struct HubConfig {
     pub fleet: FleetConfig,
     /// Sensing coverage thresholds and alerts.
     pub coverage: CoverageConfig,
+}
+
+/// The metadata store (docs/operations.md, "Several hubs").
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// PostgreSQL connection URL (`postgres://user@host:5432/db`); without
+    /// it the store is `<data_dir>/hub.sqlite`. Hubs that share the ingest
+    /// must share this database.
+    pub url: Option<String>,
+    /// File holding the database password (keep it 0600), so the URL and
+    /// this file need not carry it.
+    pub password_file: Option<PathBuf>,
+    /// Schema the tables live in (created if missing); default: the
+    /// server's `search_path`.
+    pub schema: Option<String>,
 }
 
 /// Sensing coverage settings (docs/coverage.md).
@@ -168,6 +186,7 @@ impl Default for HubConfig {
             data_dir: PathBuf::from("evsync-hub-data"),
             auto_approve: false,
             gap_grace_secs: 60,
+            store: StoreConfig::default(),
             mqtt: MqttConfig::default(),
             http: HttpConfig::default(),
             media: MediaConfig::default(),
@@ -217,6 +236,18 @@ impl HubConfig {
             .password_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("mqtt-secret"))
+    }
+
+    /// Where the store is.
+    pub fn store_location(&self) -> crate::store::Location {
+        match &self.store.url {
+            Some(url) => crate::store::Location::Postgres {
+                url: url.clone(),
+                schema: self.store.schema.clone(),
+                password_file: self.store.password_file.clone(),
+            },
+            None => crate::store::Location::Sqlite(self.data_dir.join("hub.sqlite")),
+        }
     }
 
     /// Reads `path` (if given), applies `EVSYNC_HUB_*` overrides and validates.
@@ -281,6 +312,7 @@ impl HubConfig {
         let mut top = toml::Table::new();
         for (key, value) in &table {
             match key.as_str() {
+                "store" => section::<StoreConfig>(key, value, &mut problems),
                 "mqtt" => section::<MqttConfig>(key, value, &mut problems),
                 "http" => section::<HttpConfig>(key, value, &mut problems),
                 "media" => section::<MediaConfig>(key, value, &mut problems),
@@ -324,6 +356,12 @@ impl HubConfig {
         }
         if let Some(v) = env("EVSYNC_HUB_API_TOKEN") {
             self.http.token = Some(v);
+        }
+        if let Some(v) = env("EVSYNC_HUB_STORE_URL") {
+            self.store.url = Some(v);
+        }
+        if let Some(v) = env("EVSYNC_HUB_STORE_SCHEMA") {
+            self.store.schema = Some(v);
         }
         if let Some(v) = env("EVSYNC_HUB_MQTT_URL") {
             self.mqtt.url = Some(v);
@@ -388,6 +426,34 @@ impl HubConfig {
                 p.push(format!("mqtt.url = {u:?}: expected mqtt://host:port"))
             }
             _ => {}
+        }
+        if let Some(u) = &self.store.url {
+            if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {
+                p.push(format!(
+                    "store.url = {:?}: expected postgres://user@host:port/database",
+                    crate::store::redact_url(u)
+                ));
+            } else if let Err(e) = u.parse::<tokio_postgres::Config>() {
+                p.push(format!(
+                    "store.url = {:?}: {e}; expected postgres://user@host:port/database",
+                    crate::store::redact_url(u)
+                ));
+            }
+        }
+        if let Some(schema) = &self.store.schema {
+            if schema.is_empty()
+                || schema.len() > 63
+                || !schema
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            {
+                p.push(format!(
+                    "store.schema = {schema:?}: expected 1 to 63 letters, digits or underscores"
+                ));
+            }
+        }
+        if let (None, Some(_)) = (&self.store.url, &self.store.schema) {
+            p.push("store.schema is set without store.url: a schema is for PostgreSQL".into());
         }
         let m = &self.media;
         if let Some(u) = &m.public_url {

@@ -33,7 +33,7 @@ pub struct Hub {
     pub token: String,
     /// The key that signs receipts; agents pin it.
     pub public_key: PublicKey,
-    db: std::path::PathBuf,
+    db: crate::store::Location,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<anyhow::Result<()>>,
     ingest: Option<std::thread::JoinHandle<()>>,
@@ -93,8 +93,8 @@ impl Hub {
             .with_context(|| format!("data_dir = {}: cannot create it", cfg.data_dir.display()))?;
         let key = Arc::new(hub_key(&cfg.data_dir)?);
         let token = api_token(&cfg)?;
-        let db = cfg.data_dir.join("hub.sqlite");
-        let mut store = Store::open(&db)?;
+        let db = cfg.store_location();
+        let mut store = Store::connect(&db)?;
         if store.set_thresholds(cfg.coverage.thresholds())? {
             tracing::info!(coverage = ?cfg.coverage, "coverage thresholds changed: every verdict judged again");
         }
@@ -113,7 +113,7 @@ impl Hub {
 
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let sweeper_store = Store::open(&db)?;
+        let sweeper_store = Store::connect(&db)?;
         // What waits to be summed is on /metrics from the start.
         metrics
             .coverage_stale_days
@@ -155,7 +155,7 @@ impl Hub {
         ));
         tasks.spawn(crate::config_publisher::run(
             client.clone(),
-            Store::open(&db)?,
+            Store::connect(&db)?,
             connected_rx,
             std::time::Duration::from_secs(1),
             shutdown_rx.clone(),
@@ -247,14 +247,14 @@ impl Hub {
     /// Number of records stored.
     pub async fn record_count(&self) -> anyhow::Result<i64> {
         let db = self.db.clone();
-        tokio::task::spawn_blocking(move || Store::open(&db)?.record_count()).await?
+        tokio::task::spawn_blocking(move || Store::connect(&db)?.record_count()).await?
     }
 
     /// SHA-256 (hex) of every recording signed by agent `agent_id` whose
     /// bytes are verified and stored.
     pub async fn stored_media(&self, agent_id: &str) -> anyhow::Result<Vec<String>> {
         let (db, agent) = (self.db.clone(), agent_id.to_owned());
-        tokio::task::spawn_blocking(move || Store::open(&db)?.stored_hashes(&agent)).await?
+        tokio::task::spawn_blocking(move || Store::connect(&db)?.stored_hashes(&agent)).await?
     }
 
     /// Waits until a task ends (which is a failure while serving) and returns its error.

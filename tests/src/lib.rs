@@ -78,6 +78,7 @@ pub fn hub_config(dir: &Path, external_broker: Option<String>) -> anyhow::Result
             token: Some("test-token-0123456789".into()),
         },
         media: MediaConfig::default(),
+        store: Default::default(),
         fleet: Default::default(),
         coverage: Default::default(),
     })

@@ -14,7 +14,6 @@ mod fleet;
 mod recorder_config;
 mod tokens;
 
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -80,8 +79,12 @@ pub struct ApiParts {
 impl AppState {
     /// Opens a connection to the store at `db` (reads, the audit log, operator
     /// changes, and the media states uploads write).
-    pub fn new(db: &Path, parts: ApiParts, media: MediaParts) -> anyhow::Result<Self> {
-        let store = Arc::new(Mutex::new(Store::open(db)?));
+    pub fn new(
+        db: &crate::store::Location,
+        parts: ApiParts,
+        media: MediaParts,
+    ) -> anyhow::Result<Self> {
+        let store = Arc::new(Mutex::new(Store::connect(db)?));
         let uploads = Arc::new(Uploads::new(
             media.blobs,
             media.issuer,

@@ -27,7 +27,7 @@ impl Operator {
         let cfg = HubConfig::load(config.as_deref())?;
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("data_dir = {}: cannot create it", cfg.data_dir.display()))?;
-        let store = Store::open(&cfg.data_dir.join("hub.sqlite"))?;
+        let store = Store::connect(&cfg.store_location())?;
         let user = std::env::var("USER")
             .or_else(|_| std::env::var("LOGNAME"))
             .unwrap_or_else(|_| "unknown".into());

@@ -195,13 +195,15 @@ pub async fn run(
             token: None,
         },
         media: MediaConfig::default(),
+        store: Default::default(),
         fleet: Default::default(),
         coverage: Default::default(),
     };
+    let store = hub_cfg.store_location();
     let mut hub = Hub::start(hub_cfg).await?;
     eprintln!("demo: hub up, data in {}", root.display());
 
-    register_fleet(&root.join("hub/hub.sqlite"), &opts)?;
+    register_fleet(&store, &opts)?;
     let mut agents = Vec::new();
     // With a reused --data folder, earlier runs' records are already there.
     let mut expected = hub.record_count().await? as usize;
@@ -313,8 +315,8 @@ const FIELD_OFFICERS: &[&str] = &[
 /// What an operator would have set up before the shift: the demo's units and
 /// officers (as an import from the district's roster would), and each field
 /// device's domain.
-fn register_fleet(db: &Path, opts: &DemoOptions) -> anyhow::Result<()> {
-    let mut store = crate::store::Store::open(db)?;
+fn register_fleet(db: &crate::store::Location, opts: &DemoOptions) -> anyhow::Result<()> {
+    let mut store = crate::store::Store::connect(db)?;
     let mut units = Vec::new();
     let mut officers = Vec::new();
     for n in 0..opts.agents {

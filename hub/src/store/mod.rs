@@ -47,6 +47,7 @@ pub use alerts::{Alert, AlertKind};
 pub use audit::{AuditCheck, AuditEntry, AuditEvent};
 pub use coverage::{cst_day, Thresholds};
 pub use credentials::BrokerUser;
+pub use db::redact as redact_url;
 pub use devices::{apply_liveness, Announced, Announcement, DeviceKind, DeviceRow, DeviceState};
 pub use duty::{parse_roster_csv, RosterDuty};
 pub use figures::{
@@ -116,6 +117,8 @@ pub enum Location {
         /// The schema the store's tables are in (created if missing); the
         /// server's `search_path` when not given.
         schema: Option<String>,
+        /// File holding the password, if the URL does not.
+        password_file: Option<PathBuf>,
     },
 }
 
@@ -123,7 +126,7 @@ impl std::fmt::Display for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::Sqlite(path) => write!(f, "{}", path.display()),
-            Location::Postgres { url, schema } => {
+            Location::Postgres { url, schema, .. } => {
                 write!(f, "{}", db::redact(url))?;
                 match schema {
                     Some(s) => write!(f, " (schema {s})"),
@@ -159,8 +162,25 @@ impl Store {
                 Connection::open_sqlite(path)
                     .with_context(|| format!("opening the hub store {}", path.display()))?
             }
-            Location::Postgres { url, schema } => Connection::open_postgres(url, schema.as_deref())
-                .with_context(|| format!("opening the hub store {location}"))?,
+            Location::Postgres {
+                url,
+                schema,
+                password_file,
+            } => {
+                let password = match password_file {
+                    Some(f) => Some(
+                        std::fs::read_to_string(f)
+                            .with_context(|| {
+                                format!("store.password_file = {}: cannot read it", f.display())
+                            })?
+                            .trim()
+                            .to_owned(),
+                    ),
+                    None => None,
+                };
+                Connection::open_postgres(url, schema.as_deref(), password.as_deref())
+                    .with_context(|| format!("opening the hub store {location}"))?
+            }
         };
         let mut store = Self { conn };
         match location {

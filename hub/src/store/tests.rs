@@ -146,9 +146,10 @@ impl Drop for Fixture {
         if let super::Location::Postgres {
             url,
             schema: Some(schema),
+            ..
         } = &self.location
         {
-            let dropped = super::db::Connection::open_postgres(url, None)
+            let dropped = super::db::Connection::open_postgres(url, None, None)
                 .and_then(|c| c.execute_batch(&format!("DROP SCHEMA \"{schema}\" CASCADE")));
             if let Err(e) = dropped {
                 eprintln!("store tests: dropping schema {schema}: {e}");
@@ -171,6 +172,7 @@ pub(super) fn store_on(engine: &Engine) -> (Fixture, Store) {
                 NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
                 chrono::Utc::now().timestamp_micros()
             )),
+            password_file: None,
         },
     };
     let fixture = Fixture {

@@ -14,7 +14,7 @@ mod value;
 
 use std::sync::Arc;
 
-pub(crate) use self::postgres::redact;
+pub use self::postgres::redact;
 pub use value::{FromSql, ToSql, Value};
 
 /// What went wrong talking to the engine.
@@ -338,10 +338,11 @@ impl Connection {
         })
     }
 
-    /// Connects to PostgreSQL at `url`, working in `schema` if given.
-    pub fn open_postgres(url: &str, schema: Option<&str>) -> Result<Self> {
+    /// Connects to PostgreSQL at `url` (with `password` if the URL has
+    /// none), working in `schema` if given.
+    pub fn open_postgres(url: &str, schema: Option<&str>, password: Option<&str>) -> Result<Self> {
         Ok(Self {
-            backend: Backend::Postgres(postgres::Postgres::connect(url, schema)?),
+            backend: Backend::Postgres(postgres::Postgres::connect(url, schema, password)?),
         })
     }
 

@@ -53,10 +53,16 @@ pub(super) struct Postgres {
 
 impl Postgres {
     /// Connects to `url` and, if given, works in `schema` (created if missing).
-    pub(super) fn connect(url: &str, schema: Option<&str>) -> Result<Self> {
-        let config: tokio_postgres::Config = url
+    pub(super) fn connect(url: &str, schema: Option<&str>, password: Option<&str>) -> Result<Self> {
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| Error::Connect(format!("{}: {e}", redact(url))))?;
+        if let Some(p) = password {
+            config.password(p);
+        }
+        if config.get_application_name().is_none() {
+            config.application_name("evsync-hub");
+        }
         let rt = runtime()?;
         let (client, connection) =
             futures_executor::block_on(rt.spawn(async move { config.connect(NoTls).await }))
@@ -155,7 +161,7 @@ fn check_schema_name(schema: &str) -> Result<()> {
 }
 
 /// The URL with any password replaced, for messages.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(s), Some(at)) if at > s => {
             let userinfo = &url[s + 3..at];
