@@ -167,6 +167,11 @@ pub struct MqttConfig {
     /// by `evsync-hub broker mosquitto`); without it the hub connects
     /// without credentials.
     pub password_file: Option<PathBuf>,
+    /// Several hubs sharing one store and one external broker: the name of
+    /// their shared subscription group. Each message from the agents then
+    /// goes to one hub of the group. Every hub of the group needs its own
+    /// `hub_id` and the same hub key (`<data_dir>/hub.key`).
+    pub share_group: Option<String>,
 }
 
 /// HTTP settings.
@@ -204,6 +209,7 @@ impl Default for MqttConfig {
             url: None,
             username: None,
             password_file: None,
+            share_group: None,
         }
     }
 }
@@ -367,6 +373,9 @@ impl HubConfig {
             self.mqtt.url = Some(v);
             self.mqtt.embedded = false;
         }
+        if let Some(v) = env("EVSYNC_HUB_MQTT_SHARE_GROUP") {
+            self.mqtt.share_group = Some(v);
+        }
         if let Some(v) = env("EVSYNC_HUB_MQTT_USERNAME") {
             self.mqtt.username = Some(v);
         }
@@ -426,6 +435,19 @@ impl HubConfig {
                 p.push(format!("mqtt.url = {u:?}: expected mqtt://host:port"))
             }
             _ => {}
+        }
+        if let Some(g) = &self.mqtt.share_group {
+            if g.is_empty() || g.contains(['/', '+', '#']) {
+                p.push(format!(
+                    "mqtt.share_group = {g:?}: expected a name without '/', '+' or '#'"
+                ));
+            }
+            if self.mqtt.embedded {
+                p.push("mqtt.share_group needs an external broker (mqtt.embedded = false): hubs share one broker".into());
+            }
+            if self.store.url.is_none() {
+                p.push("mqtt.share_group needs store.url: hubs that share the ingest share one PostgreSQL store".into());
+            }
         }
         if let Some(u) = &self.store.url {
             if !(u.starts_with("postgres://") || u.starts_with("postgresql://")) {

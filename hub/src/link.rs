@@ -25,14 +25,34 @@ pub fn options(url: &str, client_id: &str, max_packet: usize) -> anyhow::Result<
     Ok(opts)
 }
 
-/// The topics the hub consumes.
-pub fn subscriptions() -> [String; 4] {
+/// The topics the hub consumes. With `share_group`, as the shared
+/// subscription `$share/<group>/<filter>`: the broker hands each message to
+/// one hub of the group (hubs sharing one store), not to all.
+pub fn subscriptions(share_group: Option<&str>) -> [String; 4] {
     [
-        all_devices(Channel::Records),
-        all_devices(Channel::Announce),
-        all_devices(Channel::Status),
-        all_devices(Channel::Uploads),
+        Channel::Records,
+        Channel::Announce,
+        Channel::Status,
+        Channel::Uploads,
     ]
+    .map(|c| match share_group {
+        Some(group) => format!("$share/{group}/{}", all_devices(c)),
+        None => all_devices(c),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_group_makes_every_subscription_shared() {
+        assert_eq!(subscriptions(None)[0], "evsync/v1/+/records");
+        let shared = subscriptions(Some("evsync-hubs"));
+        assert!(shared
+            .iter()
+            .all(|f| f.starts_with("$share/evsync-hubs/evsync/v1/+/")));
+    }
 }
 
 /// Polls the event loop until shutdown, forwarding publishes to `to_ingest`
@@ -77,6 +97,7 @@ pub async fn poll(
 /// Subscribes after every connection (the broker may have lost the session).
 pub async fn subscribe_on_connect(
     client: AsyncClient,
+    share_group: Option<String>,
     mut connected: watch::Receiver<u64>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
@@ -85,7 +106,7 @@ pub async fn subscribe_on_connect(
             _ = shutdown.changed() => return Ok(()),
             r = connected.changed() => if r.is_err() { return Ok(()) },
         }
-        for filter in subscriptions() {
+        for filter in subscriptions(share_group.as_deref()) {
             client
                 .subscribe(filter.clone(), QoS::AtLeastOnce)
                 .await

@@ -150,6 +150,7 @@ impl Hub {
         ));
         tasks.spawn(link::subscribe_on_connect(
             client.clone(),
+            cfg.mqtt.share_group.clone(),
             connected_rx.clone(),
             shutdown_rx.clone(),
         ));

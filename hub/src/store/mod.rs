@@ -141,10 +141,6 @@ impl std::fmt::Display for Location {
 /// SQLite store's version 10.
 const PG_STEPS: [(i64, &str); 1] = [(1, include_str!("pg/schema.sql"))];
 
-/// Key of the advisory lock that serializes PostgreSQL migrations of hubs
-/// starting together.
-const PG_MIGRATION_LOCK: i64 = 0x6576_7379_6e63_0001;
-
 impl Store {
     /// Opens (creating and migrating if needed) the SQLite store at `path`.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
@@ -234,11 +230,11 @@ impl Store {
     }
 
     fn migrate_postgres(&mut self) -> anyhow::Result<()> {
+        // A writing transaction: hubs starting together migrate one at a time.
         let tx = self.conn.transaction()?;
-        tx.execute_batch(&format!(
-            "SELECT pg_advisory_xact_lock({PG_MIGRATION_LOCK});
-             CREATE TABLE IF NOT EXISTS evsync_schema_version (version BIGINT NOT NULL)"
-        ))?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS evsync_schema_version (version BIGINT NOT NULL)",
+        )?;
         let version: Option<i64> =
             tx.query_row("SELECT MAX(version) FROM evsync_schema_version", [], |r| {
                 r.get(0)

@@ -234,6 +234,9 @@ fn rows(names: Vec<String>, values: Vec<Vec<Value>>) -> Vec<Row> {
         .collect()
 }
 
+/// Key of the PostgreSQL advisory lock every writing transaction holds.
+pub const WRITER_LOCK: i64 = 0x6576_7379_6e63_0002;
+
 enum Backend {
     Sqlite(rusqlite::Connection),
     Postgres(postgres::Postgres),
@@ -399,12 +402,19 @@ impl Connection {
         }
     }
 
-    /// Starts a transaction that writes (SQLite: `BEGIN IMMEDIATE`, so the
-    /// write lock is taken now, not at the first write).
+    /// Starts a transaction that writes. Writers take turns, whichever
+    /// engine and however many hubs: SQLite's `BEGIN IMMEDIATE` takes the
+    /// database's write lock now; on PostgreSQL every writing transaction
+    /// first takes one advisory lock ([`WRITER_LOCK`]). So the feed's
+    /// positions (`hub_seq`) become visible in the order they were handed
+    /// out, and a reader that has seen position N never later finds a new
+    /// record below N — the feed cursor stays exactly-once across hubs.
     pub fn transaction(&mut self) -> Result<Transaction<'_>> {
         match &self.backend {
             Backend::Sqlite(c) => c.execute_batch("BEGIN IMMEDIATE")?,
-            Backend::Postgres(pg) => pg.batch("BEGIN")?,
+            Backend::Postgres(pg) => pg.batch(&format!(
+                "BEGIN; SELECT pg_advisory_xact_lock({WRITER_LOCK})"
+            ))?,
         }
         Ok(Transaction {
             conn: self,

@@ -38,6 +38,9 @@ fn runtime() -> Result<&'static tokio::runtime::Runtime> {
         .map_err(|e| Error::Connect(e.clone()))
 }
 
+/// Key of the advisory lock taken while creating the store's schema.
+const SCHEMA_LOCK: i64 = 0x6576_7379_6e63_0001;
+
 /// A prepared query and the names behind its placeholders.
 #[derive(Clone)]
 pub(super) struct Prepared {
@@ -79,8 +82,13 @@ impl Postgres {
         };
         if let Some(schema) = schema {
             check_schema_name(schema)?;
+            // CREATE SCHEMA IF NOT EXISTS races with itself: hubs starting
+            // together take turns.
             pg.batch(&format!(
-                "CREATE SCHEMA IF NOT EXISTS \"{schema}\"; SET search_path TO \"{schema}\""
+                "SELECT pg_advisory_lock({SCHEMA_LOCK});
+                 CREATE SCHEMA IF NOT EXISTS \"{schema}\";
+                 SELECT pg_advisory_unlock({SCHEMA_LOCK});
+                 SET search_path TO \"{schema}\""
             ))?;
         }
         Ok(pg)
