@@ -41,20 +41,6 @@ pub fn subscriptions(share_group: Option<&str>) -> [String; 4] {
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_share_group_makes_every_subscription_shared() {
-        assert_eq!(subscriptions(None)[0], "evsync/v1/+/records");
-        let shared = subscriptions(Some("evsync-hubs"));
-        assert!(shared
-            .iter()
-            .all(|f| f.starts_with("$share/evsync-hubs/evsync/v1/+/")));
-    }
-}
-
 /// Polls the event loop until shutdown, forwarding publishes to `to_ingest`
 /// and signalling each (re)connection on `connected`.
 pub async fn poll(
@@ -112,5 +98,19 @@ pub async fn subscribe_on_connect(
                 .await
                 .with_context(|| format!("subscribing to {filter}"))?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_group_makes_every_subscription_shared() {
+        assert_eq!(subscriptions(None)[0], "evsync/v1/+/records");
+        let shared = subscriptions(Some("evsync-hubs"));
+        assert!(shared
+            .iter()
+            .all(|f| f.starts_with("$share/evsync-hubs/evsync/v1/+/")));
     }
 }
