@@ -301,8 +301,10 @@ fn with_a_device(tx: &Transaction<'_>, officer: &str, at: i64) -> anyhow::Result
 /// Notes that a device was heard from at `at_ms`: a record it made then, or
 /// a status it sent (its day, China Standard Time).
 pub(crate) fn heard_on_day(tx: &Connection, device: &str, at_ms: i64) -> anyhow::Result<()> {
-    tx.prepare_cached("INSERT OR IGNORE INTO device_days (day, device_id) VALUES (?1, ?2)")?
-        .execute(params![cst_day(at_ms), device])?;
+    tx.prepare_cached(
+        "INSERT INTO device_days (day, device_id) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
+    )?
+    .execute(params![cst_day(at_ms), device])?;
     Ok(())
 }
 
@@ -348,12 +350,12 @@ fn action_event(
         "INSERT INTO actions (action_key, action_id, device_id, unit_code, domain, case_number, start_ms, end_ms, cell)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (action_key) DO UPDATE SET
-             unit_code = COALESCE(unit_code, excluded.unit_code),
-             domain = COALESCE(excluded.domain, domain),
-             case_number = COALESCE(case_number, excluded.case_number),
-             start_ms = COALESCE(excluded.start_ms, start_ms),
-             end_ms = COALESCE(excluded.end_ms, end_ms),
-             cell = COALESCE(excluded.cell, cell)",
+             unit_code = COALESCE(actions.unit_code, excluded.unit_code),
+             domain = COALESCE(excluded.domain, actions.domain),
+             case_number = COALESCE(actions.case_number, excluded.case_number),
+             start_ms = COALESCE(excluded.start_ms, actions.start_ms),
+             end_ms = COALESCE(excluded.end_ms, actions.end_ms),
+             cell = COALESCE(excluded.cell, actions.cell)",
     )?
     .execute(params![key, action_id, body.device_id, body.unit_code, domain, case, start, end, cell])?;
     if let (Some(g), Some(s)) = (&body.geo, start) {
@@ -369,7 +371,7 @@ fn action_event(
     }
     if let Some(officer) = &body.officer_id {
         tx.prepare_cached(
-            "INSERT OR IGNORE INTO action_officers (officer_id, action_key) VALUES (?1, ?2)",
+            "INSERT INTO action_officers (officer_id, action_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?
         .execute(params![officer, key])?;
     }
@@ -691,11 +693,11 @@ fn recordings_near(
     // By real time and by the recorder's own: each an index range.
     let mut by_officer = tx.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM recordings r
-         WHERE r.officer_id = ?1 AND r.start_ms < ?3 AND r.start_ms > ?2 - {MAX_RECORDING_MS} AND r.end_ms > ?2"
+         WHERE r.officer_id = ?1 AND r.start_ms < ?3 AND r.start_ms > CAST(?2 AS BIGINT) - {MAX_RECORDING_MS} AND r.end_ms > ?2"
     ))?;
     let mut by_officer_raw = tx.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM recordings r
-         WHERE r.officer_id = ?1 AND r.device_start_ms < ?3 AND r.device_start_ms > ?2 - {MAX_RECORDING_MS}
+         WHERE r.officer_id = ?1 AND r.device_start_ms < ?3 AND r.device_start_ms > CAST(?2 AS BIGINT) - {MAX_RECORDING_MS}
            AND r.device_end_ms > ?2"
     ))?;
     for o in &action.officers {
@@ -708,7 +710,7 @@ fn recordings_near(
     }
     let mut by_device = tx.prepare_cached(&format!(
         "SELECT {COLUMNS} FROM recordings r
-         WHERE r.device_id = ?1 AND r.start_ms < ?3 AND r.start_ms > ?2 - {MAX_RECORDING_MS} AND r.end_ms > ?2"
+         WHERE r.device_id = ?1 AND r.start_ms < ?3 AND r.start_ms > CAST(?2 AS BIGINT) - {MAX_RECORDING_MS} AND r.end_ms > ?2"
     ))?;
     for d in devices_during(action, assignments) {
         for rec in by_device.query_map(params![d, s, e], read)? {
@@ -743,7 +745,7 @@ fn recording_events_near(
     let mut out = Vec::new();
     let mut by_officer = tx.prepare_cached(&format!(
         "SELECT device_id, officer_id, start_ms, end_ms FROM recording_events
-         WHERE officer_id = ?1 AND start_ms < ?3 AND start_ms > ?2 - {MAX_RECORDING_MS}
+         WHERE officer_id = ?1 AND start_ms < ?3 AND start_ms > CAST(?2 AS BIGINT) - {MAX_RECORDING_MS}
            AND (end_ms IS NULL OR end_ms > ?2)"
     ))?;
     for o in &action.officers {
@@ -753,7 +755,7 @@ fn recording_events_near(
     }
     let mut by_device = tx.prepare_cached(&format!(
         "SELECT device_id, officer_id, start_ms, end_ms FROM recording_events
-         WHERE device_id = ?1 AND start_ms < ?3 AND start_ms > ?2 - {MAX_RECORDING_MS}
+         WHERE device_id = ?1 AND start_ms < ?3 AND start_ms > CAST(?2 AS BIGINT) - {MAX_RECORDING_MS}
            AND (end_ms IS NULL OR end_ms > ?2)"
     ))?;
     for d in devices_during(action, assignments) {

@@ -123,7 +123,12 @@ pub(super) fn refresh(tx: &Transaction<'_>, limit: u32) -> anyhow::Result<usize>
     let zeros = per_cause(|_, _| "0".to_owned());
     let named_zeros = per_cause(|_, n| format!("0 AS {n}"));
     let sums = per_cause(|_, n| format!("SUM({n})"));
-    let of_cause = per_cause(|c, n| format!("t.cause IS '{}' AS {n}", c.as_str()));
+    let of_cause = per_cause(|c, n| {
+        format!(
+            "CAST(t.cause IS NOT DISTINCT FROM '{}' AS INTEGER) AS {n}",
+            c.as_str()
+        )
+    });
     let deadline = super::figures::DEADLINE;
     let sql = format!(
         "INSERT INTO coverage_days (day, unit_code, domain, officer_id, duties, duties_heard,
@@ -132,7 +137,7 @@ pub(super) fn refresh(tx: &Transaction<'_>, limit: u32) -> anyhow::Result<usize>
                 SUM(on_time), SUM(late), SUM(records)
          FROM (
            SELECT COALESCE(t.unit_code, '') AS u, COALESCE(t.domain, '') AS d, t.officer_id AS o,
-                  1 AS duties, t.heard_ms IS NOT NULL AS heard, 0 AS on_duty, 0 AS recorded, {named_zeros},
+                  1 AS duties, CAST(t.heard_ms IS NOT NULL AS INTEGER) AS heard, 0 AS on_duty, 0 AS recorded, {named_zeros},
                   0 AS on_time, 0 AS late, 0 AS records
              FROM duties t WHERE t.start_ms >= :from AND t.start_ms < :to
            UNION ALL
@@ -141,13 +146,13 @@ pub(super) fn refresh(tx: &Transaction<'_>, limit: u32) -> anyhow::Result<usize>
              FROM duty_hours t WHERE t.start_ms >= :from AND t.start_ms < :to
            UNION ALL
            SELECT COALESCE(t.unit_code, ''), COALESCE(t.domain, ''), COALESCE(t.officer_id, ''),
-                  0, 0, 0, 0, {zeros}, t.arrived_ms <= {deadline}, t.arrived_ms > {deadline}, 0
+                  0, 0, 0, 0, {zeros}, CAST(t.arrived_ms <= {deadline} AS INTEGER), CAST(t.arrived_ms > {deadline} AS INTEGER), 0
              FROM recordings t WHERE t.end_ms >= :from AND t.end_ms < :to AND t.arrived_ms IS NOT NULL
            UNION ALL
            SELECT COALESCE(t.unit_code, ''), COALESCE(t.domain, ''), COALESCE(t.officer_id, ''),
                   0, 0, 0, 0, {zeros}, 0, 0, 1
              FROM records t WHERE t.occurred_at >= :from_stamp AND t.occurred_at < :to_stamp
-         ) GROUP BY u, d, o",
+         ) parts GROUP BY u, d, o",
         cols = per_cause(|_, n| n.to_owned()),
     );
     let mut insert = tx.prepare_cached(&sql)?;
@@ -175,9 +180,10 @@ pub(super) fn stale_days(conn: &Connection) -> anyhow::Result<i64> {
 /// Marks every summed day stale (what they were summed under changed).
 pub(super) fn all_stale(tx: &Transaction<'_>) -> anyhow::Result<()> {
     tx.execute(
-        "INSERT OR IGNORE INTO coverage_stale_days
-             SELECT DISTINCT day FROM coverage_days
-             UNION SELECT day FROM coverage_day_groups WHERE grouping = 'all'",
+        "INSERT INTO coverage_stale_days
+             SELECT day FROM coverage_days
+             UNION SELECT day FROM coverage_day_groups WHERE grouping = 'all'
+             ON CONFLICT DO NOTHING",
         [],
     )?;
     Ok(())
@@ -209,8 +215,8 @@ pub(super) fn add_sums(
                 arrived_on_time, arrived_late, records, {cols}
          FROM coverage_days WHERE day >= :first AND day < :end
            AND day NOT IN (SELECT day FROM coverage_stale_days WHERE day >= :first AND day < :end)
-           AND (:unit IS NULL OR unit_code = :unit) AND (:domain IS NULL OR domain = :domain)
-           AND (:officer IS NULL OR officer_id = :officer)"
+           AND (CAST(:unit AS TEXT) IS NULL OR unit_code = :unit) AND (CAST(:domain AS TEXT) IS NULL OR domain = :domain)
+           AND (CAST(:officer AS TEXT) IS NULL OR officer_id = :officer)"
     ))?;
     let mut rows = stmt.query(named_params! {
         ":first": first, ":end": end, ":unit": scope.unit_code,

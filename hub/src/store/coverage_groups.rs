@@ -50,7 +50,12 @@ pub(super) fn roll_up(tx: &Transaction<'_>, day: &str, from: i64, to: i64) -> an
         per_cause(|_, n| format!("SUM({n})"))
     );
     let action_sums = action_causes(|_, n| format!("SUM({n})"));
-    let of_cause = action_causes(|c, n| format!("a.cause IS '{}' AS {n}", c.as_str()));
+    let of_cause = action_causes(|c, n| {
+        format!(
+            "CAST(a.cause IS NOT DISTINCT FROM '{}' AS INTEGER) AS {n}",
+            c.as_str()
+        )
+    });
     // One arm per grouping and kind of figure; the first names the columns.
     let sums_of = |grouping: &str, key: &str| {
         format!(
@@ -61,7 +66,7 @@ pub(super) fn roll_up(tx: &Transaction<'_>, day: &str, from: i64, to: i64) -> an
     };
     let officer_days_of = |grouping: &str, key: &str, by: &str| {
         format!(
-            "SELECT '{grouping}', {key}, 1, MAX(duties_heard > 0), 0, 0, {zero_additive}, 0, 0, 0,
+            "SELECT '{grouping}', {key}, 1, MAX(CAST(duties_heard > 0 AS INTEGER)), 0, 0, {zero_additive}, 0, 0, 0,
                     0, 0, {zero_actions}
              FROM coverage_days WHERE day = :day AND duties > 0 GROUP BY {by}"
         )
@@ -96,7 +101,7 @@ pub(super) fn roll_up(tx: &Transaction<'_>, day: &str, from: i64, to: i64) -> an
         "INSERT INTO coverage_day_groups (grouping, day, key, officer_days, officer_days_heard, {additive},
                                           actions, actions_covered, {action_cols})
          SELECT g, :day, k, SUM(od), SUM(odh), {sums}, SUM(actions), SUM(actions_covered), {action_sums}
-         FROM ({arms}) GROUP BY g, k",
+         FROM ({arms}) parts GROUP BY g, k",
         action_cols = action_causes(|_, n| n.to_owned()),
     );
     tx.prepare_cached("DELETE FROM coverage_day_groups WHERE day = ?1")?

@@ -52,8 +52,8 @@ impl Store {
         let t = now();
         self.in_transaction(|tx| {
             tx.execute(
-                "INSERT OR IGNORE INTO devices (device_id, kind, state, first_seen, changed_at)
-                 VALUES (?1, ?2, 'pending', ?3, ?3)",
+                "INSERT INTO devices (device_id, kind, state, first_seen, changed_at)
+                 VALUES (?1, ?2, 'pending', ?3, ?3) ON CONFLICT DO NOTHING",
                 params![device_id, kind.as_str(), t],
             )?;
             tx.execute(

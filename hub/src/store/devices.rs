@@ -246,7 +246,7 @@ pub(crate) fn seen_recorder(tx: &Transaction<'_>, recorder: &str) -> anyhow::Res
     tx.prepare_cached(
         "INSERT INTO devices (device_id, kind, state, first_seen, changed_at, last_seen)
          VALUES (?1, 'recorder', 'pending', ?2, ?2, ?2)
-         ON CONFLICT (device_id) DO UPDATE SET last_seen = ?2 WHERE kind = 'recorder'",
+         ON CONFLICT (device_id) DO UPDATE SET last_seen = ?2 WHERE devices.kind = 'recorder'",
     )?
     .execute(params![recorder, t])?;
     Ok(())

@@ -127,7 +127,7 @@ pub(crate) fn settle(tx: &Transaction<'_>, key: &str) -> anyhow::Result<()> {
     };
     tx.prepare_cached(&format!(
         "UPDATE recordings SET duty_end_ms = ?4 WHERE officer_id = ?1
-         AND end_ms >= ?2 AND end_ms <= ?3 AND start_ms > ?2 - {MAX_RECORDING_MS}"
+         AND end_ms >= ?2 AND end_ms <= ?3 AND start_ms > CAST(?2 AS BIGINT) - {MAX_RECORDING_MS}"
     ))?
     .execute(params![officer, start, end, end])?;
     tx.prepare_cached("DELETE FROM duty_hours WHERE duty_key = ?1")?
@@ -166,7 +166,7 @@ fn first_heard(
     let first_recording: Option<i64> = tx
         .prepare_cached(&format!(
             "SELECT MIN(MAX(start_ms, ?2)) FROM recordings WHERE officer_id = ?1
-             AND start_ms < ?3 AND start_ms > ?2 - {MAX_RECORDING_MS} AND end_ms > ?2"
+             AND start_ms < ?3 AND start_ms > CAST(?2 AS BIGINT) - {MAX_RECORDING_MS} AND end_ms > ?2"
         ))?
         .query_row(params![officer, start, until], |r| r.get(0))?;
     Ok(
@@ -248,7 +248,7 @@ pub(crate) fn rejudge_hours(
 ) -> anyhow::Result<()> {
     let mut stmt = tx.prepare_cached(
         "SELECT duty_key, start_ms, end_ms FROM duty_hours
-         WHERE officer_id = ?1 AND start_ms < ?3 AND start_ms > ?2 - 3600000 AND end_ms > ?2",
+         WHERE officer_id = ?1 AND start_ms < ?3 AND start_ms > CAST(?2 AS BIGINT) - 3600000 AND end_ms > ?2",
     )?;
     for o in officers {
         let rows: Vec<(String, i64, i64)> = stmt
@@ -273,7 +273,7 @@ pub(crate) fn rejudge_unassigned_hour(
     let rows: Vec<(String, i64, i64)> = tx
         .prepare_cached(
             "SELECT duty_key, start_ms, end_ms FROM duty_hours WHERE officer_id = ?1
-             AND start_ms <= ?2 AND start_ms > ?2 - 3600000 AND end_ms > ?2 AND cause = 'no_recorder_assigned'",
+             AND start_ms <= ?2 AND start_ms > CAST(?2 AS BIGINT) - 3600000 AND end_ms > ?2 AND cause = 'no_recorder_assigned'",
         )?
         .query_map(params![officer, at], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
@@ -291,7 +291,7 @@ pub(crate) fn end_of_duty_at(
 ) -> anyhow::Result<Option<i64>> {
     Ok(tx
         .prepare_cached(
-            "SELECT end_ms FROM duties WHERE officer_id = ?1 AND start_ms <= ?2 AND start_ms > ?2 - 86400000
+            "SELECT end_ms FROM duties WHERE officer_id = ?1 AND start_ms <= ?2 AND start_ms > CAST(?2 AS BIGINT) - 86400000
              AND end_ms >= ?2 ORDER BY start_ms DESC LIMIT 1",
         )?
         .query_row(params![officer, at], |r| r.get(0))
@@ -302,7 +302,7 @@ pub(crate) fn end_of_duty_at(
 pub(crate) fn heard(tx: &Transaction<'_>, officer: &str, span: Span) -> anyhow::Result<()> {
     tx.prepare_cached(
         "UPDATE duties SET heard_ms = MAX(start_ms, ?2)
-         WHERE officer_id = ?1 AND start_ms < ?3 AND start_ms > ?2 - 86400000 AND (end_ms IS NULL OR end_ms > ?2)
+         WHERE officer_id = ?1 AND start_ms < ?3 AND start_ms > CAST(?2 AS BIGINT) - 86400000 AND (end_ms IS NULL OR end_ms > ?2)
          AND (heard_ms IS NULL OR heard_ms > MAX(start_ms, ?2))",
     )?
     .execute(params![officer, span.start, span.end.max(span.start + 1)])?;
@@ -372,7 +372,7 @@ impl super::Store {
                             COALESCE(o.domain, (SELECT domain FROM assignments WHERE officer_id = ?2
                                                 AND domain IS NOT NULL ORDER BY from_at DESC LIMIT 1)),
                             ?3, ?4, 'import'
-                     FROM (SELECT 1) LEFT JOIN officers o ON o.officer_id = ?2
+                     FROM (SELECT 1) one LEFT JOIN officers o ON o.officer_id = ?2
                      WHERE true
                      ON CONFLICT (duty_key) DO UPDATE SET end_ms = excluded.end_ms",
                 )?

@@ -146,8 +146,8 @@ fn key_sql(by: Option<GroupBy>, time: &str) -> String {
 /// The filter of a scope over a table aliased `t` (named parameters
 /// `:unit`, `:domain`, `:officer`).
 const FILTER: &str =
-    "(:unit IS NULL OR t.unit_code = :unit) AND (:domain IS NULL OR t.domain = :domain)
-     AND (:officer IS NULL OR t.officer_id = :officer)";
+    "(CAST(:unit AS TEXT) IS NULL OR t.unit_code = :unit) AND (CAST(:domain AS TEXT) IS NULL OR t.domain = :domain)
+     AND (CAST(:officer AS TEXT) IS NULL OR t.officer_id = :officer)";
 
 type Groups<T> = BTreeMap<Option<String>, T>;
 
@@ -192,8 +192,8 @@ fn actions(
     let sql = format!(
         "SELECT {key}, a.covered, COALESCE(a.cause, ''), COUNT(*) FROM {from}
          WHERE a.span_ms IS NOT NULL AND a.start_ms >= :from AND a.start_ms < :to
-           AND (:unit IS NULL OR a.unit_code = :unit) AND (:domain IS NULL OR a.domain = :domain)
-           AND (:officer IS NULL OR a.action_key IN (SELECT action_key FROM action_officers WHERE officer_id = :officer))
+           AND (CAST(:unit AS TEXT) IS NULL OR a.unit_code = :unit) AND (CAST(:domain AS TEXT) IS NULL OR a.domain = :domain)
+           AND (CAST(:officer AS TEXT) IS NULL OR a.action_key IN (SELECT action_key FROM action_officers WHERE officer_id = :officer))
          GROUP BY 1, 2, 3"
     );
     collect(conn, &sql, s, |g: &mut ActionCoverage, r| {
@@ -210,8 +210,8 @@ fn actions(
 
 fn devices(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Result<Groups<Ratio>> {
     // Heard from on a day of the window (China Standard Time).
-    let days = "dd.day >= date(:from / 1000 + 28800, 'unixepoch')
-                AND dd.day <= date((:to - 1) / 1000 + 28800, 'unixepoch')";
+    let days = "dd.day >= date(CAST(:from AS BIGINT) / 1000 + 28800, 'unixepoch')
+                AND dd.day <= date((CAST(:to AS BIGINT) - 1) / 1000 + 28800, 'unixepoch')";
     if by == Some(GroupBy::Day) {
         let total: i64 = conn
             .prepare_cached(&format!(
@@ -248,9 +248,9 @@ fn personnel(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Resul
     let sql = format!(
         "SELECT k, COUNT(*), SUM(heard) FROM (
              SELECT {key} AS k, t.officer_id, date(t.start_ms / 1000 + 28800, 'unixepoch') AS day,
-                    MAX(t.heard_ms IS NOT NULL) AS heard
+                    MAX(CAST(t.heard_ms IS NOT NULL AS INTEGER)) AS heard
              FROM duties t WHERE t.start_ms >= :from AND t.start_ms < :to AND {FILTER}
-             GROUP BY 1, 2, 3)
+             GROUP BY 1, 2, 3) officer_days
          GROUP BY k"
     );
     collect(conn, &sql, s, |g: &mut Ratio, r| {
@@ -280,7 +280,7 @@ fn time(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Result<Gro
 /// The SQL of a recording's upload deadline (`:hours` after the end of its
 /// duty, or of itself outside a finished duty) over `recordings t`.
 pub(super) const DEADLINE: &str =
-    "(MAX(COALESCE(t.duty_end_ms, t.end_ms), t.end_ms) + :hours * 3600000)";
+    "(MAX(COALESCE(t.duty_end_ms, t.end_ms), t.end_ms) + CAST(:hours AS BIGINT) * 3600000)";
 
 /// Timeliness of the recordings whose bytes have arrived (`arrived`), or of
 /// those whose bytes have not (late once `now` is past their deadline).
@@ -406,26 +406,36 @@ fn spatial(conn: &Connection, by: Option<GroupBy>, s: &Scope) -> anyhow::Result<
     // The planner, seeing a range on time, would rather walk the window's
     // points by time for each cell: the index by cell is named.
     let (same, index) = match by {
-        Some(GroupBy::Unit) => ("r.unit_code IS g.k", "geo_points_by_cell_unit"),
-        Some(GroupBy::Domain) => ("r.domain IS g.k", "geo_points_by_cell_domain"),
-        Some(GroupBy::Officer) => ("r.officer_id IS g.k", "geo_points_by_cell_officer"),
-        Some(GroupBy::Day) | None => ("1", "geo_points_by_cell"),
+        Some(GroupBy::Unit) => (
+            "r.unit_code IS NOT DISTINCT FROM g.k",
+            "geo_points_by_cell_unit",
+        ),
+        Some(GroupBy::Domain) => (
+            "r.domain IS NOT DISTINCT FROM g.k",
+            "geo_points_by_cell_domain",
+        ),
+        Some(GroupBy::Officer) => (
+            "r.officer_id IS NOT DISTINCT FROM g.k",
+            "geo_points_by_cell_officer",
+        ),
+        Some(GroupBy::Day) | None => ("TRUE", "geo_points_by_cell"),
     };
     let (lo, hi) = match by {
         Some(GroupBy::Day) => (
-            "MAX(:from, (CAST(strftime('%s', k) AS INTEGER) - 28800) * 1000)",
-            "MIN(:to, (CAST(strftime('%s', k) AS INTEGER) - 28800) * 1000 + 86400000)",
+            "MAX(:from, (CAST(strftime('%s', k) AS BIGINT) - 28800) * 1000)",
+            "MIN(:to, (CAST(strftime('%s', k) AS BIGINT) - 28800) * 1000 + 86400000)",
         ),
         _ => (":from", ":to"),
     };
     let on_r = FILTER.replace("t.", "r.");
+    let index = conn.dialect().indexed_by(index);
     let sql = format!(
         "SELECT g.k, COUNT(*), SUM(EXISTS (
-             SELECT 1 FROM geo_points r INDEXED BY {index} WHERE r.kind = 'recording' AND r.cell = g.cell
+             SELECT 1 FROM geo_points r {index} WHERE r.kind = 'recording' AND r.cell = g.cell
                AND r.at_ms >= g.lo AND r.at_ms < g.hi AND {same} AND {on_r}))
          FROM (SELECT k, cell, {lo} AS lo, {hi} AS hi FROM (
                  SELECT DISTINCT {key} AS k, t.cell FROM geo_points t
-                 WHERE t.kind = 'action' AND t.at_ms >= :from AND t.at_ms < :to AND {FILTER})) g
+                 WHERE t.kind = 'action' AND t.at_ms >= :from AND t.at_ms < :to AND {FILTER}) a) g
          GROUP BY g.k"
     );
     collect(conn, &sql, s, |g: &mut Ratio, r| {
@@ -712,9 +722,9 @@ impl super::Store {
                     t.start_ms, t.end_ms, t.span_ms, t.covered_ms, t.covered, t.cause,
                     (SELECT group_concat(officer_id, ' ') FROM action_officers o WHERE o.action_key = t.action_key)
              FROM actions t WHERE t.span_ms IS NOT NULL AND t.start_ms >= :from AND t.start_ms < :to
-               AND (:unit IS NULL OR t.unit_code = :unit) AND (:domain IS NULL OR t.domain = :domain)
-               AND (:officer IS NULL OR t.action_key IN (SELECT action_key FROM action_officers WHERE officer_id = :officer))
-               AND (:covered IS NULL OR t.covered = :covered) AND (:cause IS NULL OR t.cause = :cause)
+               AND (CAST(:unit AS TEXT) IS NULL OR t.unit_code = :unit) AND (CAST(:domain AS TEXT) IS NULL OR t.domain = :domain)
+               AND (CAST(:officer AS TEXT) IS NULL OR t.action_key IN (SELECT action_key FROM action_officers WHERE officer_id = :officer))
+               AND (CAST(:covered AS BIGINT) IS NULL OR t.covered = :covered) AND (CAST(:cause AS TEXT) IS NULL OR t.cause = :cause)
              ORDER BY t.start_ms LIMIT :limit",
         )?;
         let rows = stmt
@@ -767,16 +777,17 @@ impl super::Store {
         let conn = self.conn();
         let mut stmt = conn.prepare_cached(
             "SELECT t.officer_id, MAX(t.unit_code), date(t.start_ms / 1000 + 28800, 'unixepoch') AS day,
-                    MAX(t.heard_ms IS NOT NULL) AS working,
+                    MAX(CAST(t.heard_ms IS NOT NULL AS INTEGER)) AS working,
                     (SELECT name FROM officers o WHERE o.officer_id = t.officer_id),
                     MIN(t.start_ms), MAX(COALESCE(t.end_ms, t.start_ms)),
                     SUM(COALESCE(t.end_ms - t.start_ms, 0)),
                     (SELECT COALESCE(SUM(h.recorded_ms), 0) FROM duty_hours h WHERE h.officer_id = t.officer_id
                        AND h.start_ms >= MIN(t.start_ms) AND h.start_ms < MAX(COALESCE(t.end_ms, t.start_ms)))
              FROM duties t WHERE t.start_ms >= :from AND t.start_ms < :to
-               AND (:unit IS NULL OR t.unit_code = :unit) AND (:domain IS NULL OR t.domain = :domain)
-               AND (:officer IS NULL OR t.officer_id = :officer)
-             GROUP BY t.officer_id, day HAVING (:working IS NULL OR working = :working)
+               AND (CAST(:unit AS TEXT) IS NULL OR t.unit_code = :unit) AND (CAST(:domain AS TEXT) IS NULL OR t.domain = :domain)
+               AND (CAST(:officer AS TEXT) IS NULL OR t.officer_id = :officer)
+             GROUP BY t.officer_id, day
+             HAVING (CAST(:working AS BIGINT) IS NULL OR MAX(CAST(t.heard_ms IS NOT NULL AS INTEGER)) = :working)
              ORDER BY day, t.officer_id LIMIT :limit",
         )?;
         let rows: Vec<(OfficerDay, i64, i64)> = stmt
@@ -869,7 +880,7 @@ impl super::Store {
         let mut stmt = self.conn().prepare_cached(&format!(
             "SELECT t.officer_id, t.unit_code, t.start_ms, t.end_ms, t.recorded_ms, t.cause
              FROM duty_hours t WHERE t.start_ms >= :from AND t.start_ms < :to AND {FILTER}
-               AND (:recorded IS NULL OR (t.recorded_ms > 0) = :recorded)
+               AND (CAST(:recorded AS BIGINT) IS NULL OR CAST(t.recorded_ms > 0 AS INTEGER) = :recorded)
              ORDER BY t.start_ms, t.officer_id LIMIT :limit"
         ))?;
         let rows = stmt

@@ -230,7 +230,7 @@ pub(super) fn on_event(tx: &Transaction<'_>, b: &RecordBody) -> anyhow::Result<(
             if target.as_deref() == Some(version) {
                 tx.execute(
                     "UPDATE config_status SET firmware_state = 'failed', firmware_reason = ?2, firmware_at = ?3
-                     WHERE device_id = ?1 AND firmware_state IS NOT 'installed'",
+                     WHERE device_id = ?1 AND firmware_state IS DISTINCT FROM 'installed'",
                     params![device, reason, at],
                 )?;
             }

@@ -453,7 +453,7 @@ impl Store {
     pub fn officers(&self, unit: Option<&str>) -> anyhow::Result<Vec<Officer>> {
         let mut stmt = self.conn().prepare_cached(
             "SELECT officer_id, name, unit_code, domain, active FROM officers
-             WHERE ?1 IS NULL OR unit_code = ?1 ORDER BY officer_id",
+             WHERE CAST(?1 AS TEXT) IS NULL OR unit_code = ?1 ORDER BY officer_id",
         )?;
         let rows = stmt
             .query_map([unit], |r| {

@@ -156,7 +156,7 @@ fn put(tx: &Transaction<'_>, a: &ImportedAction, span: Span) -> anyhow::Result<(
         .execute([&key])?;
     for o in &officers {
         tx.prepare_cached(
-            "INSERT OR IGNORE INTO action_officers (officer_id, action_key) VALUES (?1, ?2)",
+            "INSERT INTO action_officers (officer_id, action_key) VALUES (?1, ?2) ON CONFLICT DO NOTHING",
         )?
         .execute(params![o, key])?;
     }

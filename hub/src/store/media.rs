@@ -231,12 +231,13 @@ impl Store {
                 "INSERT INTO blobs (sha256, size, stored_at) VALUES (?1, ?2, ?3) ON CONFLICT (sha256) DO NOTHING",
             )?
             .execute(params![sha256, size as i64, t])?;
+            // By the content's index: the partial index of awaited rows
+            // would visit every one of them (SQLite keeps no planner
+            // statistics to know better).
+            let by_sha = tx.dialect().indexed_by("media_by_sha");
             let rows = tx
                 .prepare_cached(&format!(
-                    // By the content's index: the partial index of awaited
-                    // rows would visit every one of them (the store keeps no
-                    // planner statistics to know better).
-                    "UPDATE media INDEXED BY media_by_sha SET state = 'stored', stored_at = ?3, detail = NULL
+                    "UPDATE media {by_sha} SET state = 'stored', stored_at = ?3, detail = NULL
                      WHERE sha256 = ?1 AND size = ?2 AND state = 'awaiting' RETURNING {COLUMNS}"
                 ))?
                 .query_map(params![sha256, size as i64, t], row)?
@@ -260,13 +261,14 @@ impl Store {
             let detail = format!(
                 "uploaded bytes hashed to {got}, not the signed {sha256}, {max} times: kept out of the store"
             );
-            tx.prepare_cached(
-                "UPDATE media INDEXED BY media_by_sha SET mismatches = mismatches + 1 WHERE sha256 = ?1 AND state = 'awaiting'",
-            )?
+            let by_sha = tx.dialect().indexed_by("media_by_sha");
+            tx.prepare_cached(&format!(
+                "UPDATE media {by_sha} SET mismatches = mismatches + 1 WHERE sha256 = ?1 AND state = 'awaiting'",
+            ))?
             .execute([sha256])?;
             let failed = tx
                 .prepare_cached(&format!(
-                    "UPDATE media INDEXED BY media_by_sha SET state = 'failed', detail = ?3
+                    "UPDATE media {by_sha} SET state = 'failed', detail = ?3
                      WHERE sha256 = ?1 AND state = 'awaiting' AND mismatches >= ?2 RETURNING {COLUMNS}"
                 ))?
                 .query_map(params![sha256, max, detail], row)?

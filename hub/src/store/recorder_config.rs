@@ -419,13 +419,13 @@ impl Store {
             tx.execute(
                 "INSERT INTO config_status (device_id, version, config_hash, state, state_at,
                                             firmware_image, firmware_state)
-                 VALUES (?1, ?2, ?3, 'assigned', ?4, ?5, CASE WHEN ?6 IS NULL THEN NULL ELSE 'assigned' END)
+                 VALUES (?1, ?2, ?3, 'assigned', ?4, ?5, CASE WHEN CAST(?6 AS TEXT) IS NULL THEN NULL ELSE 'assigned' END)
                  ON CONFLICT (device_id) DO UPDATE SET version = ?2, config_hash = ?3,
                      state = 'assigned', reason = NULL, state_at = ?4, published_at = NULL,
-                     firmware_state = CASE WHEN json_extract(firmware_image, '$.version') IS ?6 THEN firmware_state
-                                           WHEN ?6 IS NULL THEN NULL ELSE 'assigned' END,
-                     firmware_reason = CASE WHEN json_extract(firmware_image, '$.version') IS ?6
-                                            THEN firmware_reason END,
+                     firmware_state = CASE WHEN json_extract(config_status.firmware_image, '$.version') IS NOT DISTINCT FROM CAST(?6 AS TEXT) THEN config_status.firmware_state
+                                           WHEN CAST(?6 AS TEXT) IS NULL THEN NULL ELSE 'assigned' END,
+                     firmware_reason = CASE WHEN json_extract(config_status.firmware_image, '$.version') IS NOT DISTINCT FROM CAST(?6 AS TEXT)
+                                            THEN config_status.firmware_reason END,
                      firmware_image = ?5",
                 params![device_id, version, hash, stamp(issued_at), firmware_json, firmware_version],
             )?;

@@ -70,6 +70,17 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// `INDEXED BY <index>` on SQLite, whose planner keeps no statistics
+    /// and must be told; nothing on PostgreSQL, whose planner has them.
+    pub fn indexed_by(self, index: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("INDEXED BY {index}"),
+            Dialect::Postgres => String::new(),
+        }
+    }
+}
+
 /// Arguments for one run of a statement.
 pub enum Args {
     /// `?N` placeholders, in order.
