@@ -21,6 +21,7 @@ pub use evsync_hub::broker::free_loopback_addr;
 pub mod browser;
 pub mod gps;
 pub mod media;
+pub mod postgres;
 pub mod recorders;
 
 /// Runs the hub's command line `exe` (`env!("CARGO_BIN_EXE_e2e-hub")` in a
@@ -594,11 +595,12 @@ pub fn notes(records: &[Value]) -> Vec<String> {
 
 /// Folder of a test's temporary files; kept on failure when `EVSYNC_KEEP_TEST_DIRS` is set.
 pub fn test_dir(name: &str) -> anyhow::Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new()
+    let mut dir = tempfile::Builder::new()
         .prefix(&format!("evsync-{name}-"))
         .tempdir()?;
     if std::env::var_os("EVSYNC_KEEP_TEST_DIRS").is_some() {
-        eprintln!("test folder: {}", dir.path().display());
+        dir.disable_cleanup(true);
+        eprintln!("test folder (kept): {}", dir.path().display());
     }
     Ok(dir)
 }

@@ -1,0 +1,494 @@
+//! Load generator (run it through `bench/load`): an end-of-shift surge of
+//! many agents against several hub processes that share one MQTT broker
+//! (a shared subscription) and one PostgreSQL store.
+//!
+//! Every simulated agent is a real `Agent` in this process, with its own
+//! signing key, SQLite buffer and MQTT session; its buffer already holds
+//! the shift's signed records when it starts, as when officers dock at the
+//! end of a shift. Meanwhile a few live agents record events at a steady
+//! rate; their event-to-feed latency (hub `received_at` minus agent
+//! `ingest_time`) is the receipt latency under the surge. Optionally one
+//! hub is killed with SIGKILL and restarted every few seconds.
+//!
+//! Prints key=value figures: records/s through the whole path, latency
+//! p50/p99, errors (refused records, duplicates the hubs absorbed, agent
+//! resends), and checks the feed holds every record exactly once. Side by
+//! side, the baseline: a raw TCP copy of the same bytes on loopback.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use clap::Parser;
+use evsync_agent::agent::Agent;
+use evsync_agent::buffer::Buffer;
+use evsync_agent::config::AgentConfig;
+use evsync_agent::records;
+use evsync_protocol::record::{Event, Kind};
+use evsync_protocol::signing::PublicKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Options.
+#[derive(Debug, Parser)]
+struct Opts {
+    /// The hub binary to run.
+    #[arg(long)]
+    hub: String,
+    /// Hub processes sharing the ingest.
+    #[arg(long, default_value_t = 3)]
+    hubs: usize,
+    /// Agents in the surge.
+    #[arg(long, default_value_t = 1000)]
+    agents: usize,
+    /// Records waiting in each agent's buffer when the surge starts.
+    #[arg(long, default_value_t = 100)]
+    records: usize,
+    /// Agents recording live during the surge (the latency sample).
+    #[arg(long, default_value_t = 10)]
+    live: usize,
+    /// Events per second each live agent records.
+    #[arg(long, default_value_t = 5)]
+    live_rate: u64,
+    /// The external broker (`host:port`), Mosquitto or another MQTT 3.1.1/5 broker.
+    #[arg(long, default_value = "127.0.0.1:1883")]
+    mqtt: String,
+    /// The shared PostgreSQL store; each run gets a schema of its own, dropped after.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    store_url: String,
+    /// Kill -9 and restart the second hub every this many seconds (0: never).
+    #[arg(long, default_value_t = 0.0)]
+    kill_every: f64,
+    /// Records per MQTT message.
+    #[arg(long, default_value_t = 100)]
+    batch: usize,
+    /// Messages each agent sends ahead of receipts.
+    #[arg(long, default_value_t = 2)]
+    window: usize,
+    /// Seconds an agent waits for a receipt before sending again.
+    #[arg(long, default_value_t = 60)]
+    receipt_timeout: u64,
+}
+
+/// One hub process of the group, killed when dropped.
+struct HubProc {
+    child: Option<Child>,
+    toml: PathBuf,
+    log: PathBuf,
+    exe: String,
+}
+
+impl HubProc {
+    fn start(exe: &str, toml: &Path, log: &Path) -> anyhow::Result<Self> {
+        let mut p = Self {
+            child: None,
+            toml: toml.to_path_buf(),
+            log: log.to_path_buf(),
+            exe: exe.to_owned(),
+        };
+        p.spawn()?;
+        Ok(p)
+    }
+
+    fn spawn(&mut self) -> anyhow::Result<()> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)?;
+        self.child = Some(
+            Command::new(&self.exe)
+                .args(["serve", "--config"])
+                .arg(&self.toml)
+                .env("RUST_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("starting {}", self.exe))?,
+        );
+        Ok(())
+    }
+
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for HubProc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn get_json(url: &str, token: Option<&str>) -> anyhow::Result<serde_json::Value> {
+    let mut req = ureq::get(url);
+    if let Some(t) = token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    Ok(req.call()?.body_mut().read_json()?)
+}
+
+/// The sum over `hubs` of one counter on their `/metrics`.
+fn metric_sum(hubs: &[String], name: &str) -> f64 {
+    hubs.iter()
+        .filter_map(|api| {
+            ureq::get(&format!("{api}/metrics"))
+                .call()
+                .ok()?
+                .body_mut()
+                .read_to_string()
+                .ok()
+        })
+        .flat_map(|text| {
+            text.lines()
+                .filter(|l| l.starts_with(name))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+                .collect::<Vec<_>>()
+        })
+        .sum()
+}
+
+fn event(i: usize) -> Event {
+    Event::ActionStarted {
+        action_id: format!("A-{i:08}"),
+        case_number: Some(format!("渝北市监罚〔2026〕{i}号")),
+        domain: "01".into(),
+        legal_basis: Some("《中华人民共和国行政处罚法》第五十一条".into()),
+    }
+}
+
+fn agent_config(dir: &Path, id: &str, mqtt: &str, key: &PublicKey, o: &Opts) -> AgentConfig {
+    let mut cfg = AgentConfig::field(id, &dir.join(id), mqtt, key);
+    cfg.officer_id = Some("100001".into());
+    cfg.unit_code = Some("500112010001".into());
+    cfg.uplink.batch_records = o.batch;
+    cfg.uplink.max_inflight_batches = o.window;
+    cfg.uplink.receipt_timeout_secs = o.receipt_timeout;
+    cfg
+}
+
+/// Drops the run's schema (and everything in it).
+async fn drop_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    client
+        .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+        .await?;
+    Ok(())
+}
+
+/// Bytes per second of a plain TCP copy on loopback (the baseline).
+async fn baseline_tcp_bytes_per_s(bytes: usize) -> anyhow::Result<f64> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let reader = tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await?;
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0;
+        loop {
+            let r = s.read(&mut buf).await?;
+            if r == 0 {
+                return anyhow::Ok(n);
+            }
+            n += r;
+        }
+    });
+    let mut s = tokio::net::TcpStream::connect(addr).await?;
+    let chunk = vec![b'x'; 1 << 16];
+    let t = Instant::now();
+    let mut sent = 0;
+    while sent < bytes {
+        s.write_all(&chunk).await?;
+        sent += chunk.len();
+    }
+    s.shutdown().await?;
+    let got = reader.await??;
+    anyhow::ensure!(got == sent, "baseline copy lost bytes");
+    Ok(sent as f64 / t.elapsed().as_secs_f64())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let o = Opts::parse();
+    anyhow::ensure!(
+        o.hubs >= 1 && o.agents >= 1,
+        "--hubs and --agents must be at least 1"
+    );
+    let dir = tempfile::Builder::new()
+        .prefix("evsync-bench-load-")
+        .tempdir_in(".")?;
+    let schema = format!("evsync_load_{:08x}", fastrand::u32(..));
+    let group = format!("evsync-load-{:08x}", fastrand::u32(..));
+    let mqtt = format!("mqtt://{}", o.mqtt);
+    let token = "bench-token-0123456789";
+
+    // The hubs: the first makes the key, the others are given a copy.
+    let mut hubs = Vec::new();
+    let mut apis = Vec::new();
+    for n in 0..o.hubs {
+        let root = dir.path().join(format!("hub{n}"));
+        std::fs::create_dir_all(&root)?;
+        if n > 0 {
+            std::fs::copy(dir.path().join("hub0/data/hub.key"), {
+                std::fs::create_dir_all(root.join("data"))?;
+                root.join("data/hub.key")
+            })?;
+        }
+        let http = free_port()?;
+        let toml = root.join("hub.toml");
+        std::fs::write(
+            &toml,
+            format!(
+                "hub_id = \"load-hub-{n}-{group}\"\ndata_dir = {:?}\nauto_approve = true\n\
+                 [mqtt]\nembedded = false\nurl = \"{mqtt}\"\nshare_group = \"{group}\"\n\
+                 [http]\nlisten = \"127.0.0.1:{http}\"\ntoken = \"{token}\"\n\
+                 [store]\nurl = \"{}\"\nschema = \"{schema}\"\n",
+                root.join("data"),
+                o.store_url
+            ),
+        )?;
+        let api = format!("http://127.0.0.1:{http}");
+        hubs.push(HubProc::start(&o.hub, &toml, &root.join("hub.log"))?);
+        let t = Instant::now();
+        while get_json(&format!("{api}/healthz"), None).is_err() {
+            anyhow::ensure!(
+                t.elapsed() < Duration::from_secs(30),
+                "hub {n} did not start; see {}",
+                root.join("hub.log").display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        apis.push(api);
+    }
+    let run = run(&o, dir.path(), &mqtt, &apis, &mut hubs, token).await;
+    drop(hubs);
+    if let Err(e) = drop_schema(&o.store_url, &schema).await {
+        eprintln!("dropping schema {schema}: {e:#}");
+    }
+    run
+}
+
+async fn run(
+    o: &Opts,
+    dir: &Path,
+    mqtt: &str,
+    apis: &[String],
+    hubs: &mut [HubProc],
+    token: &str,
+) -> anyhow::Result<()> {
+    let hub_key = PublicKey::from_base64(&std::fs::read_to_string(dir.join("hub0/data/hub.pub"))?)?;
+    let record_bytes = 700.0;
+    let tcp = baseline_tcp_bytes_per_s(512 << 20).await?;
+    println!(
+        "baseline_tcp_copy_records_per_s={:.0} (loopback bytes/s over {record_bytes} bytes a record)",
+        tcp / record_bytes
+    );
+
+    // The shift's records, signed into each agent's buffer.
+    let t = Instant::now();
+    let mut cfgs = Vec::new();
+    for a in 0..o.agents {
+        let cfg = agent_config(
+            dir,
+            &format!("load-{a:05}-{:04x}", fastrand::u16(..)),
+            mqtt,
+            &hub_key,
+            o,
+        );
+        std::fs::create_dir_all(&cfg.data_dir)?;
+        let key = evsync_agent::agent::device_key(&cfg)?;
+        let mut buffer = Buffer::open(&cfg.data_dir.join("buffer.sqlite"))?;
+        let mut i = 0;
+        buffer.append_many(&key, &cfg.device_id, o.records, |seq, prev| {
+            i += 1;
+            let mut b = records::body(&cfg, Kind::Event, seq, prev, records::now_millis(), None);
+            b.event = Some(event(i));
+            b
+        })?;
+        cfgs.push(cfg);
+    }
+    let surge = (o.agents * o.records) as u64;
+    eprintln!(
+        "{surge} records signed into {} buffers in {:.1} s",
+        o.agents,
+        t.elapsed().as_secs_f64()
+    );
+
+    let stored0 = metric_sum(apis, "evsync_hub_records_stored_total");
+    let t0 = Instant::now();
+    let mut agents = Vec::new();
+    for cfg in cfgs {
+        agents.push(Agent::start(cfg).await?);
+    }
+    let mut live = Vec::new();
+    let mut live_ids = HashSet::new();
+    for l in 0..o.live {
+        let cfg = agent_config(
+            dir,
+            &format!("live-{l:03}-{:04x}", fastrand::u16(..)),
+            mqtt,
+            &hub_key,
+            o,
+        );
+        live_ids.insert(cfg.device_id.clone());
+        live.push(Agent::start(cfg).await?);
+    }
+    eprintln!(
+        "{} agents connected in {:.1} s",
+        agents.len() + live.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let mut live_sent = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(1000 / o.live_rate.max(1)));
+    let mut next_kill =
+        (o.kill_every > 0.0).then(|| Instant::now() + Duration::from_secs_f64(o.kill_every));
+    let mut kills = 0;
+    let mut last_report = Instant::now();
+    loop {
+        tick.tick().await;
+        for a in &live {
+            a.record_event(event(live_sent), chrono::Utc::now()).await?;
+            live_sent += 1;
+        }
+        if let Some(at) = next_kill {
+            if Instant::now() >= at && hubs.len() > 1 {
+                hubs[1].kill9();
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                hubs[1].spawn()?;
+                kills += 1;
+                next_kill = Some(Instant::now() + Duration::from_secs_f64(o.kill_every));
+            }
+        }
+        let mut backlog = 0;
+        for a in &agents {
+            backlog += a.unreceipted()?;
+        }
+        if last_report.elapsed() > Duration::from_secs(5) {
+            eprintln!(
+                "{:.0} s: {backlog} records unreceipted",
+                t0.elapsed().as_secs_f64()
+            );
+            last_report = Instant::now();
+        }
+        if backlog == 0 {
+            break;
+        }
+        anyhow::ensure!(
+            t0.elapsed() < Duration::from_secs(1800),
+            "the surge did not finish in 30 minutes: {backlog} records unreceipted"
+        );
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let stored = metric_sum(apis, "evsync_hub_records_stored_total") - stored0;
+    let resends: u64 = agents
+        .iter()
+        .map(|a| a.stats().resends.load(Ordering::Relaxed))
+        .sum();
+    let refused: u64 = agents
+        .iter()
+        .map(|a| a.stats().refused_records.load(Ordering::Relaxed))
+        .sum();
+    for a in agents {
+        a.shutdown().await?;
+    }
+    let t1 = Instant::now();
+    while live
+        .iter()
+        .map(Agent::unreceipted)
+        .sum::<anyhow::Result<u64>>()?
+        > 0
+    {
+        anyhow::ensure!(
+            t1.elapsed() < Duration::from_secs(120),
+            "live records not receipted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for a in live {
+        a.shutdown().await?;
+    }
+
+    // The feed, read once through, paging across the hubs in turn.
+    let mut ids = HashSet::new();
+    let mut latencies = Vec::new();
+    let mut cursor = String::new();
+    let mut page = 0;
+    loop {
+        let v = get_json(
+            &format!(
+                "{}/api/v1/records?after={cursor}&limit=1000",
+                apis[page % apis.len()]
+            ),
+            Some(token),
+        )?;
+        page += 1;
+        let records = v["records"].as_array().cloned().unwrap_or_default();
+        if records.is_empty() {
+            break;
+        }
+        for r in &records {
+            anyhow::ensure!(
+                ids.insert(r["id"].to_string()),
+                "record {} twice in the feed",
+                r["id"]
+            );
+            if r["device_id"]
+                .as_str()
+                .is_some_and(|d| live_ids.contains(d))
+            {
+                let ingest = chrono::DateTime::parse_from_rfc3339(
+                    r["ingest_time"].as_str().unwrap_or_default(),
+                )?;
+                let received = chrono::DateTime::parse_from_rfc3339(
+                    r["received_at"].as_str().unwrap_or_default(),
+                )?;
+                latencies.push((received - ingest).num_milliseconds() as f64);
+            }
+        }
+        cursor = v["cursor"].as_str().unwrap_or_default().to_owned();
+    }
+    let expected = surge as usize + live_sent;
+    anyhow::ensure!(
+        ids.len() == expected,
+        "the feed holds {} records, expected {expected}",
+        ids.len()
+    );
+    latencies.sort_by(f64::total_cmp);
+    let rate = surge as f64 / wall;
+    let rejected = metric_sum(apis, "evsync_hub_rejected_total");
+    let duplicates = metric_sum(apis, "evsync_hub_records_duplicate_total");
+    println!(
+        "hubs={} agents={} records={surge} seconds={wall:.1} kills={kills}",
+        o.hubs, o.agents
+    );
+    println!("feed_records={} exactly_once=true", ids.len());
+    println!(
+        "receipt_latency_ms_p50={:.0} receipt_latency_ms_p99={:.0} live_records={}",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+        latencies.len()
+    );
+    println!(
+        "errors_refused={refused} hub_rejected={rejected:.0} duplicates_absorbed={duplicates:.0} agent_resends={resends} stored_counted={stored:.0}"
+    );
+    println!("ratio_vs_tcp_copy={:.4}", rate / (tcp / record_bytes));
+    println!("records_per_s={rate:.0}");
+    Ok(())
+}
