@@ -22,6 +22,7 @@ pub mod browser;
 pub mod gps;
 pub mod media;
 pub mod recorders;
+pub mod s3;
 
 /// Runs the hub's command line `exe` (`env!("CARGO_BIN_EXE_e2e-hub")` in a
 /// test) as `<args> --config <hub_toml>`, requiring success; its stdout.
