@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use evsync_hub::config::S3Config;
 
-use crate::media::{request, Answer};
+use crate::media::request;
 
 /// The program.
 const MOTO: &str = "moto_server";
@@ -82,10 +82,23 @@ impl Moto {
         }
     }
 
-    /// Reads object `key` straight from the server (moto does not check
-    /// signatures): its status and bytes.
-    pub fn get(&self, key: &str) -> anyhow::Result<Answer> {
-        request("GET", &self.url(key), &[], None)
+    /// Object `key`, read straight from the server with a client of the
+    /// test's own (not the hub's); `None` when there is no such object.
+    pub async fn get(&self, key: &str) -> anyhow::Result<Option<Vec<u8>>> {
+        use object_store::ObjectStore as _;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(&self.bucket)
+            .with_endpoint(&self.endpoint)
+            .with_region("us-east-1")
+            .with_access_key_id("testing")
+            .with_secret_access_key("testing")
+            .with_allow_http(true)
+            .build()?;
+        match store.get(&object_store::path::Path::from(key)).await {
+            Ok(got) => Ok(Some(got.bytes().await?.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("reading {key} from {}", self.url(""))),
+        }
     }
 
     /// Hub settings for this bucket, with a 0600 credentials file in `dir`.
