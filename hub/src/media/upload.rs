@@ -8,8 +8,9 @@
 //! Both need `Authorization: Bearer <grant token>`, a grant the hub signed for
 //! exactly that record. Bytes go to the partial `<sha256>.part` in the
 //! partials folder ([`super::partials`]; shared between hubs, each request
-//! holding the partial's file lock while it writes) through a writer thread while a hasher thread runs SHA-256 over the same chunks, so
-//! the whole-file hash is ready when the last byte lands. A complete file is
+//! holding the partial's file lock while it writes) through a writer
+//! thread while a hasher thread runs SHA-256 over the same chunks, so the
+//! whole-file hash is ready when the last byte lands. A complete file is
 //! checked against the signed SHA-256, moved into the blob store and only
 //! then marked stored and receipted over MQTT. A mismatch discards the file
 //! (the agent sends it again from zero); repeated mismatches fail the record
