@@ -264,7 +264,7 @@ async fn an_upload_begun_on_one_hub_is_continued_and_finished_on_another_sharing
     dev.announce().await?;
     let content: Vec<u8> = {
         let mut rng = fastrand::Rng::with_seed(8);
-        (0..PART * 2 + 4321).map(|_| rng.u8(..)).collect()
+        (0..PART * 3 + 4321).map(|_| rng.u8(..)).collect()
     };
     let sha = sha256(&content);
     let size = content.len() as u64;
@@ -298,11 +298,38 @@ async fn an_upload_begun_on_one_hub_is_continued_and_finished_on_another_sharing
             sent.text()
         );
     }
+    // While another holder (a third hub) appends to the partial, hub B
+    // waits for it to let go, then continues from what it left.
+    let other = Partials::open(&shared_partials)?
+        .try_take(&sha)?
+        .expect("no hub holds the partial between requests");
+    let mut appending = other.file();
+    std::io::Write::write_all(&mut appending, &content[15 * mib..16 * mib])?;
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(other);
+    });
+    let asked = std::time::Instant::now();
+    let sent = patch(&at_b, &token, &content[16 * mib..17 * mib], 16 * mib).await?;
+    assert!(
+        asked.elapsed() >= Duration::from_millis(1400),
+        "hub B appended while the partial was held elsewhere"
+    );
+    assert_eq!(
+        (sent.status, sent.offset),
+        (204, Some(17 * mib as u64)),
+        "{}",
+        sent.text()
+    );
+    releaser
+        .join()
+        .map_err(|_| anyhow::anyhow!("the releasing thread panicked"))?;
+
     // Hub A goes away; hub B knows where the upload stands and finishes it.
     hub_a.shutdown().await?;
     let head = call("HEAD", &at_b, vec![bearer(&token)], None).await?;
-    assert_eq!((head.status, head.offset), (200, Some(15 * mib as u64)));
-    let rest = patch(&at_b, &token, &content[15 * mib..], 15 * mib).await?;
+    assert_eq!((head.status, head.offset), (200, Some(17 * mib as u64)));
+    let rest = patch(&at_b, &token, &content[17 * mib..], 17 * mib).await?;
     assert_eq!(
         (rest.status, rest.state.as_deref()),
         (204, Some("stored")),
