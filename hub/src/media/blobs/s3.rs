@@ -15,7 +15,7 @@ use futures_util::stream::BoxStream;
 use futures_util::{StreamExt as _, TryStreamExt as _};
 use object_store::aws::AmazonS3Builder;
 use object_store::path::Path as Key;
-use object_store::{GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart};
+use object_store::{ClientOptions, GetOptions, GetRange, ObjectStore, PutPayload, WriteMultipart};
 use ring::digest;
 use tokio::io::AsyncReadExt as _;
 
@@ -80,6 +80,10 @@ impl S3Credentials {
 #[derive(Debug, Clone)]
 pub struct S3Blobs {
     store: Arc<dyn ObjectStore>,
+    /// For playback: no limit on a whole request's time, which a large
+    /// recording streamed to a slow client may take (connecting is still
+    /// bounded).
+    reader: Arc<dyn ObjectStore>,
     bucket: String,
     prefix: String,
 }
@@ -102,11 +106,17 @@ impl S3Blobs {
                 .with_access_key_id(creds.access_key_id)
                 .with_secret_access_key(creds.secret_access_key);
         }
-        let store = builder.build().with_context(|| {
-            format!("media.s3: setting up the client for bucket {}", cfg.bucket)
-        })?;
+        let setting_up = || format!("media.s3: setting up the client for bucket {}", cfg.bucket);
+        let reader = builder
+            .clone()
+            .with_client_options(ClientOptions::new().with_timeout_disabled())
+            .with_allow_http(cfg.allow_http)
+            .build()
+            .with_context(setting_up)?;
+        let store = builder.build().with_context(setting_up)?;
         Ok(Self {
             store: Arc::new(store),
+            reader: Arc::new(reader),
             bucket: cfg.bucket.clone(),
             prefix: cfg.prefix.clone(),
         })
@@ -221,7 +231,7 @@ impl S3Blobs {
     ) -> anyhow::Result<BoxStream<'static, std::io::Result<Bytes>>> {
         let key = self.key(sha256)?;
         let got = self
-            .store
+            .reader
             .get_opts(
                 &key,
                 GetOptions {
