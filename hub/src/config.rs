@@ -136,6 +136,104 @@ pub struct MediaConfig {
     pub idle_timeout_secs: u64,
     /// Seconds after its last write a partial upload is abandoned and deleted.
     pub partial_ttl_secs: u64,
+    /// Where verified recordings are kept: `"local"` (`<data_dir>/blobs`,
+    /// the default) or `"s3"` (the bucket of `[media.s3]`).
+    pub store: BlobStore,
+    /// Folder of unfinished uploads (default `<data_dir>/partials`). Hubs
+    /// behind one address share it (NFS), so an upload continues on
+    /// whichever hub receives its next chunk.
+    pub partials_dir: Option<PathBuf>,
+    /// The bucket, when `store = "s3"`.
+    pub s3: Option<S3Config>,
+}
+
+/// Where verified recordings are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobStore {
+    /// `<data_dir>/blobs/ab/cd/<sha256>`.
+    #[default]
+    Local,
+    /// An S3-compatible bucket, `[media.s3]`.
+    S3,
+}
+
+/// An S3-compatible bucket for recordings (`[media.s3]`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// The bucket (it must exist).
+    pub bucket: String,
+    /// The service's URL, e.g. `https://s3.eu-west-1.amazonaws.com` or
+    /// `http://127.0.0.1:9000`; default: AWS S3 for `region`.
+    pub endpoint: Option<String>,
+    /// The region (S3-compatible servers mostly accept any).
+    pub region: String,
+    /// Key prefix: objects are `<prefix>/<sha256>` (just `<sha256>` when empty).
+    pub prefix: String,
+    /// File (0600) with `access_key_id = "..."` and `secret_access_key = "..."`,
+    /// read at start. Without it the AWS environment variables or the
+    /// instance's role supply the credentials.
+    pub credentials_file: Option<PathBuf>,
+    /// Allow an `http://` endpoint (a server on the same host or network only).
+    pub allow_http: bool,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            bucket: String::new(),
+            endpoint: None,
+            region: "us-east-1".into(),
+            prefix: String::new(),
+            credentials_file: None,
+            allow_http: false,
+        }
+    }
+}
+
+impl S3Config {
+    fn problems(&self, p: &mut Vec<String>) {
+        let b = &self.bucket;
+        if b.is_empty() {
+            p.push("media.s3.bucket is missing: expected the name of an existing bucket".into());
+        } else if !(3..=63).contains(&b.len())
+            || !b
+                .bytes()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'.')
+            || !b.starts_with(|c: char| c.is_ascii_alphanumeric())
+            || !b.ends_with(|c: char| c.is_ascii_alphanumeric())
+        {
+            p.push(format!(
+                "media.s3.bucket = {b:?}: expected 3 to 63 lowercase letters, digits, '-' or '.', starting and ending with a letter or digit"
+            ));
+        }
+        if let Some(e) = &self.endpoint {
+            if e.starts_with("http://") {
+                if !self.allow_http {
+                    p.push(format!(
+                        "media.s3.endpoint = {e:?}: plain http needs media.s3.allow_http = true (only for a server on the same host or network)"
+                    ));
+                }
+            } else if !e.starts_with("https://") {
+                p.push(format!(
+                    "media.s3.endpoint = {e:?}: expected https://host[:port] (or http:// with allow_http)"
+                ));
+            }
+            if e.contains('@') {
+                p.push("media.s3.endpoint carries credentials: expected them in media.s3.credentials_file".into());
+            }
+        }
+        if self.region.is_empty() {
+            p.push("media.s3.region is empty: expected a region such as us-east-1".into());
+        }
+        let prefix = &self.prefix;
+        if prefix.starts_with('/') || prefix.ends_with('/') || prefix.contains("//") {
+            p.push(format!(
+                "media.s3.prefix = {prefix:?}: expected key segments joined by '/', with no leading, trailing or doubled '/'"
+            ));
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -147,6 +245,9 @@ impl Default for MediaConfig {
             max_mismatches: 3,
             idle_timeout_secs: 60,
             partial_ttl_secs: 24 * 3600,
+            store: BlobStore::Local,
+            partials_dir: None,
+            s3: None,
         }
     }
 }
@@ -242,6 +343,14 @@ impl HubConfig {
             .password_file
             .clone()
             .unwrap_or_else(|| self.data_dir.join("mqtt-secret"))
+    }
+
+    /// Where unfinished uploads are kept.
+    pub fn partials_dir(&self) -> PathBuf {
+        self.media
+            .partials_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("partials"))
     }
 
     /// Where the store is.
@@ -415,6 +524,13 @@ impl HubConfig {
                 )),
             }
         }
+        if let (BlobStore::S3, Some(s3)) = (self.media.store, &self.media.s3) {
+            if let Some(f) = &s3.credentials_file {
+                if let Err(e) = crate::media::blobs::s3::S3Credentials::read(f) {
+                    p.push(format!("{e:#}"));
+                }
+            }
+        }
         p
     }
 
@@ -484,6 +600,25 @@ impl HubConfig {
                     "media.public_url = {u:?}: expected http(s)://host:port with no trailing slash"
                 ));
             }
+        }
+        match (m.store, &m.s3) {
+            (BlobStore::S3, Some(s3)) => s3.problems(&mut p),
+            (BlobStore::S3, None) => p.push(
+                "media.store = \"s3\" needs a [media.s3] section: expected at least bucket = \"...\"".into(),
+            ),
+            (BlobStore::Local, Some(_)) => p.push(
+                "[media.s3] is set but media.store = \"local\": expected store = \"s3\" to use the bucket, or no [media.s3]".into(),
+            ),
+            (BlobStore::Local, None) => {}
+        }
+        if m.partials_dir
+            .as_ref()
+            .is_some_and(|d| d.as_os_str().is_empty())
+        {
+            p.push(
+                "media.partials_dir is empty: expected a folder path (default <data_dir>/partials)"
+                    .into(),
+            );
         }
         for (name, v) in [
             ("media.grant_ttl_secs", m.grant_ttl_secs),
@@ -630,6 +765,73 @@ mod tests {
         ] {
             assert!(all.contains(needle), "{needle} not named in:\n{all}");
         }
+    }
+
+    #[test]
+    fn an_s3_media_store_is_checked_field_by_field() {
+        let text = "[media]\nstore = \"s3\"\npartials_dir = \"/shared/partials\"\n[media.s3]\nbucket = \"Evidence_Bucket\"\nendpoint = \"http://127.0.0.1:9000\"\nregion = \"\"\nprefix = \"/blobs\"\n";
+        let cfg = HubConfig::parse(text).unwrap();
+        assert_eq!(cfg.partials_dir(), PathBuf::from("/shared/partials"));
+        let p = cfg.problems();
+        let all = p.join("\n");
+        assert_eq!(p.len(), 4, "{all}");
+        for needle in [
+            "media.s3.bucket = \"Evidence_Bucket\": expected 3 to 63 lowercase",
+            "media.s3.endpoint = \"http://127.0.0.1:9000\": plain http needs media.s3.allow_http = true",
+            "media.s3.region is empty",
+            "media.s3.prefix = \"/blobs\"",
+        ] {
+            assert!(all.contains(needle), "{needle} not in:\n{all}");
+        }
+        let missing = HubConfig::parse("[media]\nstore = \"s3\"\n").unwrap();
+        assert!(missing.problems()[0].contains("needs a [media.s3] section"));
+        let unused = HubConfig::parse("[media.s3]\nbucket = \"b-1\"\n").unwrap();
+        assert!(unused.problems()[0].contains("media.store = \"local\""));
+        let bad = HubConfig::parse("[media]\nstore = \"nfs\"\n").unwrap_err();
+        assert!(
+            bad[0].contains("[media]") && bad[0].contains("nfs"),
+            "{bad:?}"
+        );
+        let local = HubConfig::default();
+        assert_eq!(local.partials_dir(), local.data_dir.join("partials"));
+    }
+
+    #[test]
+    fn s3_credentials_must_be_private_and_are_never_shown() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("s3-credentials");
+        std::fs::write(
+            &file,
+            "access_key_id = \"AKIDEXAMPLE\"\nsecret_access_key = \"very-secret-key\"\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let mut cfg = HubConfig::parse(&format!(
+            "[media]\nstore = \"s3\"\n[media.s3]\nbucket = \"evidence\"\ncredentials_file = {:?}\n",
+            file.display().to_string()
+        ))
+        .unwrap();
+        assert!(cfg.problems().is_empty(), "{:?}", cfg.problems());
+        let p = cfg.serve_problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].contains("mode 644; expected 0600"), "{p:?}");
+        std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(cfg.serve_problems().is_empty());
+        std::fs::write(&file, "secret_access_key = \"very-secret-key\"\n").unwrap();
+        let p = cfg.serve_problems();
+        assert!(p[0].contains("expected TOML with access_key_id"), "{p:?}");
+        assert!(
+            !p[0].contains("very-secret-key"),
+            "the secret was shown: {p:?}"
+        );
+        let creds = crate::media::blobs::s3::S3Credentials {
+            access_key_id: "AKIDEXAMPLE".into(),
+            secret_access_key: "very-secret-key".into(),
+        };
+        assert!(!format!("{creds:?}").contains("very-secret-key"));
+        cfg.media.s3 = None;
+        assert!(cfg.serve_problems().is_empty());
     }
 
     #[test]

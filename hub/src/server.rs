@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 
 use crate::config::HubConfig;
 use crate::ingest::{Ingest, Outgoing, Sent};
-use crate::media::{Blobs, Issuer};
+use crate::media::{Blobs, Issuer, Partials};
 use crate::metrics::Metrics;
 use crate::store::Store;
 use crate::{api, broker, link};
@@ -195,7 +195,8 @@ impl Hub {
             issuer.clone(),
         );
         let media = api::MediaParts {
-            blobs: Blobs::open(&cfg.data_dir)?,
+            blobs: Blobs::open(&cfg)?,
+            partials: Partials::open(&cfg.partials_dir())?,
             issuer,
             publisher: to_publisher.clone(),
             cfg: cfg.media.clone(),

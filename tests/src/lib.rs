@@ -23,6 +23,7 @@ pub mod gps;
 pub mod media;
 pub mod postgres;
 pub mod recorders;
+pub mod s3;
 
 /// Runs the hub's command line `exe` (`env!("CARGO_BIN_EXE_e2e-hub")` in a
 /// test) as `<args> --config <hub_toml>`, requiring success; its stdout.

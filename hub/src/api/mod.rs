@@ -30,7 +30,7 @@ use serde_json::json;
 
 use crate::config::MediaConfig;
 use crate::ingest::Outgoing;
-use crate::media::{self, Blobs, Issuer, Uploads};
+use crate::media::{self, Blobs, Issuer, Partials, Uploads};
 use crate::metrics::Metrics;
 use crate::store::{AuditEvent, Officer, Store, Unit};
 pub use auth::Caller;
@@ -52,6 +52,8 @@ pub struct AppState {
 pub struct MediaParts {
     /// The blob store.
     pub blobs: Blobs,
+    /// The partial uploads.
+    pub partials: Partials,
     /// Signs grants and media receipts.
     pub issuer: Arc<Issuer>,
     /// Hands media receipts to the MQTT publisher.
@@ -87,6 +89,7 @@ impl AppState {
         let store = Arc::new(Mutex::new(Store::connect(db)?));
         let uploads = Arc::new(Uploads::new(
             media.blobs,
+            media.partials,
             media.issuer,
             store.clone(),
             media.publisher,

@@ -76,27 +76,22 @@ pub async fn firmware_image(
     Path(sha256): Path<String>,
     req: axum::extract::Request,
 ) -> Result<axum::response::Response, ApiError> {
-    use tower::ServiceExt as _;
     let lookup = sha256.clone();
     if !state.read(move |s| s.is_firmware(&lookup)).await? {
         return Err(ApiError::not_found(format!(
             "no firmware image with SHA-256 {sha256:?} is registered on this hub"
         )));
     }
-    let path = state
+    let served = state
         .uploads()
         .blobs()
-        .path(&sha256)
-        .map_err(ApiError::internal)?;
-    let served = tower_http::services::ServeFile::new(&path)
-        .oneshot(req)
+        .serve(&sha256, req)
         .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("serving {}: {e}", path.display())))?;
+        .map_err(ApiError::internal)?;
     if served.status() == axum::http::StatusCode::NOT_FOUND {
         return Err(ApiError::internal(anyhow::anyhow!(
-            "firmware image {sha256} is registered but its blob {} is missing",
-            path.display()
+            "firmware image {sha256} is registered but its blob is missing"
         )));
     }
-    Ok(axum::response::IntoResponse::into_response(served))
+    Ok(served)
 }

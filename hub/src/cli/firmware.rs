@@ -12,6 +12,7 @@ use evsync_protocol::chain::Hash;
 use super::operator::{json, Operator};
 use super::recorder_config::{rollout_to, Targets};
 use crate::media::blobs::Blobs;
+use crate::media::Partials;
 
 /// Firmware subcommands.
 #[derive(Debug, Subcommand)]
@@ -49,8 +50,9 @@ pub fn run(config: Option<PathBuf>, action: FirmwareAction) -> anyhow::Result<()
     match action {
         FirmwareAction::Add { file, version } => {
             evsync_recorder_protocol::firmware::FirmwareVersion::parse(&version)?;
-            let blobs = Blobs::open(&op.cfg.data_dir)?;
-            let (sha256, size) = store_image(&blobs, &file)?;
+            let blobs = Blobs::open(&op.cfg)?;
+            let partials = Partials::open(&op.cfg.partials_dir())?;
+            let (sha256, size) = store_image(&blobs, &partials, &file)?;
             op.audited("firmware.add", &version, format!("{sha256} {size} bytes"))?;
             let actor = op.actor.clone();
             if op.store.add_firmware(&version, &sha256, size, &actor)? {
@@ -103,30 +105,56 @@ pub fn run(config: Option<PathBuf>, action: FirmwareAction) -> anyhow::Result<()
     Ok(())
 }
 
+/// Runs `f` to completion on a runtime of its own, on a thread of its own
+/// (this command runs inside the command line's runtime, and may not block it).
+fn run_async<T: Send>(
+    f: impl std::future::Future<Output = anyhow::Result<T>> + Send,
+) -> anyhow::Result<T> {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .context("starting a runtime for the blob store")?
+                .block_on(f)
+        })
+        .join()
+        .map_err(|_| anyhow::anyhow!("the blob store thread panicked"))?
+    })
+}
+
 /// Copies `file` into the blob store, verified: hashed once to name it,
-/// and again while copying, so a file changed meanwhile is refused.
-fn store_image(blobs: &Blobs, file: &Path) -> anyhow::Result<(String, u64)> {
+/// and again while copying into a partial, so a file changed meanwhile is
+/// refused.
+fn store_image(blobs: &Blobs, partials: &Partials, file: &Path) -> anyhow::Result<(String, u64)> {
     let open = || std::fs::File::open(file).with_context(|| format!("reading {}", file.display()));
     let (hash, size) = Hash::of_stream(&mut open()?, &mut std::io::sink())
         .with_context(|| format!("reading {}", file.display()))?;
     let sha256 = hash.to_hex();
     anyhow::ensure!(size > 0, "{}: the image is empty", file.display());
-    if blobs.path(&sha256)?.exists() {
+    if run_async(blobs.size(&sha256))? == Some(size) {
         return Ok((sha256, size));
     }
-    let partial = blobs.partial(&sha256)?;
-    let mut to = std::fs::File::create(&partial)
-        .with_context(|| format!("creating {}", partial.display()))?;
+    let held = partials.try_take(&sha256)?.with_context(|| {
+        format!("an upload of the same content ({sha256}) is under way: try again later")
+    })?;
+    let partial = held.path().to_path_buf();
+    held.file()
+        .set_len(0)
+        .with_context(|| format!("emptying {}", partial.display()))?;
+    let mut to = held.file();
     let copied = Hash::of_stream(&mut open()?, &mut to)
         .with_context(|| format!("copying {} to {}", file.display(), partial.display()))?;
-    to.sync_all()?;
+    to.sync_all()
+        .with_context(|| format!("syncing {}", partial.display()))?;
     if copied != (hash, size) {
-        let _ = std::fs::remove_file(&partial);
+        held.remove()?;
         anyhow::bail!(
             "{} changed while it was being added: try again",
             file.display()
         );
     }
-    blobs.commit(&sha256)?;
+    run_async(blobs.commit(&sha256, &partial))?;
+    drop(held);
     Ok((sha256, size))
 }

@@ -555,7 +555,7 @@ pub fn check_config(config: Option<&Path>) -> anyhow::Result<()> {
     }) {
         Ok(cfg) => {
             println!(
-                "{origin}: ok (hub_id {}, data_dir {}, broker {}, api {})",
+                "{origin}: ok (hub_id {}, data_dir {}, broker {}, api {}, media {})",
                 cfg.hub_id,
                 cfg.data_dir.display(),
                 if cfg.mqtt.embedded {
@@ -563,7 +563,24 @@ pub fn check_config(config: Option<&Path>) -> anyhow::Result<()> {
                 } else {
                     redacted(cfg.mqtt.url.as_deref().unwrap_or_default())
                 },
-                cfg.http.listen
+                cfg.http.listen,
+                match (&cfg.media.store, &cfg.media.s3) {
+                    (crate::config::BlobStore::S3, Some(s3)) => format!(
+                        "in s3://{}/{}<sha256>, partials in {}",
+                        s3.bucket,
+                        if s3.prefix.is_empty() {
+                            String::new()
+                        } else {
+                            format!("{}/", s3.prefix)
+                        },
+                        cfg.partials_dir().display()
+                    ),
+                    _ => format!(
+                        "in {}, partials in {}",
+                        cfg.data_dir.join("blobs").display(),
+                        cfg.partials_dir().display()
+                    ),
+                }
             );
             Ok(())
         }

@@ -4,16 +4,21 @@
 //!
 //! - [`issuer`] signs grants and media receipts;
 //! - [`upload`] takes the bytes (`HEAD` for the durable offset, `PATCH` to
-//!   append), verifies the whole SHA-256 and moves them into [`blobs`];
-//! - [`serve`] plays them back with HTTP Range support.
+//!   append) into [`partials`] (a folder hubs may share, so an upload
+//!   continues on whichever hub takes its next chunk), verifies the whole
+//!   SHA-256 and moves them into [`blobs`] (a local folder or an
+//!   S3-compatible bucket);
+//! - [`serve`] plays them back with HTTP Range support, from either store.
 //!
 //! Why not MQTT for the bytes: see `docs/wire-protocol.md`, "Media data plane".
 
 pub mod blobs;
 pub mod issuer;
+pub mod partials;
 pub mod serve;
 pub mod upload;
 
 pub use blobs::Blobs;
 pub use issuer::Issuer;
+pub use partials::Partials;
 pub use upload::Uploads;

@@ -3,13 +3,10 @@
 //! support (single ranges, `If-Range`, `If-None-Match`), so a supervision
 //! platform can seek in a video without downloading it whole.
 
-use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use evsync_protocol::record::Kind;
-use tower::ServiceExt as _;
-use tower_http::services::ServeFile;
 
 use crate::api::{ApiError, AppState, Caller};
 use crate::store::MediaState;
@@ -67,11 +64,6 @@ pub async fn media(
         .audit(&caller, "media.read", &id, range, Vec::new())
         .await?;
     state.metrics().media_reads.inc();
-    let path = state
-        .uploads()
-        .blobs()
-        .path(&row.sha256)
-        .map_err(ApiError::internal)?;
     let etag = format!("\"{}\"", row.sha256);
     let etag_value = HeaderValue::from_str(&etag).map_err(|e| ApiError::internal(e.into()))?;
     let headers = req.headers();
@@ -95,16 +87,18 @@ pub async fn media(
         req.headers_mut().remove(header::RANGE);
     }
     let range = req.headers().get(header::RANGE).cloned();
-    let served = ServeFile::new(&path)
-        .oneshot(req)
+    let served = state
+        .uploads()
+        .blobs()
+        .serve(&row.sha256, req)
         .await
-        .map_err(|e| ApiError::internal(anyhow::anyhow!("serving {}: {e}", path.display())))?;
+        .map_err(ApiError::internal)?;
     match served.status() {
         StatusCode::OK | StatusCode::PARTIAL_CONTENT => {}
         StatusCode::NOT_FOUND => {
             return Err(ApiError::internal(anyhow::anyhow!(
                 "the recording of record {id} is marked stored but its blob {} is missing",
-                path.display()
+                row.sha256
             )))
         }
         StatusCode::RANGE_NOT_SATISFIABLE => {
@@ -128,12 +122,12 @@ pub async fn media(
         }
         // Conditional answers (If-Modified-Since, If-Unmodified-Since): as they are, with the ETag.
         _ => {
-            let mut r = served.map(Body::new);
+            let mut r = served;
             r.headers_mut().insert(header::ETAG, etag_value);
             return Ok(r);
         }
     }
-    let mut r = served.map(Body::new);
+    let mut r = served;
     let h = r.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

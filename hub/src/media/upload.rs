@@ -6,16 +6,20 @@
 //!   appends the request body.
 //!
 //! Both need `Authorization: Bearer <grant token>`, a grant the hub signed for
-//! exactly that record. Bytes go to `<data>/partials/<sha256>.part` through a
-//! writer thread while a hasher thread runs SHA-256 over the same chunks, so
-//! the whole-file hash is ready when the last byte lands. A complete file is
+//! exactly that record. Bytes go to the partial `<sha256>.part` in the
+//! partials folder ([`super::partials`]; shared between hubs, each request
+//! holding the partial's file lock while it writes) through a writer
+//! thread while a hasher thread runs SHA-256 over the same chunks, so the
+//! whole-file hash is ready when the last byte lands. A complete file is
 //! checked against the signed SHA-256, moved into the blob store and only
 //! then marked stored and receipted over MQTT. A mismatch discards the file
 //! (the agent sends it again from zero); repeated mismatches fail the record
 //! with an alert. A new request for the same content preempts an older one
-//! still open (an agent that restarted, or lost its network, retries).
+//! still open in this hub (an agent that restarted, or lost its network,
+//! retries); one open in another hub is waited for until it lets go.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path as FsPath;
 use std::sync::{Arc, Mutex};
@@ -34,6 +38,7 @@ use ring::digest;
 use serde_json::json;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 
+use super::partials::{Held, Partials};
 use super::{Blobs, Issuer};
 use crate::api::AppState;
 use crate::config::MediaConfig;
@@ -62,8 +67,14 @@ type Batch = Arc<Vec<Bytes>>;
 /// Bytes written between two background `fdatasync`s of a partial.
 const SYNC_EVERY: usize = 64 << 20;
 
+/// How often a request waiting for a partial another hub holds looks again.
+const TAKEOVER_POLL: Duration = Duration::from_millis(100);
+
 /// The SHA-256 of the first `len` bytes of a partial, carried between requests.
 struct Hashed {
+    /// Which file it was (device, inode): another hub may have removed the
+    /// partial and begun it anew meanwhile.
+    file: (u64, u64),
     len: u64,
     ctx: digest::Context,
 }
@@ -78,6 +89,7 @@ struct Slot {
 /// The upload service shared by the handlers.
 pub struct Uploads {
     blobs: Blobs,
+    partials: Partials,
     issuer: Arc<Issuer>,
     store: Arc<Mutex<Store>>,
     publisher: mpsc::UnboundedSender<Vec<Outgoing>>,
@@ -205,6 +217,7 @@ impl Uploads {
     /// The service; `store` is a connection of its own (it writes media states).
     pub fn new(
         blobs: Blobs,
+        partials: Partials,
         issuer: Arc<Issuer>,
         store: Arc<Mutex<Store>>,
         publisher: mpsc::UnboundedSender<Vec<Outgoing>>,
@@ -214,6 +227,7 @@ impl Uploads {
         let permits = Arc::new(Semaphore::new(cfg.max_concurrent_uploads));
         Self {
             blobs,
+            partials,
             issuer,
             store,
             publisher,
@@ -344,7 +358,7 @@ impl Uploads {
         if row.state != MediaState::Awaiting {
             return self.settled(&row);
         }
-        let path = match self.blobs.partial(&row.sha256) {
+        let path = match self.partials.path(&row.sha256) {
             Ok(p) => p,
             Err(e) => return internal(e),
         };
@@ -386,15 +400,41 @@ impl Uploads {
         };
         let slot = self.slot(&row.sha256);
         slot.preempt.notify_waiters();
-        let Ok(mut hashed) = tokio::time::timeout(TAKEOVER_WAIT, slot.hashed.lock()).await else {
-            return refuse(
+        let deadline = tokio::time::Instant::now() + TAKEOVER_WAIT;
+        let busy = || {
+            refuse(
                 StatusCode::SERVICE_UNAVAILABLE,
                 None,
                 "another upload of the same content is still finishing: retry shortly".into(),
-            );
+            )
+        };
+        let Ok(mut hashed) = tokio::time::timeout_at(deadline, slot.hashed.lock()).await else {
+            return busy();
+        };
+        // Another hub sharing the partials folder may be writing it.
+        let held = loop {
+            let partials = self.partials.clone();
+            let sha = row.sha256.clone();
+            match blocking(move || partials.try_take(&sha)).await {
+                Ok(Some(held)) => break held,
+                Ok(None) if tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(TAKEOVER_POLL).await
+                }
+                Ok(None) => return busy(),
+                Err(e) => return internal(e),
+            }
         };
         match self
-            .receive(&row, claimed, headers, body, &slot, &mut hashed, permit)
+            .receive(
+                &row,
+                claimed,
+                headers,
+                body,
+                &slot,
+                &mut hashed,
+                held,
+                permit,
+            )
             .await
         {
             Ok(r) => r,
@@ -414,6 +454,7 @@ impl Uploads {
         body: Body,
         slot: &Slot,
         hashed: &mut Option<Hashed>,
+        held: Held,
         _permit: OwnedSemaphorePermit,
     ) -> anyhow::Result<Response> {
         let sha = row.sha256.clone();
@@ -424,10 +465,11 @@ impl Uploads {
                 return Ok(self.settled(&now));
             }
         }
-        let path = self.blobs.partial(&sha)?;
-        let offset = blocking({
-            let path = path.clone();
-            move || durable_len(&path)
+        let path = held.path().to_path_buf();
+        let held = Arc::new(held);
+        let (offset, file_id) = blocking({
+            let held = held.clone();
+            move || Ok((held.durable_len()?, held.identity()?))
         })
         .await?;
         if claimed != offset {
@@ -454,15 +496,19 @@ impl Uploads {
             }
         }
         let ctx = match hashed.take() {
-            Some(h) if h.len == offset => h.ctx,
+            Some(h) if h.len == offset && h.file == file_id => h.ctx,
             _ => {
                 let path = path.clone();
                 blocking(move || hash_prefix(&path, offset)).await?
             }
         };
         self.metrics.uploads_active.inc();
+        let file = held
+            .file()
+            .try_clone()
+            .with_context(|| format!("opening {} again", path.display()))?;
         let received = self
-            .stream(body, &path, offset, row.size - offset, ctx, slot)
+            .stream(body, file, &path, offset, row.size - offset, ctx, slot)
             .await;
         self.metrics.uploads_active.dec();
         let (ended, written, ctx) = received?;
@@ -470,12 +516,17 @@ impl Uploads {
         let len = offset + written;
         match ended {
             Ended::Complete if len == row.size => {
-                let outcome = self.finish(row, ctx).await;
+                let held = Arc::into_inner(held).context("the partial is held once")?;
+                let outcome = self.finish(row, ctx, held).await;
                 self.forget_slot(&sha);
                 outcome
             }
             Ended::TooLong => {
-                *hashed = Some(Hashed { len, ctx });
+                *hashed = Some(Hashed {
+                    file: file_id,
+                    len,
+                    ctx,
+                });
                 Ok(refuse(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     Some(len),
@@ -483,7 +534,11 @@ impl Uploads {
                 ))
             }
             ended => {
-                *hashed = Some(Hashed { len, ctx });
+                *hashed = Some(Hashed {
+                    file: file_id,
+                    len,
+                    ctx,
+                });
                 if let Ended::Broken(why) = &ended {
                     tracing::info!(
                         record = row.record_id,
@@ -502,23 +557,21 @@ impl Uploads {
         }
     }
 
-    /// Streams `body` into the partial at `path` (holding `offset` bytes),
-    /// taking at most `room` bytes. Returns how it ended, the bytes written
-    /// (all fsynced) and the hash state over the whole partial.
+    /// Streams `body` into the partial `file` at `path` (holding `offset`
+    /// bytes, locked by the caller), taking at most `room` bytes. Returns
+    /// how it ended, the bytes written (all fsynced) and the hash state over
+    /// the whole partial.
+    #[allow(clippy::too_many_arguments)]
     async fn stream(
         &self,
         mut body: Body,
+        file: File,
         path: &FsPath,
         offset: u64,
         room: u64,
         ctx: digest::Context,
         slot: &Slot,
     ) -> anyhow::Result<(Ended, u64, digest::Context)> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .with_context(|| format!("opening {}", path.display()))?;
         anyhow::ensure!(
             file.metadata()?.len() == offset,
             "{} changed length under the upload lock",
@@ -638,17 +691,20 @@ impl Uploads {
     }
 
     /// The last byte is in: verify, store, receipt; or discard on a mismatch.
-    async fn finish(&self, row: &MediaRow, ctx: digest::Context) -> anyhow::Result<Response> {
+    /// The partial stays locked until it is stored or discarded.
+    async fn finish(
+        &self,
+        row: &MediaRow,
+        ctx: digest::Context,
+        held: Held,
+    ) -> anyhow::Result<Response> {
         let got = hex::encode(ctx.finish());
         let sha = row.sha256.clone();
         if got == sha {
-            let (blobs, size) = (self.blobs.clone(), row.size);
-            let stored = self
-                .with_store(move |s| {
-                    blobs.commit(&sha)?;
-                    s.blob_stored(&sha, size)
-                })
-                .await?;
+            self.blobs.commit(&sha, held.path()).await?;
+            drop(held);
+            let size = row.size;
+            let stored = self.with_store(move |s| s.blob_stored(&sha, size)).await?;
             self.metrics.media_stored.inc();
             tracing::info!(
                 record = row.record_id,
@@ -670,9 +726,10 @@ impl Uploads {
             ));
         }
         self.metrics.media_mismatches.inc();
-        let path = self.blobs.partial(&sha)?;
-        std::fs::remove_file(&path)
-            .with_context(|| format!("discarding the mismatched upload {}", path.display()))?;
+        let path = held.path().display().to_string();
+        blocking(move || held.remove())
+            .await
+            .with_context(|| format!("discarding the mismatched upload {path}"))?;
         let max = self.cfg.max_mismatches;
         let failed = {
             let got = got.clone();
@@ -710,8 +767,9 @@ impl Uploads {
         ))
     }
 
-    /// Deletes partial uploads nobody is writing that are older than the
-    /// configured time or whose content is no longer awaited. Returns how many.
+    /// Deletes partial uploads nobody (in this hub or another sharing the
+    /// folder) is writing that are older than the configured time or whose
+    /// content is no longer awaited. Returns how many.
     pub fn sweep(&self) -> anyhow::Result<usize> {
         let awaited: std::collections::HashSet<String> = self
             .store
@@ -722,7 +780,7 @@ impl Uploads {
             .collect();
         let ttl = Duration::from_secs(self.cfg.partial_ttl_secs);
         let mut removed = 0;
-        for (sha, modified) in self.blobs.partials()? {
+        for (sha, modified) in self.partials.list()? {
             let stale = modified.elapsed().is_ok_and(|age| age > ttl);
             if !stale && awaited.contains(&sha) {
                 continue;
@@ -733,12 +791,12 @@ impl Uploads {
                 continue;
             };
             *hashed = None;
-            let path = self.blobs.partial(&sha)?;
-            match std::fs::remove_file(&path) {
-                Ok(()) => removed += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("removing {}", path.display())),
-            }
+            // Busy in another hub.
+            let Some(held) = self.partials.try_take(&sha)? else {
+                continue;
+            };
+            held.remove()?;
+            removed += 1;
             drop(hashed);
             self.forget_slot(&sha);
             tracing::info!(sha256 = sha, stale, "abandoned partial upload removed");
