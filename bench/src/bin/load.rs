@@ -184,10 +184,26 @@ fn agent_config(dir: &Path, id: &str, mqtt: &str, key: &PublicKey, o: &Opts) -> 
     cfg
 }
 
-/// Drops the run's schema (and everything in it).
-async fn drop_schema(url: &str, schema: &str) -> anyhow::Result<()> {
+/// Prints the bytes the run's schema takes per record, then drops it (and
+/// everything in it).
+async fn size_and_drop_schema(
+    url: &str,
+    schema: &str,
+    records: Option<usize>,
+) -> anyhow::Result<()> {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
     tokio::spawn(conn);
+    if let Some(n) = records.filter(|&n| n > 0) {
+        let row = client
+            .query_one(
+                "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT FROM pg_class c
+                 JOIN pg_namespace s ON s.oid = c.relnamespace WHERE s.nspname = $1 AND c.relkind = 'r'",
+                &[&schema],
+            )
+            .await?;
+        let bytes: i64 = row.get(0);
+        println!("store_bytes_per_record={:.0}", bytes as f64 / n as f64);
+    }
     client
         .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
         .await?;
@@ -279,10 +295,13 @@ async fn main() -> anyhow::Result<()> {
     }
     let run = run(&o, dir.path(), &mqtt, &apis, &mut hubs, token).await;
     drop(hubs);
-    if let Err(e) = drop_schema(&o.store_url, &schema).await {
+    let records = run.as_ref().ok().map(|r| r.0);
+    if let Err(e) = size_and_drop_schema(&o.store_url, &schema, records).await {
         eprintln!("dropping schema {schema}: {e:#}");
     }
-    run
+    // The headline, last.
+    println!("records_per_s={:.0}", run?.1);
+    Ok(())
 }
 
 async fn run(
@@ -292,14 +311,13 @@ async fn run(
     apis: &[String],
     hubs: &mut [HubProc],
     token: &str,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<(usize, f64)> {
     let hub_key = PublicKey::from_base64(&std::fs::read_to_string(dir.join("hub0/data/hub.pub"))?)?;
     let record_bytes = 700.0;
     let tcp = baseline_tcp_bytes_per_s(512 << 20).await?;
-    println!(
-        "baseline_tcp_copy_records_per_s={:.0} (loopback bytes/s over {record_bytes} bytes a record)",
-        tcp / record_bytes
-    );
+    // The same bytes as the records, as a raw TCP copy on loopback.
+    println!("baseline_tcp_copy_bytes_per_s={tcp:.0}");
+    println!("baseline_tcp_copy_records_per_s={:.0}", tcp / record_bytes);
 
     // The shift's records, signed into each agent's buffer.
     let t = Instant::now();
@@ -489,6 +507,5 @@ async fn run(
         "errors_refused={refused} hub_rejected={rejected:.0} duplicates_absorbed={duplicates:.0} agent_resends={resends} stored_counted={stored:.0}"
     );
     println!("ratio_vs_tcp_copy={:.4}", rate / (tcp / record_bytes));
-    println!("records_per_s={rate:.0}");
-    Ok(())
+    Ok((ids.len(), rate))
 }
