@@ -172,6 +172,23 @@ pub struct MqttConfig {
     /// goes to one hub of the group. Every hub of the group needs its own
     /// `hub_id` and the same hub key (`<data_dir>/hub.key`).
     pub share_group: Option<String>,
+    /// Embedded broker: let in only enrolled agents with their own
+    /// credential (user name = client id = device id), each confined to its
+    /// own `evsync/v1/<device-id>/` topics (docs/operations.md, "Transport
+    /// security"). Off by default so the demo runs without enrollment: then
+    /// any client may connect, as any id, to any topic.
+    pub require_auth: bool,
+    /// Embedded broker: refuse clients that do not speak TLS (needs
+    /// `tls_cert` and `tls_key`).
+    pub require_tls: bool,
+    /// Embedded broker: certificate chain (PEM) of its TLS listener. With
+    /// `tls_key`, clients may connect over TLS on `listen`.
+    pub tls_cert: Option<PathBuf>,
+    /// Embedded broker: private key (PEM, keep it 0600) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// External broker at an `mqtts://` URL: the CA certificate (PEM) its
+    /// certificate must chain to.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// HTTP settings.
@@ -182,6 +199,11 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Bearer token of the API. Generated into `<data_dir>/api-token` when absent.
     pub token: Option<String>,
+    /// Certificate chain (PEM): with `tls_key`, the API (and uploads) are
+    /// served over HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM, keep it 0600) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HubConfig {
@@ -210,6 +232,11 @@ impl Default for MqttConfig {
             username: None,
             password_file: None,
             share_group: None,
+            require_auth: false,
+            require_tls: false,
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
         }
     }
 }
@@ -219,6 +246,8 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
             token: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -431,10 +460,28 @@ impl HubConfig {
             (None, false) => p.push(
                 "mqtt.url is missing: expected mqtt://host:port when mqtt.embedded = false".into(),
             ),
-            (Some(u), false) if !u.starts_with("mqtt://") => {
-                p.push(format!("mqtt.url = {u:?}: expected mqtt://host:port"))
+            (Some(u), false) if !u.starts_with("mqtt://") && !u.starts_with("mqtts://") => p.push(
+                format!("mqtt.url = {u:?}: expected mqtt://host:port or mqtts://host:port"),
+            ),
+            (Some(u), false) if u.starts_with("mqtts://") && self.mqtt.ca_file.is_none() => {
+                p.push(format!(
+                    "mqtt.url = {u:?} is mqtts://: expected mqtt.ca_file, the broker's CA certificate (PEM)"
+                ))
             }
             _ => {}
+        }
+        let m = &self.mqtt;
+        if !m.embedded && (m.require_auth || m.require_tls || m.tls_cert.is_some()) {
+            p.push("mqtt.require_auth, require_tls and tls_cert are for the embedded broker; an external broker enforces its own (`evsync-hub broker mosquitto --tls-port`)".into());
+        }
+        if m.tls_cert.is_some() != m.tls_key.is_some() {
+            p.push("mqtt.tls_cert and mqtt.tls_key: expected both or neither".into());
+        }
+        if m.require_tls && m.tls_cert.is_none() {
+            p.push("mqtt.require_tls = true: expected mqtt.tls_cert and mqtt.tls_key".into());
+        }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            p.push("http.tls_cert and http.tls_key: expected both or neither".into());
         }
         if let Some(g) = &self.mqtt.share_group {
             if g.is_empty() || g.contains(['/', '+', '#']) {

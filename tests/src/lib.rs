@@ -76,6 +76,7 @@ pub fn hub_config(dir: &Path, external_broker: Option<String>) -> anyhow::Result
         http: HttpConfig {
             listen: free_loopback_addr()?,
             token: Some("test-token-0123456789".into()),
+            ..HttpConfig::default()
         },
         media: MediaConfig::default(),
         store: Default::default(),
