@@ -55,6 +55,44 @@ pub fn mosquitto_url() -> Option<String> {
     }
 }
 
+/// Where tests look for Mosquitto to run a private broker with.
+pub const MOSQUITTO_EXE: &str = "/usr/sbin/mosquitto";
+
+/// Starts a Mosquitto of the test's own with `conf` (its listeners, files
+/// and ACL) in `dir`, run as the current user (as root Mosquitto would
+/// become `mosquitto`, who cannot read the test's private files), without
+/// persistence, logging to `<dir>/mosquitto.log`; returns once `addr`
+/// accepts TCP. `None`, with the reason printed, when there is no
+/// Mosquitto executable. Stopped when the returned [`Proc`] is dropped.
+pub async fn private_mosquitto(
+    dir: &Path,
+    conf: &str,
+    addr: SocketAddr,
+) -> anyhow::Result<Option<Proc>> {
+    if !Path::new(MOSQUITTO_EXE).exists() {
+        eprintln!("SKIPPED: no {MOSQUITTO_EXE} to run a broker of the test's own");
+        return Ok(None);
+    }
+    let me = Command::new("id").arg("-un").output()?;
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_owned();
+    let path = dir.join("mosquitto-private.conf");
+    std::fs::write(
+        &path,
+        format!("user {me}\npersistence false\nlog_dest stderr\n{conf}"),
+    )?;
+    let broker = Proc::start(
+        MOSQUITTO_EXE,
+        &["-c", &path.display().to_string()],
+        &dir.join("mosquitto.log"),
+    )?;
+    eventually(Duration::from_secs(10), "mosquitto listening", || async {
+        Ok(tokio::net::TcpStream::connect(addr).await.is_ok())
+    })
+    .await
+    .with_context(|| format!("mosquitto log:\n{}", broker.log_tail(20)))?;
+    Ok(Some(broker))
+}
+
 /// A short random suffix so parallel runs on a shared broker do not collide.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", fastrand::u32(..))
