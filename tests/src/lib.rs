@@ -390,6 +390,7 @@ where
 pub struct Api {
     base: String,
     token: String,
+    ca: Option<std::path::PathBuf>,
 }
 
 impl Api {
@@ -398,6 +399,16 @@ impl Api {
         Self {
             base: format!("http://{addr}"),
             token: token.to_owned(),
+            ca: None,
+        }
+    }
+
+    /// A client for the hub's API over HTTPS at `addr`, trusting only the CA in `ca` (for [`Api::get`]).
+    pub fn https(addr: SocketAddr, token: &str, ca: &Path) -> Self {
+        Self {
+            base: format!("https://{addr}"),
+            token: token.to_owned(),
+            ca: Some(ca.to_owned()),
         }
     }
 
@@ -405,8 +416,17 @@ impl Api {
     pub async fn get(&self, path: &str, with_token: bool) -> anyhow::Result<(u16, Value)> {
         let url = format!("{}{path}", self.base);
         let auth = with_token.then(|| format!("Bearer {}", self.token));
+        let tls = self
+            .ca
+            .as_deref()
+            .map(evsync_agent::tls::http_tls)
+            .transpose()?;
         tokio::task::spawn_blocking(move || {
-            let agent = ureq::Agent::config_builder()
+            let mut agent = ureq::Agent::config_builder();
+            if let Some(tls) = tls {
+                agent = agent.tls_config(tls);
+            }
+            let agent = agent
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(10)))
                 .build()
@@ -429,6 +449,7 @@ impl Api {
         Self {
             base: self.base.clone(),
             token: token.to_owned(),
+            ca: self.ca.clone(),
         }
     }
 
