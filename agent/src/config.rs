@@ -254,9 +254,9 @@ pub struct UploadSection {
     pub important_markers: Vec<String>,
     /// Seconds between requests for grants the hub has not answered.
     pub grant_retry_secs: u64,
-    /// CA certificate (PEM) that HTTPS upload URLs must chain to (the hub's
-    /// API over TLS). Without it, uploads to `https://` URLs fail: the agent
-    /// trusts no system roots.
+    /// CA certificate (PEM) that the hub's HTTPS URLs (uploads, and docks'
+    /// firmware downloads) must chain to. Without it, `https://` URLs fail:
+    /// the agent trusts no system roots.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
 }

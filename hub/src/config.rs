@@ -431,6 +431,21 @@ impl HubConfig {
     /// (the hub's broker secret): `check-config` reports these too.
     pub fn serve_problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        for (field, cert, key) in [
+            ("mqtt", &self.mqtt.tls_cert, &self.mqtt.tls_key),
+            ("http", &self.http.tls_cert, &self.http.tls_key),
+        ] {
+            if let (Some(cert), Some(key)) = (cert, key) {
+                if let Err(e) = crate::tls::server_config(cert, key) {
+                    p.push(format!("{field}.tls_cert / {field}.tls_key: {e:#}"));
+                }
+            }
+        }
+        if let Some(ca) = &self.mqtt.ca_file {
+            if let Err(e) = evsync_agent::tls::client_config(ca) {
+                p.push(format!("mqtt.ca_file: {e:#}"));
+            }
+        }
         if let (false, Some(f)) = (self.mqtt.embedded, &self.mqtt.password_file) {
             match std::fs::read_to_string(f) {
                 Ok(s) if s.trim().is_empty() => p.push(format!(
@@ -659,6 +674,52 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].starts_with("mqtt.password_file = "), "{p:?}");
         assert!(p[0].contains("expected the hub's broker secret"), "{p:?}");
+    }
+
+    #[test]
+    fn tls_settings_are_checked_together_and_their_files_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = HubConfig {
+            mqtt: MqttConfig {
+                require_tls: true,
+                tls_key: Some(dir.path().join("server.key")),
+                ..MqttConfig::default()
+            },
+            http: HttpConfig {
+                tls_cert: Some(dir.path().join("server.pem")),
+                tls_key: Some(dir.path().join("server.key")),
+                ..HttpConfig::default()
+            },
+            ..HubConfig::default()
+        };
+        let p = cfg.problems();
+        assert!(
+            p.iter()
+                .any(|x| x.starts_with("mqtt.tls_cert and mqtt.tls_key")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|x| x.starts_with("mqtt.require_tls = true")),
+            "{p:?}"
+        );
+        let p = cfg.serve_problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("http.tls_cert / http.tls_key: "), "{p:?}");
+        crate::tls::init(dir.path(), &["localhost".into()]).unwrap();
+        assert!(cfg.serve_problems().is_empty());
+        let external = HubConfig {
+            mqtt: MqttConfig {
+                embedded: false,
+                url: Some("mqtts://broker:8883".into()),
+                require_auth: true,
+                ..MqttConfig::default()
+            },
+            ..HubConfig::default()
+        };
+        let p = external.problems();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("expected mqtt.ca_file"), "{p:?}");
+        assert!(p[1].contains("are for the embedded broker"), "{p:?}");
     }
 
     #[test]

@@ -51,6 +51,9 @@ pub struct GuardConfig {
 pub struct CredentialSource {
     store: Mutex<Store>,
     current: watch::Sender<Arc<Credentials>>,
+    /// When the store was last read on a client's behalf: at most once a
+    /// second, so failed logins cannot make the hub query its store at will.
+    looked: Mutex<Option<std::time::Instant>>,
 }
 
 impl CredentialSource {
@@ -61,6 +64,7 @@ impl CredentialSource {
         Ok(Arc::new(Self {
             store: Mutex::new(store),
             current,
+            looked: Mutex::new(None),
         }))
     }
 
@@ -84,6 +88,27 @@ impl CredentialSource {
         let snapshot = Arc::new(Credentials::new(all));
         self.current.send_replace(snapshot.clone());
         Ok(snapshot)
+    }
+
+    /// A fresh snapshot for a client whose login the current one refuses,
+    /// unless the store was read for a client less than a second ago.
+    pub async fn reload_for_client(self: &Arc<Self>) -> anyhow::Result<Arc<Credentials>> {
+        let due = {
+            let mut looked = self
+                .looked
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the credential lookup lock is poisoned"))?;
+            let due = looked.is_none_or(|t| t.elapsed() >= Duration::from_secs(1));
+            if due {
+                *looked = Some(std::time::Instant::now());
+            }
+            due
+        };
+        if due {
+            self.reload().await
+        } else {
+            Ok(self.current.borrow().clone())
+        }
     }
 
     /// Reloads every [`RECHECK`] until shutdown; a failed read is logged
@@ -228,7 +253,7 @@ async fn serve(
         Err(Refusal::UnknownClient | Refusal::BadCredentials | Refusal::Revoked)
     ) {
         // Issued or revoked since the last look: look again before refusing.
-        snapshot = creds.reload().await.map_err(Ended::Failed)?;
+        snapshot = creds.reload_for_client().await.map_err(Ended::Failed)?;
         outcome = guard::authenticate(&connect, &snapshot, cfg.require_auth);
     }
     let who = match outcome {
