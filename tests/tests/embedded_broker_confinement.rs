@@ -2,7 +2,8 @@
 //! `mqtt.require_auth`, the hub's guard in front of rumqttd lets in only
 //! enrolled agents with their own credential, confines each to its own
 //! `evsync/v1/<device-id>/` topics, drops a connected agent once revoked,
-//! and with `mqtt.require_tls` refuses clients without TLS — every refusal
+//! refuses MQTT 5 clients clearly (it reads 3.1.1 only), and with
+//! `mqtt.require_tls` refuses clients without TLS — every refusal
 //! counted in `/metrics` by reason. An enrolled agent syncs through it (over
 //! TLS in the second test). SPEC.md guarantee 5 (unknown devices and revoked
 //! keys get a clear refusal, never a crash).
@@ -147,6 +148,32 @@ async fn each_device_is_confined_to_its_own_topics_and_every_refusal_is_counted(
         "a revoked credential"
     );
 
+    // MQTT 5 is refused clearly (the guard reads 3.1.1 only).
+    let addr = hub.mqtt_url.trim_start_matches("mqtt://").to_owned();
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow::anyhow!("{addr}"))?;
+    let mut v5 = rumqttc::v5::MqttOptions::new(a.clone(), host, port.parse()?);
+    v5.set_credentials(a.clone(), secret_a.clone());
+    let (_v5_client, mut v5_events) = rumqttc::v5::AsyncClient::new(v5, 4);
+    let v5_connected = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            match v5_events.poll().await {
+                Ok(rumqttc::v5::Event::Incoming(rumqttc::v5::mqttbytes::v5::Packet::ConnAck(
+                    ack,
+                ))) => return ack.code == rumqttc::v5::mqttbytes::v5::ConnectReturnCode::Success,
+                Ok(_) => {}
+                Err(_) => return false,
+            }
+        }
+    })
+    .await
+    .unwrap_or(false);
+    assert!(
+        !v5_connected,
+        "an MQTT 5 client connected through the guard"
+    );
+
     // Publishing or subscribing under another device's topics ends the connection.
     let (client, mut events) = connect(&url, &b, Some((&b, &secret_b)), None)
         .await?
@@ -202,6 +229,7 @@ async fn each_device_is_confined_to_its_own_topics_and_every_refusal_is_counted(
         ("no_credentials", 1.0),
         ("revoked", 3.0),
         ("foreign_topic", 2.0),
+        ("mqtt5_unsupported", 1.0),
     ] {
         let n = refusals(&api, reason).await?;
         assert!(

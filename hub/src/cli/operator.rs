@@ -591,11 +591,29 @@ pub fn check_config(config: Option<&Path>) -> anyhow::Result<()> {
                 cfg.hub_id,
                 cfg.data_dir.display(),
                 if cfg.mqtt.embedded {
-                    format!("embedded on {}", cfg.mqtt.listen)
+                    let m = &cfg.mqtt;
+                    format!(
+                        "embedded on {} ({}, {})",
+                        m.listen,
+                        if m.require_auth {
+                            "device credentials required"
+                        } else {
+                            "open: require_auth = false"
+                        },
+                        match (m.require_tls, m.tls_cert.is_some()) {
+                            (true, _) => "TLS required",
+                            (false, true) => "TLS offered",
+                            (false, false) => "no TLS",
+                        }
+                    )
                 } else {
                     redacted(cfg.mqtt.url.as_deref().unwrap_or_default())
                 },
-                cfg.http.listen
+                if cfg.http.tls_cert.is_some() {
+                    format!("https://{}", cfg.http.listen)
+                } else {
+                    cfg.http.listen.to_string()
+                }
             );
             Ok(())
         }
