@@ -88,12 +88,17 @@ pub fn mqtt_transport(
     Ok(())
 }
 
-/// A ureq TLS configuration trusting only the CAs in `ca_file`.
-pub fn http_tls(ca_file: &Path) -> anyhow::Result<ureq::tls::TlsConfig> {
-    let certs = certificates(ca_file)?
-        .into_iter()
-        .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
-        .collect();
+/// A ureq TLS configuration trusting only the CAs in `ca_file`; without
+/// one, none at all, so that an `https://` URL fails with a certificate
+/// error (ureq's defaults would panic: no system roots are compiled in).
+pub fn http_tls(ca_file: Option<&Path>) -> anyhow::Result<ureq::tls::TlsConfig> {
+    let certs = match ca_file {
+        Some(ca) => certificates(ca)?
+            .into_iter()
+            .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+            .collect(),
+        None => Vec::new(),
+    };
     Ok(ureq::tls::TlsConfig::builder()
         .provider(ureq::tls::TlsProvider::Rustls)
         .root_certs(ureq::tls::RootCerts::Specific(Arc::new(certs)))

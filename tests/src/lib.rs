@@ -416,17 +416,10 @@ impl Api {
     pub async fn get(&self, path: &str, with_token: bool) -> anyhow::Result<(u16, Value)> {
         let url = format!("{}{path}", self.base);
         let auth = with_token.then(|| format!("Bearer {}", self.token));
-        let tls = self
-            .ca
-            .as_deref()
-            .map(evsync_agent::tls::http_tls)
-            .transpose()?;
+        let tls = evsync_agent::tls::http_tls(self.ca.as_deref())?;
         tokio::task::spawn_blocking(move || {
-            let mut agent = ureq::Agent::config_builder();
-            if let Some(tls) = tls {
-                agent = agent.tls_config(tls);
-            }
-            let agent = agent
+            let agent = ureq::Agent::config_builder()
+                .tls_config(tls)
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(10)))
                 .build()

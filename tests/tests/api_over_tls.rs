@@ -44,6 +44,18 @@ async fn an_agent_syncs_records_over_mqtts_and_recordings_over_https() -> anyhow
             .is_err(),
         "plain HTTP answered on the HTTPS port"
     );
+    // An HTTPS client given no CA (an agent without upload.ca_file) gets a
+    // certificate error, not a panic, and trusts no system root.
+    let url = format!("{}/healthz", hub.api_url);
+    let untrusting = tokio::task::spawn_blocking(move || -> anyhow::Result<bool> {
+        let agent = ureq::Agent::config_builder()
+            .tls_config(evsync_agent::tls::http_tls(None)?)
+            .build()
+            .new_agent();
+        Ok(agent.get(&url).call().is_err())
+    })
+    .await??;
+    assert!(untrusting, "an HTTPS client with no CA trusted the hub");
 
     let mut agent_cfg = agent_config(dir.path(), &field, &hub.mqtt_url, &hub.public_key);
     let secret_file = dir.path().join("secret");

@@ -192,11 +192,8 @@ fn download(
         have = 0;
     }
     if have < image.size {
-        let mut http = ureq::Agent::config_builder();
-        if let Some(ca) = ca_file {
-            http = http.tls_config(crate::tls::http_tls(ca).context("upload.ca_file")?);
-        }
-        let http: ureq::Agent = http
+        let http: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(crate::tls::http_tls(ca_file).context("upload.ca_file")?)
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_global(Some(DOWNLOAD_TIMEOUT))

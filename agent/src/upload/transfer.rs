@@ -68,12 +68,9 @@ impl Read for Feed<'_> {
 /// The HTTP client of uploads: statuses are answers, not errors; connects
 /// time out; HTTPS trusts only the CAs in `ca_file` (none without it).
 pub fn client(ca_file: Option<&std::path::Path>) -> anyhow::Result<ureq::Agent> {
-    let mut builder = ureq::Agent::config_builder();
-    if let Some(ca) = ca_file {
-        builder =
-            builder.tls_config(crate::tls::http_tls(ca).map_err(|e| e.context("upload.ca_file"))?);
-    }
-    Ok(builder
+    let tls = crate::tls::http_tls(ca_file).map_err(|e| e.context("upload.ca_file"))?;
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls)
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_recv_response(Some(Duration::from_secs(120)))
