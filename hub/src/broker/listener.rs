@@ -369,3 +369,44 @@ async fn write_connack(client: &mut (impl AsyncWrite + Unpin), r: Refusal) -> st
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_are_cut_whole_from_a_stream_that_arrives_in_pieces() {
+        let mut stream = BytesMut::new();
+        let mut ping_then_publish = vec![0xC0, 0x00];
+        let mut publish = rumqttc::mqttbytes::v4::Publish::new(
+            "evsync/v1/field-1/records",
+            rumqttc::QoS::AtMostOnce,
+            vec![1u8; 200],
+        );
+        publish.pkid = 0;
+        let mut encoded = BytesMut::new();
+        Packet::Publish(publish)
+            .write(&mut encoded, 1 << 20)
+            .unwrap();
+        ping_then_publish.extend_from_slice(&encoded);
+        stream.extend_from_slice(&ping_then_publish[..10]);
+        assert_eq!(
+            next_frame(&mut stream, 1 << 20).ok().flatten().as_deref(),
+            Some(&[0xC0, 0x00][..])
+        );
+        assert!(
+            next_frame(&mut stream, 1 << 20).ok().unwrap().is_none(),
+            "half a publish"
+        );
+        stream.extend_from_slice(&ping_then_publish[10..]);
+        let frame = next_frame(&mut stream, 1 << 20).ok().flatten().unwrap();
+        assert_eq!(&frame[..], &encoded[..]);
+        assert!(stream.is_empty());
+        // Larger than allowed: refused before it is read.
+        stream.extend_from_slice(&encoded);
+        assert!(matches!(
+            next_frame(&mut stream, 100),
+            Err(Ended::Refused(Refusal::Malformed, _))
+        ));
+    }
+}

@@ -135,7 +135,9 @@ pub async fn start_embedded(
         "evsync-hub-internal".to_owned(),
         crate::mosquitto::new_secret()?,
     );
-    start(internal, Some(login.clone())).await?;
+    start(internal, Some(login.clone()))
+        .await
+        .context("starting rumqttd on its internal loopback port, behind the guard")?;
     let creds = listener::CredentialSource::new(store()?)
         .context("reading broker credentials from the store")?;
     let scheme = if tls.is_some() { "mqtts" } else { "mqtt" };
