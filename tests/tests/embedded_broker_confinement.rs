@@ -1,7 +1,8 @@
 //! Issue 8, item 4 (transport security) on the embedded broker: with
 //! `mqtt.require_auth`, the hub's guard in front of rumqttd lets in only
 //! enrolled agents with their own credential, confines each to its own
-//! `evsync/v1/<device-id>/` topics, drops a connected agent once revoked,
+//! `evsync/v1/<device-id>/` topics (docks may also read recorders'
+//! configuration), drops a connected agent once revoked,
 //! refuses MQTT 5 clients clearly (it reads 3.1.1 only), and with
 //! `mqtt.require_tls` refuses clients without TLS — every refusal
 //! counted in `/metrics` by reason. An enrolled agent syncs through it (over
@@ -17,12 +18,20 @@ use evsync_hub::server::Hub;
 use evsync_hub::store::{DeviceKind, DeviceState, Store};
 use rumqttc::{AsyncClient, ConnectReturnCode, Event, EventLoop, Packet, QoS};
 
-/// Issues `id` a broker credential in the hub's store; returns the secret.
+/// Issues field device `id` a broker credential in the hub's store; returns the secret.
 fn enroll(cfg: &evsync_hub::config::HubConfig, id: &str) -> anyhow::Result<String> {
+    enroll_as(cfg, id, DeviceKind::Field)
+}
+
+fn enroll_as(
+    cfg: &evsync_hub::config::HubConfig,
+    id: &str,
+    kind: DeviceKind,
+) -> anyhow::Result<String> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     let secret = evsync_hub::mosquitto::new_secret()?;
     let hash = evsync_hub::mosquitto::password_hash(&secret)?;
-    Store::connect(&cfg.store_location())?.set_credential(id, DeviceKind::Field, &hash, "test")?;
+    Store::connect(&cfg.store_location())?.set_credential(id, kind, &hash, "test")?;
     Ok(secret)
 }
 
@@ -98,6 +107,8 @@ async fn each_device_is_confined_to_its_own_topics_and_every_refusal_is_counted(
     let secret_b = enroll(&cfg, &b)?;
     let secret_c = enroll(&cfg, &c)?;
     let secret_r = enroll(&cfg, &r)?;
+    let dock = unique("dock");
+    let secret_dock = enroll_as(&cfg, &dock, DeviceKind::Dock)?;
     revoke(&cfg, &r)?;
     let hub = Hub::start(cfg.clone()).await?;
     let api = Api::new(hub.http_addr, &hub.token);
@@ -208,6 +219,29 @@ async fn each_device_is_confined_to_its_own_topics_and_every_refusal_is_counted(
         "a foreign subscription let through"
     );
 
+    // A dock may also read recorders' configuration (it applies it to
+    // whichever is docked), and nothing else of theirs.
+    let (client, mut events) = connect(&url, &dock, Some((&dock, &secret_dock)), None)
+        .await?
+        .map_err(|code| anyhow::anyhow!("{dock} refused: {code:?}"))?;
+    client
+        .subscribe("evsync/v1/ZFY0001/config", QoS::AtLeastOnce)
+        .await?;
+    client
+        .subscribe("evsync/v1/+/config", QoS::AtLeastOnce)
+        .await?;
+    assert!(
+        !dropped(&mut events, Duration::from_millis(500)).await,
+        "a dock refused recorders' configuration"
+    );
+    client
+        .subscribe("evsync/v1/ZFY0001/receipts", QoS::AtLeastOnce)
+        .await?;
+    assert!(
+        dropped(&mut events, Duration::from_secs(5)).await,
+        "a dock read a recorder's receipts"
+    );
+
     // A connected device revoked is dropped within the recheck interval.
     let (_client, mut events) = connect(&url, &c, Some((&c, &secret_c)), None)
         .await?
@@ -228,7 +262,7 @@ async fn each_device_is_confined_to_its_own_topics_and_every_refusal_is_counted(
         ("unknown_client", 1.0),
         ("no_credentials", 1.0),
         ("revoked", 3.0),
-        ("foreign_topic", 2.0),
+        ("foreign_topic", 3.0),
         ("mqtt5_unsupported", 1.0),
     ] {
         let n = refusals(&api, reason).await?;
