@@ -254,6 +254,11 @@ pub struct UploadSection {
     pub important_markers: Vec<String>,
     /// Seconds between requests for grants the hub has not answered.
     pub grant_retry_secs: u64,
+    /// CA certificate (PEM) that the hub's HTTPS URLs (uploads, and docks'
+    /// firmware downloads) must chain to. Without it, `https://` URLs fail:
+    /// the agent trusts no system roots.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for UploadSection {
@@ -263,6 +268,7 @@ impl Default for UploadSection {
             max_bytes_per_sec: 0,
             important_markers: vec!["_IMP".into(), "IMPORTANT".into()],
             grant_retry_secs: 5,
+            ca_file: None,
         }
     }
 }
@@ -287,8 +293,13 @@ fn default_role() -> String {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MqttSection {
-    /// `mqtt://host:port`.
+    /// `mqtt://host:port`, or `mqtts://host:port` for MQTT over TLS (then
+    /// `ca_file` is required).
     pub url: String,
+    /// CA certificate (PEM) the broker's certificate must chain to, for
+    /// `mqtts://` (`evsync-hub broker tls-init` makes one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
     /// File holding this device's broker secret (issued by `evsync-hub
     /// devices credential`); the user name is the device id. Without it
     /// the agent connects without credentials.
@@ -373,6 +384,7 @@ impl AgentConfig {
             hub_public_key: hub_key.to_base64(),
             mqtt: MqttSection {
                 password_file: None,
+                ca_file: None,
                 url: mqtt_url.to_owned(),
             },
             uplink: UplinkSection::default(),
@@ -445,9 +457,14 @@ impl AgentConfig {
         if let Err(e) = self.hub_key() {
             p.push(e.to_string());
         }
-        if !self.mqtt.url.starts_with("mqtt://") {
+        if !(self.mqtt.url.starts_with("mqtt://") || self.mqtt.url.starts_with("mqtts://")) {
             p.push(format!(
-                "mqtt.url = {:?}: expected mqtt://host:port",
+                "mqtt.url = {:?}: expected mqtt://host:port or mqtts://host:port",
+                self.mqtt.url
+            ));
+        } else if self.mqtt.url.starts_with("mqtts://") && self.mqtt.ca_file.is_none() {
+            p.push(format!(
+                "mqtt.url = {:?} is mqtts://: expected mqtt.ca_file, the broker's CA certificate (PEM)",
                 self.mqtt.url
             ));
         }

@@ -31,5 +31,6 @@ pub mod health;
 pub mod probe;
 pub mod records;
 pub mod spool;
+pub mod tls;
 pub mod uplink;
 pub mod upload;

@@ -52,8 +52,10 @@ pub struct Stats {
 /// Builds the MQTT options of the agent: persistent session, last will, packet limits.
 pub fn options(cfg: &AgentConfig) -> anyhow::Result<MqttOptions> {
     let url = &cfg.mqtt.url;
-    let mut opts = MqttOptions::parse_url(format!("{url}?client_id={}", cfg.device_id))
+    let plain = crate::tls::parse_url_form(url);
+    let mut opts = MqttOptions::parse_url(format!("{plain}?client_id={}", cfg.device_id))
         .with_context(|| format!("mqtt.url = {url:?}: expected mqtt://host:port"))?;
+    crate::tls::mqtt_transport(&mut opts, url, cfg.mqtt.ca_file.as_deref(), "mqtt")?;
     let max = batch::MAX_PAYLOAD + 4096;
     opts.set_keep_alive(Duration::from_secs(30))
         .set_clean_session(false)

@@ -273,6 +273,23 @@ pub struct MqttConfig {
     /// goes to one hub of the group. Every hub of the group needs its own
     /// `hub_id` and the same hub key (`<data_dir>/hub.key`).
     pub share_group: Option<String>,
+    /// Embedded broker: let in only enrolled agents with their own
+    /// credential (user name = client id = device id), each confined to its
+    /// own `evsync/v1/<device-id>/` topics (docs/operations.md, "Transport
+    /// security"). Off by default so the demo runs without enrollment: then
+    /// any client may connect, as any id, to any topic.
+    pub require_auth: bool,
+    /// Embedded broker: refuse clients that do not speak TLS (needs
+    /// `tls_cert` and `tls_key`).
+    pub require_tls: bool,
+    /// Embedded broker: certificate chain (PEM) of its TLS listener. With
+    /// `tls_key`, clients may connect over TLS on `listen`.
+    pub tls_cert: Option<PathBuf>,
+    /// Embedded broker: private key (PEM, keep it 0600) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// External broker at an `mqtts://` URL: the CA certificate (PEM) its
+    /// certificate must chain to.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// HTTP settings.
@@ -283,6 +300,11 @@ pub struct HttpConfig {
     pub listen: SocketAddr,
     /// Bearer token of the API. Generated into `<data_dir>/api-token` when absent.
     pub token: Option<String>,
+    /// Certificate chain (PEM): with `tls_key`, the API (and uploads) are
+    /// served over HTTPS only.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM, keep it 0600) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for HubConfig {
@@ -311,6 +333,11 @@ impl Default for MqttConfig {
             username: None,
             password_file: None,
             share_group: None,
+            require_auth: false,
+            require_tls: false,
+            tls_cert: None,
+            tls_key: None,
+            ca_file: None,
         }
     }
 }
@@ -320,6 +347,8 @@ impl Default for HttpConfig {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8480)),
             token: None,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -511,6 +540,21 @@ impl HubConfig {
     /// (the hub's broker secret): `check-config` reports these too.
     pub fn serve_problems(&self) -> Vec<String> {
         let mut p = Vec::new();
+        for (field, cert, key) in [
+            ("mqtt", &self.mqtt.tls_cert, &self.mqtt.tls_key),
+            ("http", &self.http.tls_cert, &self.http.tls_key),
+        ] {
+            if let (Some(cert), Some(key)) = (cert, key) {
+                if let Err(e) = crate::tls::server_config(cert, key) {
+                    p.push(format!("{field}.tls_cert / {field}.tls_key: {e:#}"));
+                }
+            }
+        }
+        if let Some(ca) = &self.mqtt.ca_file {
+            if let Err(e) = evsync_agent::tls::client_config(ca) {
+                p.push(format!("mqtt.ca_file: {e:#}"));
+            }
+        }
         if let (false, Some(f)) = (self.mqtt.embedded, &self.mqtt.password_file) {
             match std::fs::read_to_string(f) {
                 Ok(s) if s.trim().is_empty() => p.push(format!(
@@ -547,10 +591,28 @@ impl HubConfig {
             (None, false) => p.push(
                 "mqtt.url is missing: expected mqtt://host:port when mqtt.embedded = false".into(),
             ),
-            (Some(u), false) if !u.starts_with("mqtt://") => {
-                p.push(format!("mqtt.url = {u:?}: expected mqtt://host:port"))
+            (Some(u), false) if !u.starts_with("mqtt://") && !u.starts_with("mqtts://") => p.push(
+                format!("mqtt.url = {u:?}: expected mqtt://host:port or mqtts://host:port"),
+            ),
+            (Some(u), false) if u.starts_with("mqtts://") && self.mqtt.ca_file.is_none() => {
+                p.push(format!(
+                    "mqtt.url = {u:?} is mqtts://: expected mqtt.ca_file, the broker's CA certificate (PEM)"
+                ))
             }
             _ => {}
+        }
+        let m = &self.mqtt;
+        if !m.embedded && (m.require_auth || m.require_tls || m.tls_cert.is_some()) {
+            p.push("mqtt.require_auth, require_tls and tls_cert are for the embedded broker; an external broker enforces its own (`evsync-hub broker mosquitto --tls-port`)".into());
+        }
+        if m.tls_cert.is_some() != m.tls_key.is_some() {
+            p.push("mqtt.tls_cert and mqtt.tls_key: expected both or neither".into());
+        }
+        if m.require_tls && m.tls_cert.is_none() {
+            p.push("mqtt.require_tls = true: expected mqtt.tls_cert and mqtt.tls_key".into());
+        }
+        if self.http.tls_cert.is_some() != self.http.tls_key.is_some() {
+            p.push("http.tls_cert and http.tls_key: expected both or neither".into());
         }
         if let Some(g) = &self.mqtt.share_group {
             if g.is_empty() || g.contains(['/', '+', '#']) {
@@ -747,6 +809,52 @@ mod tests {
         assert_eq!(p.len(), 1, "{p:?}");
         assert!(p[0].starts_with("mqtt.password_file = "), "{p:?}");
         assert!(p[0].contains("expected the hub's broker secret"), "{p:?}");
+    }
+
+    #[test]
+    fn tls_settings_are_checked_together_and_their_files_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = HubConfig {
+            mqtt: MqttConfig {
+                require_tls: true,
+                tls_key: Some(dir.path().join("server.key")),
+                ..MqttConfig::default()
+            },
+            http: HttpConfig {
+                tls_cert: Some(dir.path().join("server.pem")),
+                tls_key: Some(dir.path().join("server.key")),
+                ..HttpConfig::default()
+            },
+            ..HubConfig::default()
+        };
+        let p = cfg.problems();
+        assert!(
+            p.iter()
+                .any(|x| x.starts_with("mqtt.tls_cert and mqtt.tls_key")),
+            "{p:?}"
+        );
+        assert!(
+            p.iter().any(|x| x.starts_with("mqtt.require_tls = true")),
+            "{p:?}"
+        );
+        let p = cfg.serve_problems();
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("http.tls_cert / http.tls_key: "), "{p:?}");
+        crate::tls::init(dir.path(), &["localhost".into()]).unwrap();
+        assert!(cfg.serve_problems().is_empty());
+        let external = HubConfig {
+            mqtt: MqttConfig {
+                embedded: false,
+                url: Some("mqtts://broker:8883".into()),
+                require_auth: true,
+                ..MqttConfig::default()
+            },
+            ..HubConfig::default()
+        };
+        let p = external.problems();
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].contains("expected mqtt.ca_file"), "{p:?}");
+        assert!(p[1].contains("are for the embedded broker"), "{p:?}");
     }
 
     #[test]

@@ -32,3 +32,4 @@ pub mod metrics;
 pub mod mosquitto;
 pub mod server;
 pub mod store;
+pub mod tls;

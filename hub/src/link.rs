@@ -13,11 +13,19 @@ use evsync_protocol::topic::{all_devices, Channel};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
 use tokio::sync::{mpsc, watch};
 
-/// Builds client options for `url` (`mqtt://host:port`).
-pub fn options(url: &str, client_id: &str, max_packet: usize) -> anyhow::Result<MqttOptions> {
+/// Builds client options for `url` (`mqtt://host:port`, or
+/// `mqtts://host:port` trusting the CA in `ca_file`).
+pub fn options(
+    url: &str,
+    client_id: &str,
+    max_packet: usize,
+    ca_file: Option<&std::path::Path>,
+) -> anyhow::Result<MqttOptions> {
     let sep = if url.contains('?') { '&' } else { '?' };
-    let mut opts = MqttOptions::parse_url(format!("{url}{sep}client_id={client_id}"))
+    let plain = evsync_agent::tls::parse_url_form(url);
+    let mut opts = MqttOptions::parse_url(format!("{plain}{sep}client_id={client_id}"))
         .with_context(|| format!("mqtt url {url:?}: expected mqtt://host:port"))?;
+    evsync_agent::tls::mqtt_transport(&mut opts, url, ca_file, "mqtt")?;
     opts.set_keep_alive(Duration::from_secs(30))
         .set_clean_session(false)
         .set_max_packet_size(max_packet, max_packet)

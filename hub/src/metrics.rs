@@ -88,12 +88,23 @@ pub struct Metrics {
     pub media_backlog: Family<Device, Gauge>,
     /// Days whose coverage sums wait to be summed again (counted from rows until then).
     pub coverage_stale_days: Gauge,
+    /// Clients the embedded broker's guard refused or dropped, by reason.
+    pub broker_refusals: Family<Reason, Counter>,
 }
 
 impl Metrics {
     /// Counts one refusal.
     pub fn reject(&self, reason: &str) {
         self.rejected
+            .get_or_create(&Reason {
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts one client refused or dropped by the embedded broker's guard.
+    pub fn broker_refusal(&self, reason: &str) {
+        self.broker_refusals
             .get_or_create(&Reason {
                 reason: reason.to_owned(),
             })
@@ -229,6 +240,11 @@ impl Metrics {
             "coverage_stale_days",
             "Days whose coverage sums wait for the sweeper (their figures are counted from rows until then)",
             self.coverage_stale_days.clone(),
+        );
+        registry.register(
+            "broker_refusals",
+            "Clients the embedded broker refused at connection or dropped later (foreign topic, revoked), by reason",
+            self.broker_refusals.clone(),
         );
         let mut out = String::new();
         // Writing into a String cannot fail.

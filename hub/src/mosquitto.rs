@@ -54,6 +54,37 @@ fn hash_with(secret: &str, salt: &[u8]) -> String {
     format!("$7${ITERATIONS}${}${}", B64.encode(salt), B64.encode(out))
 }
 
+/// Whether `secret` is the one `hash` (Mosquitto's `$7$` form) was made
+/// from; a hash of another form matches nothing. Constant-time comparison (ring).
+pub fn verify(secret: &str, hash: &str) -> bool {
+    let mut parts = hash.split('$');
+    let (Some(""), Some("7"), Some(iter), Some(salt), Some(out), None) = (
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+        parts.next(),
+    ) else {
+        return false;
+    };
+    let (Some(iterations), Ok(salt), Ok(out)) = (
+        iter.parse::<u32>().ok().and_then(std::num::NonZeroU32::new),
+        B64.decode(salt),
+        B64.decode(out),
+    ) else {
+        return false;
+    };
+    ring::pbkdf2::verify(
+        ring::pbkdf2::PBKDF2_HMAC_SHA512,
+        iterations,
+        &salt,
+        secret.as_bytes(),
+        &out,
+    )
+    .is_ok()
+}
+
 /// The hub's own broker secret in `path`, created (0600) at first use.
 pub fn hub_secret(path: &Path) -> anyhow::Result<String> {
     match std::fs::read_to_string(path) {
@@ -105,6 +136,70 @@ pub fn write_files(
     Ok((passwd_path, acl_path))
 }
 
+/// The listeners of a generated `mosquitto.conf`.
+#[derive(Debug, Clone, Default)]
+pub struct Listeners {
+    /// TLS listener: its port and the folder holding `ca.pem`, `server.pem`
+    /// and `server.key` (as `evsync-hub broker tls-init` writes them).
+    pub tls: Option<(u16, PathBuf)>,
+    /// A plain TCP listener's port; only when asked for.
+    pub plain: Option<u16>,
+    /// Address every listener binds to; all interfaces when `None`.
+    pub bind: Option<String>,
+}
+
+/// Writes `<dir>/mosquitto.conf`: no anonymous clients, the password file
+/// and ACL of [`write_files`] for every listener, and the listeners asked
+/// for. TLS needs no client certificate: agents authenticate with their
+/// secret, over the encrypted connection.
+pub fn write_conf(dir: &Path, listeners: &Listeners) -> anyhow::Result<PathBuf> {
+    anyhow::ensure!(
+        listeners.tls.is_some() || listeners.plain.is_some(),
+        "mosquitto.conf: expected a TLS port, a plain port, or both"
+    );
+    let abs = std::path::absolute(dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let bind = listeners
+        .bind
+        .as_deref()
+        .map(|b| format!(" {b}"))
+        .unwrap_or_default();
+    let mut conf = format!(
+        "# Written by evsync-hub broker mosquitto. Every listener: no anonymous clients,\n\
+         # each agent's credential and its own topics only.\n\
+         per_listener_settings false\nallow_anonymous false\n\
+         password_file {}\nacl_file {}\n",
+        abs.join("passwd").display(),
+        abs.join("acl").display()
+    );
+    if let Some((port, tls_dir)) = &listeners.tls {
+        let tls = std::path::absolute(tls_dir)
+            .with_context(|| format!("resolving {}", tls_dir.display()))?;
+        for f in ["ca.pem", "server.pem", "server.key"] {
+            anyhow::ensure!(
+                tls.join(f).is_file(),
+                "--tls-dir {}: no {f} in it (`evsync-hub broker tls-init` makes it)",
+                tls.display()
+            );
+        }
+        conf.push_str(&format!(
+            "\n# MQTT over TLS (agents: mqtt.url = \"mqtts://host:{port}\", mqtt.ca_file = ca.pem)\n\
+             listener {port}{bind}\ncafile {}\ncertfile {}\nkeyfile {}\n\
+             require_certificate false\ntls_version tlsv1.2\n",
+            tls.join("ca.pem").display(),
+            tls.join("server.pem").display(),
+            tls.join("server.key").display()
+        ));
+    }
+    if let Some(port) = listeners.plain {
+        conf.push_str(&format!(
+            "\n# Plain TCP, unencrypted: asked for with --plain-port\nlistener {port}{bind}\n"
+        ));
+    }
+    let path = dir.join("mosquitto.conf");
+    write_private(&path, conf.as_bytes())?;
+    Ok(path)
+}
+
 /// Writes `bytes` to `path` (0600) through a temporary file renamed over it.
 fn write_private(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
@@ -141,6 +236,10 @@ mod tests {
             "a fresh salt each time"
         );
         assert_eq!(new_secret().unwrap().len(), 43);
+        assert!(verify("s3cret", &a));
+        assert!(!verify("s3cret2", &a));
+        assert!(!verify("s3cret", "$6$x$y"));
+        assert!(!verify("s3cret", "plain"));
     }
 
     #[test]
@@ -174,6 +273,22 @@ mod tests {
         );
         assert!(!a.contains("user field-1"), "{a}");
         assert!(a.ends_with("pattern readwrite evsync/v1/%u/#\n"), "{a}");
+        let tls = tempfile::tempdir().unwrap();
+        crate::tls::init(tls.path(), &["localhost".into()]).unwrap();
+        let only_tls = Listeners {
+            tls: Some((8883, tls.path().to_owned())),
+            plain: None,
+            bind: Some("127.0.0.1".into()),
+        };
+        let c = std::fs::read_to_string(write_conf(dir.path(), &only_tls).unwrap()).unwrap();
+        assert!(c.contains("allow_anonymous false\n"), "{c}");
+        assert!(c.contains("\nlistener 8883 127.0.0.1\ncafile "), "{c}");
+        assert!(c.contains("require_certificate false\n"), "{c}");
+        assert_eq!(
+            c.matches("\nlistener ").count(),
+            1,
+            "no plain listener unasked: {c}"
+        );
         for f in [passwd, acl] {
             let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
             assert_eq!(mode, 0o600, "{}", f.display());

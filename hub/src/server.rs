@@ -27,6 +27,8 @@ const INGEST_BATCH: usize = 256;
 pub struct Hub {
     /// Where the API listens.
     pub http_addr: SocketAddr,
+    /// The API's base URL (`https://` when `http.tls_cert` is set).
+    pub api_url: String,
     /// The broker agents connect to (`mqtt://host:port`).
     pub mqtt_url: String,
     /// The API bearer token.
@@ -100,19 +102,22 @@ impl Hub {
         }
         let metrics = Arc::new(Metrics::default());
 
-        let mqtt_url = if cfg.mqtt.embedded {
-            let listen = cfg.mqtt.listen;
-            broker::start(listen).await?;
-            format!("mqtt://{listen}")
-        } else {
-            cfg.mqtt
-                .url
-                .clone()
-                .context("mqtt.url is required when mqtt.embedded = false")?
-        };
-
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = JoinSet::new();
+        let (mqtt_url, hub_url, hub_login) = if cfg.mqtt.embedded {
+            let embedded = broker::start_embedded(&cfg.mqtt, || Store::connect(&db)).await?;
+            if let Some(guard) = embedded.guard {
+                tasks.spawn(guard.run(metrics.clone(), shutdown_rx.clone()));
+            }
+            (embedded.url, embedded.hub_url, embedded.hub_login)
+        } else {
+            let url = cfg
+                .mqtt
+                .url
+                .clone()
+                .context("mqtt.url is required when mqtt.embedded = false")?;
+            (url.clone(), url, None)
+        };
         let sweeper_store = Store::connect(&db)?;
         // What waits to be summed is on /metrics from the start.
         metrics
@@ -126,11 +131,14 @@ impl Hub {
         ));
 
         let mut opts = link::options(
-            &mqtt_url,
+            &hub_url,
             &format!("evsync-hub-{}", cfg.hub_id),
             broker::MAX_PAYLOAD,
+            cfg.mqtt.ca_file.as_deref(),
         )?;
-        if let (false, Some(file)) = (cfg.mqtt.embedded, &cfg.mqtt.password_file) {
+        if let Some((user, secret)) = hub_login {
+            opts.set_credentials(user, secret);
+        } else if let (false, Some(file)) = (cfg.mqtt.embedded, &cfg.mqtt.password_file) {
             let secret = std::fs::read_to_string(file).with_context(|| {
                 format!(
                     "mqtt.password_file = {}: cannot read the hub's broker secret",
@@ -172,11 +180,18 @@ impl Hub {
                 )
             })?;
         let http_addr = listener.local_addr()?;
+        let https = match (&cfg.http.tls_cert, &cfg.http.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(crate::tls::server_config(cert, key).context("http.tls_cert / http.tls_key")?)
+            }
+            _ => None,
+        };
+        let scheme = if https.is_some() { "https" } else { "http" };
         let public_url = cfg
             .media
             .public_url
             .clone()
-            .unwrap_or_else(|| format!("http://{http_addr}"));
+            .unwrap_or_else(|| format!("{scheme}://{http_addr}"));
         let issuer = Arc::new(Issuer::new(
             cfg.hub_id.clone(),
             key.clone(),
@@ -226,16 +241,29 @@ impl Hub {
         let mut http_shutdown = shutdown_rx.clone();
         tasks.spawn(async move {
             let app = api::router(state).into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = http_shutdown.changed().await;
-                })
-                .await
-                .context("HTTP server")
+            let stop = async move {
+                let _ = http_shutdown.changed().await;
+            };
+            match https {
+                Some(tls) => {
+                    use axum::serve::ListenerExt as _;
+                    // tap_io only lends the TLS listener axum's ConnectInfo<SocketAddr>.
+                    let listener = crate::tls::HttpsListener::new(listener, tls)?.tap_io(|_| {});
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stop)
+                        .await
+                        .context("HTTPS server")
+                }
+                None => axum::serve(listener, app)
+                    .with_graceful_shutdown(stop)
+                    .await
+                    .context("HTTP server"),
+            }
         });
         tracing::info!(%http_addr, %mqtt_url, "hub serving");
         Ok(Hub {
             http_addr,
+            api_url: format!("{scheme}://{http_addr}"),
             mqtt_url,
             token,
             public_key: key.public(),

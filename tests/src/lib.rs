@@ -57,6 +57,44 @@ pub fn mosquitto_url() -> Option<String> {
     }
 }
 
+/// Where tests look for Mosquitto to run a private broker with.
+pub const MOSQUITTO_EXE: &str = "/usr/sbin/mosquitto";
+
+/// Starts a Mosquitto of the test's own with `conf` (its listeners, files
+/// and ACL) in `dir`, run as the current user (as root Mosquitto would
+/// become `mosquitto`, who cannot read the test's private files), without
+/// persistence, logging to `<dir>/mosquitto.log`; returns once `addr`
+/// accepts TCP. `None`, with the reason printed, when there is no
+/// Mosquitto executable. Stopped when the returned [`Proc`] is dropped.
+pub async fn private_mosquitto(
+    dir: &Path,
+    conf: &str,
+    addr: SocketAddr,
+) -> anyhow::Result<Option<Proc>> {
+    if !Path::new(MOSQUITTO_EXE).exists() {
+        eprintln!("SKIPPED: no {MOSQUITTO_EXE} to run a broker of the test's own");
+        return Ok(None);
+    }
+    let me = Command::new("id").arg("-un").output()?;
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_owned();
+    let path = dir.join("mosquitto-private.conf");
+    std::fs::write(
+        &path,
+        format!("user {me}\npersistence false\nlog_dest stderr\n{conf}"),
+    )?;
+    let broker = Proc::start(
+        MOSQUITTO_EXE,
+        &["-c", &path.display().to_string()],
+        &dir.join("mosquitto.log"),
+    )?;
+    eventually(Duration::from_secs(10), "mosquitto listening", || async {
+        Ok(tokio::net::TcpStream::connect(addr).await.is_ok())
+    })
+    .await
+    .with_context(|| format!("mosquitto log:\n{}", broker.log_tail(20)))?;
+    Ok(Some(broker))
+}
+
 /// A short random suffix so parallel runs on a shared broker do not collide.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:08x}", fastrand::u32(..))
@@ -78,6 +116,7 @@ pub fn hub_config(dir: &Path, external_broker: Option<String>) -> anyhow::Result
         http: HttpConfig {
             listen: free_loopback_addr()?,
             token: Some("test-token-0123456789".into()),
+            ..HttpConfig::default()
         },
         media: MediaConfig::default(),
         store: Default::default(),
@@ -353,6 +392,7 @@ where
 pub struct Api {
     base: String,
     token: String,
+    ca: Option<std::path::PathBuf>,
 }
 
 impl Api {
@@ -361,6 +401,16 @@ impl Api {
         Self {
             base: format!("http://{addr}"),
             token: token.to_owned(),
+            ca: None,
+        }
+    }
+
+    /// A client for the hub's API over HTTPS at `addr`, trusting only the CA in `ca` (for [`Api::get`]).
+    pub fn https(addr: SocketAddr, token: &str, ca: &Path) -> Self {
+        Self {
+            base: format!("https://{addr}"),
+            token: token.to_owned(),
+            ca: Some(ca.to_owned()),
         }
     }
 
@@ -368,8 +418,10 @@ impl Api {
     pub async fn get(&self, path: &str, with_token: bool) -> anyhow::Result<(u16, Value)> {
         let url = format!("{}{path}", self.base);
         let auth = with_token.then(|| format!("Bearer {}", self.token));
+        let tls = evsync_agent::tls::http_tls(self.ca.as_deref())?;
         tokio::task::spawn_blocking(move || {
             let agent = ureq::Agent::config_builder()
+                .tls_config(tls)
                 .http_status_as_error(false)
                 .timeout_global(Some(Duration::from_secs(10)))
                 .build()
@@ -392,6 +444,7 @@ impl Api {
         Self {
             base: self.base.clone(),
             token: token.to_owned(),
+            ca: self.ca.clone(),
         }
     }
 

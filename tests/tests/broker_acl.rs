@@ -73,14 +73,6 @@ async fn each_agent_is_confined_to_its_own_topics_by_the_acl_the_hub_writes() ->
     if mosquitto_url().is_none() {
         return Ok(());
     }
-    if std::process::Command::new("mosquitto")
-        .arg("-h")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED: no mosquitto executable to run a broker with its own ACL");
-        return Ok(());
-    }
     let dir = test_dir("broker-acl")?;
     let broker_addr = evsync_hub::broker::free_loopback_addr()?;
     let url = format!("mqtt://{broker_addr}");
@@ -110,29 +102,15 @@ async fn each_agent_is_confined_to_its_own_topics_by_the_acl_the_hub_writes() ->
         !passwd.contains(&secret),
         "the secret itself is in the password file"
     );
-    let conf = dir.path().join("mosquitto.conf");
-    // Started as root, Mosquitto would become user `mosquitto`, who cannot
-    // read the test's private files: it stays who runs the test.
-    let me = std::process::Command::new("id").arg("-un").output()?;
-    let me = String::from_utf8_lossy(&me.stdout).trim().to_owned();
-    std::fs::write(
-        &conf,
-        format!(
-            "user {me}\nlistener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\npersistence false\nlog_dest stderr\n",
-            broker_addr.port(),
-            files.join("passwd").display(),
-            files.join("acl").display()
-        ),
-    )?;
-    let mut broker = Proc::start(
-        "mosquitto",
-        &["-c", &conf.display().to_string()],
-        &dir.path().join("mosquitto.log"),
-    )?;
-    eventually(Duration::from_secs(10), "mosquitto listening", || async {
-        Ok(tokio::net::TcpStream::connect(broker_addr).await.is_ok())
-    })
-    .await?;
+    let conf = format!(
+        "listener {} 127.0.0.1\nallow_anonymous false\npassword_file {}\nacl_file {}\n",
+        broker_addr.port(),
+        files.join("passwd").display(),
+        files.join("acl").display()
+    );
+    let Some(mut broker) = private_mosquitto(dir.path(), &conf, broker_addr).await? else {
+        return Ok(());
+    };
 
     // The hub and an agent with their credentials: records flow.
     let hub = Hub::start(cfg).await?;

@@ -41,7 +41,7 @@ async fn only_a_receipt_signed_by_the_pinned_hub_key_makes_the_agent_drop_record
     let dir = test_dir("receipt-trust")?;
     // A broker with no hub behind it: the test plays the hub.
     let addr = free_loopback_addr()?;
-    evsync_hub::broker::start(addr).await?;
+    evsync_hub::broker::start(addr, None).await?;
     let url = format!("mqtt://{addr}");
     let hub_key = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8()?)?;
     let impostor = SigningKey::from_pkcs8(&SigningKey::generate_pkcs8()?)?;

@@ -68,7 +68,8 @@ pub async fn install_assigned(
     }
     let dir = shared.cfg.data_dir.join("firmware");
     let wanted = image.clone();
-    let downloaded = tokio::task::spawn_blocking(move || download(&wanted, &dir))
+    let ca = shared.cfg.upload.ca_file.clone();
+    let downloaded = tokio::task::spawn_blocking(move || download(&wanted, &dir, ca.as_deref()))
         .await
         .context("firmware download task")?;
     let path = match downloaded {
@@ -154,8 +155,14 @@ async fn installed(shared: &Shared, docked: &Docked, image: &FirmwareImage) -> a
 /// The image in `dir/<sha256>.bin`, downloaded (resuming `<sha256>.part`)
 /// if needed and checked against the signed size and SHA-256 each time it
 /// is used. `Ok(Err(reason))`: the hub refused it, or the bytes are not the
-/// signed ones. `Err`: a failure on the way, worth trying again.
-fn download(image: &FirmwareImage, dir: &Path) -> anyhow::Result<Result<PathBuf, String>> {
+/// signed ones. `Err`: a failure on the way, worth trying again. An
+/// `https://` image URL (the hub's API over TLS) must chain to the CA in
+/// `ca_file` (`upload.ca_file`).
+fn download(
+    image: &FirmwareImage,
+    dir: &Path,
+    ca_file: Option<&Path>,
+) -> anyhow::Result<Result<PathBuf, String>> {
     if Hash::from_hex(&image.sha256).is_none() {
         return Ok(Err(format!(
             "the manifest's sha256 {:?} is not 64 lowercase hex digits",
@@ -186,6 +193,7 @@ fn download(image: &FirmwareImage, dir: &Path) -> anyhow::Result<Result<PathBuf,
     }
     if have < image.size {
         let http: ureq::Agent = ureq::Agent::config_builder()
+            .tls_config(crate::tls::http_tls(ca_file).context("upload.ca_file")?)
             .http_status_as_error(false)
             .timeout_connect(Some(Duration::from_secs(10)))
             .timeout_global(Some(DOWNLOAD_TIMEOUT))
@@ -409,8 +417,11 @@ mod tests {
         let (url, server) = server(vec![first, second]);
         let dir = tempfile::tempdir().unwrap();
         let image = image_of(&bytes, url);
-        assert!(download(&image, dir.path()).is_err(), "the cut is an error");
-        let path = download(&image, dir.path()).unwrap().unwrap();
+        assert!(
+            download(&image, dir.path(), None).is_err(),
+            "the cut is an error"
+        );
+        let path = download(&image, dir.path(), None).unwrap().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), bytes);
         let ranges = server.join().unwrap();
         assert_eq!(
@@ -418,7 +429,7 @@ mod tests {
             [Some("bytes=0-".to_owned()), Some(format!("bytes={half}-"))]
         );
         // Held now: no third request.
-        assert_eq!(download(&image, dir.path()).unwrap().unwrap(), path);
+        assert_eq!(download(&image, dir.path(), None).unwrap().unwrap(), path);
     }
 
     #[test]
@@ -435,7 +446,7 @@ mod tests {
         let (url, server) = server(vec![answer]);
         let dir = tempfile::tempdir().unwrap();
         let image = image_of(&bytes, url);
-        let reason = download(&image, dir.path()).unwrap().unwrap_err();
+        let reason = download(&image, dir.path(), None).unwrap().unwrap_err();
         assert!(reason.contains("the signed manifest says"), "{reason}");
         assert!(reason.contains(&image.sha256), "{reason}");
         server.join().unwrap();

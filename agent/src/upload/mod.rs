@@ -99,12 +99,13 @@ impl Uploader {
     ) -> anyhow::Result<Self> {
         let hub_key = cfg.hub_key()?;
         let throttle = Arc::new(Throttle::new(cfg.upload.max_bytes_per_sec));
+        let http = transfer::client(cfg.upload.ca_file.as_deref())?;
         Ok(Self {
             cfg,
             client,
             buffer,
             hub_key,
-            http: transfer::client(),
+            http,
             throttle,
             progress,
             stats,

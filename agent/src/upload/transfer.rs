@@ -65,15 +65,18 @@ impl Read for Feed<'_> {
     }
 }
 
-/// The HTTP client of uploads: statuses are answers, not errors; connects time out.
-pub fn client() -> ureq::Agent {
-    ureq::Agent::config_builder()
+/// The HTTP client of uploads: statuses are answers, not errors; connects
+/// time out; HTTPS trusts only the CAs in `ca_file` (none without it).
+pub fn client(ca_file: Option<&std::path::Path>) -> anyhow::Result<ureq::Agent> {
+    let tls = crate::tls::http_tls(ca_file).map_err(|e| e.context("upload.ca_file"))?;
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls)
         .http_status_as_error(false)
         .timeout_connect(Some(Duration::from_secs(10)))
         .timeout_recv_response(Some(Duration::from_secs(120)))
         .user_agent(format!("evsync-agent/{}", env!("CARGO_PKG_VERSION")))
         .build()
-        .new_agent()
+        .new_agent())
 }
 
 fn header_u64(r: &ureq::http::Response<ureq::Body>, name: &str) -> Option<u64> {

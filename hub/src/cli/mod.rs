@@ -229,6 +229,31 @@ pub enum BrokerAction {
         /// The folder Mosquitto's `password_file` and `acl_file` point into.
         #[arg(long)]
         dir: PathBuf,
+        /// Also write `<dir>/mosquitto.conf` with a TLS listener on this port
+        /// (certificates from `--tls-dir`), authenticated and confined by the files.
+        #[arg(long, requires = "tls_dir")]
+        tls_port: Option<u16>,
+        /// Folder with `ca.pem`, `server.pem` and `server.key` (`broker tls-init` makes them).
+        #[arg(long)]
+        tls_dir: Option<PathBuf>,
+        /// Also a plain (unencrypted) listener on this port in `mosquitto.conf`, only if asked.
+        #[arg(long)]
+        plain_port: Option<u16>,
+        /// Address the listeners of `mosquitto.conf` bind to (default: every interface).
+        #[arg(long)]
+        bind: Option<String>,
+    },
+    /// Make a private CA and a server certificate signed by it in a folder:
+    /// `ca.pem` (give it to agents: `mqtt.ca_file`, `upload.ca_file`), `ca.key`
+    /// (keep it offline), `server.pem` and `server.key` (for `mqtt.tls_cert` /
+    /// `tls_key`, `http.tls_cert` / `tls_key`, or Mosquitto). Keys are 0600;
+    /// nothing is overwritten.
+    TlsInit {
+        /// The folder to write into.
+        dir: PathBuf,
+        /// Names agents reach the hub by (DNS names or IP addresses); repeat for several.
+        #[arg(long = "name", default_values_t = ["localhost".to_owned(), "127.0.0.1".to_owned()])]
+        names: Vec<String>,
     },
 }
 

@@ -509,9 +509,28 @@ pub fn audit(config: Option<PathBuf>, action: AuditAction) -> anyhow::Result<()>
 /// A URL with any `user:password@` shown as `***@`.
 /// `evsync-hub broker …`
 pub fn broker(config: Option<PathBuf>, action: BrokerAction) -> anyhow::Result<()> {
+    if let BrokerAction::TlsInit { dir, names } = &action {
+        let f = crate::tls::init(dir, names)?;
+        println!(
+            "wrote {} (agents trust it: mqtt.ca_file, upload.ca_file), {} (keep it offline), {} and {} (for {})",
+            f.ca_cert.display(),
+            f.ca_key.display(),
+            f.server_cert.display(),
+            f.server_key.display(),
+            names.join(", ")
+        );
+        return Ok(());
+    }
     let op = Operator::open(config)?;
     match action {
-        BrokerAction::Mosquitto { dir } => {
+        BrokerAction::TlsInit { .. } => {}
+        BrokerAction::Mosquitto {
+            dir,
+            tls_port,
+            tls_dir,
+            plain_port,
+            bind,
+        } => {
             let user = op.cfg.mqtt_user();
             let secret_file = op.cfg.mqtt_password_file();
             let secret = crate::mosquitto::hub_secret(&secret_file)?;
@@ -526,6 +545,19 @@ pub fn broker(config: Option<PathBuf>, action: BrokerAction) -> anyhow::Result<(
                 acl.display(),
                 secret_file.display().to_string()
             );
+            if tls_port.is_some() || plain_port.is_some() {
+                let listeners = crate::mosquitto::Listeners {
+                    tls: tls_port.zip(tls_dir),
+                    plain: plain_port,
+                    bind,
+                };
+                let conf = crate::mosquitto::write_conf(&dir, &listeners)?;
+                println!(
+                    "wrote {} (run: mosquitto -c {})",
+                    conf.display(),
+                    conf.display()
+                );
+            }
         }
     }
     Ok(())
@@ -559,11 +591,29 @@ pub fn check_config(config: Option<&Path>) -> anyhow::Result<()> {
                 cfg.hub_id,
                 cfg.data_dir.display(),
                 if cfg.mqtt.embedded {
-                    format!("embedded on {}", cfg.mqtt.listen)
+                    let m = &cfg.mqtt;
+                    format!(
+                        "embedded on {} ({}, {})",
+                        m.listen,
+                        if m.require_auth {
+                            "device credentials required"
+                        } else {
+                            "open: require_auth = false"
+                        },
+                        match (m.require_tls, m.tls_cert.is_some()) {
+                            (true, _) => "TLS required",
+                            (false, true) => "TLS offered",
+                            (false, false) => "no TLS",
+                        }
+                    )
                 } else {
                     redacted(cfg.mqtt.url.as_deref().unwrap_or_default())
                 },
-                cfg.http.listen,
+                if cfg.http.tls_cert.is_some() {
+                    format!("https://{}", cfg.http.listen)
+                } else {
+                    cfg.http.listen.to_string()
+                },
                 match (&cfg.media.store, &cfg.media.s3) {
                     (crate::config::BlobStore::S3, Some(s3)) => format!(
                         "in s3://{}/{}<sha256>, partials in {}",

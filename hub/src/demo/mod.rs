@@ -192,7 +192,7 @@ pub async fn run(
             listen: opts
                 .http
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
-            token: None,
+            ..HttpConfig::default()
         },
         media: MediaConfig::default(),
         store: Default::default(),

@@ -20,6 +20,15 @@ pub struct BrokerUser {
     pub password_hash: String,
 }
 
+/// A credential the embedded broker's guard checks a connection against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerCredential {
+    /// The agent and its hashed secret.
+    pub user: BrokerUser,
+    /// Whether the device is revoked (then it is refused).
+    pub revoked: bool,
+}
+
 impl Store {
     /// Keeps `password_hash` as the broker credential of agent `device_id`,
     /// replacing any earlier one. An unknown device is enrolled, pending,
@@ -64,6 +73,38 @@ impl Store {
             )?;
             Ok(())
         })
+    }
+
+    /// Every credential issued, revoked devices' too (so a refusal can say why).
+    pub fn broker_credentials(&self) -> anyhow::Result<Vec<BrokerCredential>> {
+        let mut stmt = self.conn().prepare(
+            "SELECT c.device_id, d.kind, c.password_hash, d.state FROM device_credentials c
+             JOIN devices d ON d.device_id = c.device_id ORDER BY c.device_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (device_id, kind, password_hash, state) = row?;
+            let kind = DeviceKind::from_name(&kind).ok_or_else(|| {
+                anyhow::anyhow!("device {device_id} has an unknown kind {kind:?}")
+            })?;
+            out.push(BrokerCredential {
+                user: BrokerUser {
+                    device_id,
+                    kind,
+                    password_hash,
+                },
+                revoked: state == DeviceState::Revoked.as_str(),
+            });
+        }
+        Ok(out)
     }
 
     /// The agents the broker lets in: those holding a credential and not revoked.
@@ -170,6 +211,9 @@ mod tests {
                 .unwrap();
             s.set_device_state("dock-1", DeviceState::Revoked).unwrap();
             assert!(s.broker_users().unwrap().is_empty());
+            let all = s.broker_credentials().unwrap();
+            assert_eq!(all.len(), 1);
+            assert!(all[0].revoked && all[0].user.device_id == "dock-1");
             let err = s
                 .set_credential("dock-1", DeviceKind::Dock, "$7$", "t")
                 .unwrap_err();

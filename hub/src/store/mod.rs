@@ -46,7 +46,7 @@ mod tokens;
 pub use alerts::{Alert, AlertKind};
 pub use audit::{AuditCheck, AuditEntry, AuditEvent};
 pub use coverage::{cst_day, Thresholds};
-pub use credentials::BrokerUser;
+pub use credentials::{BrokerCredential, BrokerUser};
 pub use db::redact as redact_url;
 pub use devices::{apply_liveness, Announced, Announcement, DeviceKind, DeviceRow, DeviceState};
 pub use duty::{parse_roster_csv, RosterDuty};
