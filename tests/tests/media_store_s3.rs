@@ -246,15 +246,23 @@ async fn an_upload_begun_on_one_hub_is_continued_and_finished_on_another_sharing
         return Ok(());
     };
     let dir = test_dir("s3-two-hubs")?;
-    // Two hub instances on one metadata store (here one SQLite file in a
-    // shared data_dir, standing in for the PostgreSQL store hubs behind a
-    // load balancer share; with it, their key), one partials folder and
-    // one bucket; each with its own ports.
+    // Two hub instances on one metadata store (the PostgreSQL hubs behind a
+    // load balancer share, when the tests have one; else one SQLite file in
+    // the shared data_dir), one key (in the shared data_dir), one partials
+    // folder and one bucket; each with its own ports.
+    let schema = std::env::var(evsync_e2e::postgres::POSTGRES_ENV)
+        .ok()
+        .filter(|u| !u.is_empty())
+        .map(|url| evsync_e2e::postgres::PgSchema::new(&url, "evsync_e2e_s3_two_hubs"));
     let shared_partials = dir.path().join("shared-partials");
     let mut cfgs = Vec::new();
     for _ in 0..2 {
         let mut cfg = s3_hub_config(dir.path(), &moto, "")?;
         cfg.media.partials_dir = Some(shared_partials.clone());
+        if let Some(s) = &schema {
+            cfg.store.url = std::env::var(evsync_e2e::postgres::POSTGRES_ENV).ok();
+            cfg.store.schema = Some(s.name.clone());
+        }
         cfgs.push(cfg);
     }
     let hub_a = Hub::start(cfgs.remove(0)).await?;

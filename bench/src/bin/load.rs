@@ -319,28 +319,56 @@ async fn run(
     println!("baseline_tcp_copy_bytes_per_s={tcp:.0}");
     println!("baseline_tcp_copy_records_per_s={:.0}", tcp / record_bytes);
 
+    let name = |prefix: &str, n: usize| format!("{prefix}-{n:05}-{:04x}", fastrand::u16(..));
+    let cfgs: Vec<AgentConfig> = (0..o.agents)
+        .map(|a| agent_config(dir, &name("load", a), mqtt, &hub_key, o))
+        .collect();
+    let live_cfgs: Vec<AgentConfig> = (0..o.live)
+        .map(|l| agent_config(dir, &name("live", l), mqtt, &hub_key, o))
+        .collect();
+
+    // The fleet exists before the shift ends: every agent has announced
+    // itself once and been approved.
+    let t = Instant::now();
+    let mut enrolling = Vec::new();
+    for cfg in cfgs.iter().chain(&live_cfgs) {
+        enrolling.push(Agent::start(cfg.clone()).await?);
+    }
+    let fleet = cfgs.len() + live_cfgs.len();
+    loop {
+        let devices = get_json(&format!("{}/api/v1/devices", apis[0]), Some(token))?;
+        let approved = devices["devices"]
+            .as_array()
+            .map_or(0, |d| d.iter().filter(|d| d["state"] == "approved").count());
+        if approved >= fleet {
+            break;
+        }
+        anyhow::ensure!(
+            t.elapsed() < Duration::from_secs(300),
+            "only {approved} of {fleet} agents enrolled"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for a in enrolling {
+        a.shutdown().await?;
+    }
+    eprintln!(
+        "{fleet} agents enrolled in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
     // The shift's records, signed into each agent's buffer.
     let t = Instant::now();
-    let mut cfgs = Vec::new();
-    for a in 0..o.agents {
-        let cfg = agent_config(
-            dir,
-            &format!("load-{a:05}-{:04x}", fastrand::u16(..)),
-            mqtt,
-            &hub_key,
-            o,
-        );
-        std::fs::create_dir_all(&cfg.data_dir)?;
-        let key = evsync_agent::agent::device_key(&cfg)?;
+    for cfg in &cfgs {
+        let key = evsync_agent::agent::device_key(cfg)?;
         let mut buffer = Buffer::open(&cfg.data_dir.join("buffer.sqlite"))?;
         let mut i = 0;
         buffer.append_many(&key, &cfg.device_id, o.records, |seq, prev| {
             i += 1;
-            let mut b = records::body(&cfg, Kind::Event, seq, prev, records::now_millis(), None);
+            let mut b = records::body(cfg, Kind::Event, seq, prev, records::now_millis(), None);
             b.event = Some(event(i));
             b
         })?;
-        cfgs.push(cfg);
     }
     let surge = (o.agents * o.records) as u64;
     eprintln!(
@@ -349,7 +377,6 @@ async fn run(
         t.elapsed().as_secs_f64()
     );
 
-    let stored0 = metric_sum(apis, "evsync_hub_records_stored_total");
     let t0 = Instant::now();
     let mut agents = Vec::new();
     for cfg in cfgs {
@@ -357,14 +384,7 @@ async fn run(
     }
     let mut live = Vec::new();
     let mut live_ids = HashSet::new();
-    for l in 0..o.live {
-        let cfg = agent_config(
-            dir,
-            &format!("live-{l:03}-{:04x}", fastrand::u16(..)),
-            mqtt,
-            &hub_key,
-            o,
-        );
+    for cfg in live_cfgs {
         live_ids.insert(cfg.device_id.clone());
         live.push(Agent::start(cfg).await?);
     }
@@ -414,7 +434,6 @@ async fn run(
         );
     }
     let wall = t0.elapsed().as_secs_f64();
-    let stored = metric_sum(apis, "evsync_hub_records_stored_total") - stored0;
     let resends: u64 = agents
         .iter()
         .map(|a| a.stats().resends.load(Ordering::Relaxed))
@@ -504,7 +523,7 @@ async fn run(
         latencies.len()
     );
     println!(
-        "errors_refused={refused} hub_rejected={rejected:.0} duplicates_absorbed={duplicates:.0} agent_resends={resends} stored_counted={stored:.0}"
+        "errors_refused={refused} hub_rejected={rejected:.0} duplicates_absorbed={duplicates:.0} agent_resends={resends}"
     );
     println!("ratio_vs_tcp_copy={:.4}", rate / (tcp / record_bytes));
     Ok((ids.len(), rate))
