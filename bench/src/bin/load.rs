@@ -399,6 +399,7 @@ async fn run(
         (o.kill_every > 0.0).then(|| Instant::now() + Duration::from_secs_f64(o.kill_every));
     let mut kills = 0;
     let mut last_report = Instant::now();
+    let mut last_count = Instant::now();
     loop {
         tick.tick().await;
         for a in &live {
@@ -414,6 +415,11 @@ async fn run(
                 next_kill = Some(Instant::now() + Duration::from_secs_f64(o.kill_every));
             }
         }
+        // Counting the backlog reads every agent's buffer: once a second.
+        if last_count.elapsed() < Duration::from_secs(1) {
+            continue;
+        }
+        last_count = Instant::now();
         let mut backlog = 0;
         for a in &agents {
             backlog += a.unreceipted()?;
