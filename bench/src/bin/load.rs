@@ -27,7 +27,8 @@ use evsync_agent::agent::Agent;
 use evsync_agent::buffer::Buffer;
 use evsync_agent::config::AgentConfig;
 use evsync_agent::records;
-use evsync_protocol::record::{Event, Kind};
+use evsync_bench::{event, free_port, get_json, percentile};
+use evsync_protocol::record::Kind;
 use evsync_protocol::signing::PublicKey;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -124,30 +125,11 @@ impl Drop for HubProc {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
-fn get_json(url: &str, token: Option<&str>) -> anyhow::Result<serde_json::Value> {
-    let mut req = ureq::get(url);
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("Bearer {t}"));
-    }
-    Ok(req.call()?.body_mut().read_json()?)
-}
-
-/// The sum over `hubs` of one counter on their `/metrics`.
+/// The sum over `hubs` of one counter on their `/metrics` (a hub killed
+/// and restarted counts from zero again).
 fn metric_sum(hubs: &[String], name: &str) -> f64 {
-    hubs.iter()
+    let sum: f64 = hubs
+        .iter()
         .filter_map(|api| {
             ureq::get(&format!("{api}/metrics"))
                 .call()
@@ -162,16 +144,9 @@ fn metric_sum(hubs: &[String], name: &str) -> f64 {
                 .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
                 .collect::<Vec<_>>()
         })
-        .sum()
-}
-
-fn event(i: usize) -> Event {
-    Event::ActionStarted {
-        action_id: format!("A-{i:08}"),
-        case_number: Some(format!("渝北市监罚〔2026〕{i}号")),
-        domain: "01".into(),
-        legal_basis: Some("《中华人民共和国行政处罚法》第五十一条".into()),
-    }
+        .sum();
+    // An empty sum is -0.0.
+    sum + 0.0
 }
 
 fn agent_config(dir: &Path, id: &str, mqtt: &str, key: &PublicKey, o: &Opts) -> AgentConfig {

@@ -17,7 +17,8 @@ use evsync_agent::agent::Agent;
 use evsync_agent::buffer::Buffer;
 use evsync_agent::config::AgentConfig;
 use evsync_agent::records;
-use evsync_protocol::record::{Event, Kind};
+use evsync_bench::{event, free_port, get_json, percentile};
+use evsync_protocol::record::Kind;
 use evsync_protocol::signing::{Context, PublicKey, SigningKey};
 
 /// Options.
@@ -46,15 +47,6 @@ struct Opts {
     window: usize,
 }
 
-fn event(i: usize) -> Event {
-    Event::ActionStarted {
-        action_id: format!("A-{i:08}"),
-        case_number: Some(format!("渝北市监罚〔2026〕{i}号")),
-        domain: "01".into(),
-        legal_basis: Some("《中华人民共和国行政处罚法》第五十一条".into()),
-    }
-}
-
 fn agent_config(dir: &Path, id: &str, mqtt: &str, hub_key: &PublicKey, opts: &Opts) -> AgentConfig {
     let mut cfg = AgentConfig::field(id, &dir.join(id), mqtt, hub_key);
     cfg.officer_id = Some("100001".into());
@@ -71,14 +63,6 @@ fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     let fields: Vec<&str> = after.split_whitespace().collect();
     let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
     Ok(ticks / 100.0)
-}
-
-fn get_json(url: &str, token: Option<&str>) -> anyhow::Result<serde_json::Value> {
-    let mut req = ureq::get(url);
-    if let Some(t) = token {
-        req = req.header("Authorization", format!("Bearer {t}"));
-    }
-    Ok(req.call()?.body_mut().read_json()?)
 }
 
 fn baseline_verify_per_s() -> anyhow::Result<f64> {
@@ -124,19 +108,6 @@ impl Drop for HubProc {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 #[tokio::main]
