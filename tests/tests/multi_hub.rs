@@ -71,7 +71,9 @@ impl Instance {
         let args = ["serve", "--config", self.toml.to_str().unwrap_or_default()];
         self.proc = Some(Proc::start(HUB, &args, &self.log)?);
         let api = self.api();
-        eventually(Duration::from_secs(30), "a hub to answer", || async {
+        // A hub starting while others ingest waits its turn for the store's
+        // writer lock (it migrates and writes its thresholds first).
+        eventually(Duration::from_secs(90), "a hub to answer", || async {
             Ok(api
                 .get("/healthz", false)
                 .await

@@ -222,6 +222,23 @@ async fn main() -> anyhow::Result<()> {
         o.hubs >= 1 && o.agents >= 1,
         "--hubs and --agents must be at least 1"
     );
+    // The engines this runs against must be there before anything starts.
+    std::net::TcpStream::connect(&o.mqtt).with_context(|| {
+        format!(
+            "no MQTT broker answers at {} (start Mosquitto, or pass --mqtt host:port)",
+            o.mqtt
+        )
+    })?;
+    let (client, conn) = tokio_postgres::connect(&o.store_url, tokio_postgres::NoTls)
+        .await
+        .with_context(|| {
+            format!(
+                "no PostgreSQL at {} (pass --store-url postgres://user@host:port/db)",
+                evsync_hub::store::redact_url(&o.store_url)
+            )
+        })?;
+    drop(client);
+    drop(conn);
     let dir = tempfile::Builder::new()
         .prefix("evsync-bench-load-")
         .tempdir_in(".")?;
