@@ -185,6 +185,73 @@ async fn size_and_drop_schema(
     Ok(())
 }
 
+/// The device ids of a run: the surge's agents and the live ones.
+struct Ids {
+    load: Vec<String>,
+    live: Vec<String>,
+}
+
+/// Clears what a run leaves on a shared broker at `addr`: the retained
+/// messages on `retained` (an empty retained message removes one) and the
+/// persistent sessions of `clients` (each reconnected with a clean session).
+async fn clean_broker(addr: &str, clients: &[String], retained: &[String]) -> anyhow::Result<()> {
+    use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
+    let (host, port) = addr
+        .rsplit_once(':')
+        .and_then(|(h, p)| Some((h.to_owned(), p.parse::<u16>().ok()?)))
+        .with_context(|| format!("--mqtt {addr}: expected host:port"))?;
+    // One session per client id, a few at a time.
+    for chunk in clients.chunks(50) {
+        let mut jobs = tokio::task::JoinSet::new();
+        for id in chunk {
+            let mut opts = MqttOptions::new(id.clone(), host.clone(), port);
+            opts.set_clean_session(true);
+            jobs.spawn(async move {
+                let (client, mut events) = AsyncClient::new(opts, 8);
+                loop {
+                    if let Event::Incoming(Packet::ConnAck(_)) = events.poll().await? {
+                        break;
+                    }
+                }
+                client.disconnect().await?;
+                let _ = tokio::time::timeout(Duration::from_secs(1), events.poll()).await;
+                anyhow::Ok(())
+            });
+        }
+        while let Some(done) = jobs.join_next().await {
+            done??;
+        }
+    }
+    // The retained messages, from one client; done when all are acknowledged.
+    let mut opts = MqttOptions::new(
+        format!("evsync-load-clean-{:08x}", fastrand::u32(..)),
+        host,
+        port,
+    );
+    opts.set_clean_session(true);
+    let (client, mut events) = AsyncClient::new(opts, 64);
+    let wanted = retained.len();
+    let acks = tokio::spawn(async move {
+        let mut acked = 0;
+        while acked < wanted {
+            if let Event::Incoming(Packet::PubAck(_)) = events.poll().await? {
+                acked += 1;
+            }
+        }
+        anyhow::Ok(())
+    });
+    for topic in retained {
+        client
+            .publish(topic.clone(), QoS::AtLeastOnce, true, Vec::new())
+            .await?;
+    }
+    // The event loop ends with that task, closing the connection.
+    tokio::time::timeout(Duration::from_secs(60), acks)
+        .await
+        .context("clearing retained messages timed out")???;
+    Ok(())
+}
+
 /// Bytes per second of a plain TCP copy on loopback (the baseline).
 async fn baseline_tcp_bytes_per_s(bytes: usize) -> anyhow::Result<f64> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -285,8 +352,30 @@ async fn main() -> anyhow::Result<()> {
         }
         apis.push(api);
     }
-    let run = run(&o, dir.path(), &mqtt, &apis, &mut hubs, token).await;
+    let name = |prefix: &str, n: usize| format!("{prefix}-{n:05}-{:04x}", fastrand::u16(..));
+    let ids = Ids {
+        load: (0..o.agents).map(|a| name("load", a)).collect(),
+        live: (0..o.live).map(|l| name("live", l)).collect(),
+    };
+    let run = run(&o, dir.path(), &mqtt, &apis, &mut hubs, token, &ids).await;
     drop(hubs);
+    // What the run left on the shared broker: the agents' retained
+    // announcements and statuses, and every client's persistent session.
+    let agents: Vec<&String> = ids.load.iter().chain(&ids.live).collect();
+    let retained: Vec<String> = agents
+        .iter()
+        .flat_map(|id| {
+            [
+                format!("evsync/v1/{id}/announce"),
+                format!("evsync/v1/{id}/status"),
+            ]
+        })
+        .collect();
+    let mut clients: Vec<String> = agents.iter().map(|id| id.to_string()).collect();
+    clients.extend((0..o.hubs).map(|n| format!("evsync-hub-load-hub-{n}-{group}")));
+    if let Err(e) = clean_broker(&o.mqtt, &clients, &retained).await {
+        eprintln!("cleaning the broker after the run: {e:#}");
+    }
     let records = run.as_ref().ok().map(|r| r.0);
     if let Err(e) = size_and_drop_schema(&o.store_url, &schema, records).await {
         eprintln!("dropping schema {schema}: {e:#}");
@@ -303,6 +392,7 @@ async fn run(
     apis: &[String],
     hubs: &mut [HubProc],
     token: &str,
+    ids: &Ids,
 ) -> anyhow::Result<(usize, f64)> {
     let hub_key = PublicKey::from_base64(&std::fs::read_to_string(dir.join("hub0/data/hub.pub"))?)?;
     let record_bytes = 700.0;
@@ -311,12 +401,21 @@ async fn run(
     println!("baseline_tcp_copy_bytes_per_s={tcp:.0}");
     println!("baseline_tcp_copy_records_per_s={:.0}", tcp / record_bytes);
 
-    let name = |prefix: &str, n: usize| format!("{prefix}-{n:05}-{:04x}", fastrand::u16(..));
-    let cfgs: Vec<AgentConfig> = (0..o.agents)
-        .map(|a| agent_config(dir, &name("load", a), mqtt, &hub_key, o))
+    let cfgs: Vec<AgentConfig> = ids
+        .load
+        .iter()
+        .map(|id| agent_config(dir, id, mqtt, &hub_key, o))
         .collect();
-    let live_cfgs: Vec<AgentConfig> = (0..o.live)
-        .map(|l| agent_config(dir, &name("live", l), mqtt, &hub_key, o))
+    let live_cfgs: Vec<AgentConfig> = ids
+        .live
+        .iter()
+        .map(|id| agent_config(dir, id, mqtt, &hub_key, o))
+        .collect();
+    let ours: HashSet<&str> = ids
+        .load
+        .iter()
+        .chain(&ids.live)
+        .map(String::as_str)
         .collect();
 
     // The fleet exists before the shift ends: every agent has announced
@@ -329,9 +428,13 @@ async fn run(
     let fleet = cfgs.len() + live_cfgs.len();
     loop {
         let devices = get_json(&format!("{}/api/v1/devices", apis[0]), Some(token))?;
-        let approved = devices["devices"]
-            .as_array()
-            .map_or(0, |d| d.iter().filter(|d| d["state"] == "approved").count());
+        // Only this run's: a shared broker may hold other runs' announcements.
+        let approved = devices["devices"].as_array().map_or(0, |d| {
+            d.iter()
+                .filter(|d| d["state"] == "approved")
+                .filter(|d| d["device_id"].as_str().is_some_and(|id| ours.contains(id)))
+                .count()
+        });
         if approved >= fleet {
             break;
         }
@@ -460,7 +563,20 @@ async fn run(
         a.shutdown().await?;
     }
 
-    // The feed, read once through, paging across the hubs in turn.
+    // Every hub answering again (one just restarted may still be waiting
+    // its turn for the store), then the feed, read once through, paging
+    // across the hubs in turn.
+    let t2 = Instant::now();
+    while !apis
+        .iter()
+        .all(|api| get_json(&format!("{api}/healthz"), None).is_ok())
+    {
+        anyhow::ensure!(
+            t2.elapsed() < Duration::from_secs(120),
+            "a hub did not answer again after its last restart"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     let mut ids = HashSet::new();
     let mut latencies = Vec::new();
     let mut cursor = String::new();
