@@ -37,3 +37,13 @@ pub fn event(i: usize) -> Event {
         legal_basis: Some("《中华人民共和国行政处罚法》第五十一条".into()),
     }
 }
+
+/// Event-to-feed latency of a feed record `r`, in milliseconds: the hub's
+/// `received_at` minus the agent's `ingest_time`.
+pub fn feed_latency_ms(r: &serde_json::Value) -> anyhow::Result<f64> {
+    let at = |field: &str| {
+        chrono::DateTime::parse_from_rfc3339(r[field].as_str().unwrap_or_default())
+            .map_err(|e| anyhow::anyhow!("feed record {field}: {e}"))
+    };
+    Ok((at("received_at")? - at("ingest_time")?).num_milliseconds() as f64)
+}

@@ -149,6 +149,15 @@ pub fn agent_config(
     cfg
 }
 
+/// Gives an agent its broker secret, in a file of its own in `dir`, as an
+/// enrolled agent holds it (`mqtt.password_file`).
+pub fn give_secret(cfg: &mut AgentConfig, dir: &Path, secret: &str) -> anyhow::Result<()> {
+    let file = dir.join(format!("{}-secret", cfg.device_id));
+    std::fs::write(&file, format!("{secret}\n"))?;
+    cfg.mqtt.password_file = Some(file);
+    Ok(())
+}
+
 /// Writes the agent config as TOML.
 pub fn write_agent_toml(cfg: &AgentConfig, path: &Path) -> anyhow::Result<()> {
     std::fs::write(path, toml::to_string(cfg)?)?;

@@ -58,9 +58,7 @@ async fn an_agent_syncs_records_over_mqtts_and_recordings_over_https() -> anyhow
     assert!(untrusting, "an HTTPS client with no CA trusted the hub");
 
     let mut agent_cfg = agent_config(dir.path(), &field, &hub.mqtt_url, &hub.public_key);
-    let secret_file = dir.path().join("secret");
-    std::fs::write(&secret_file, format!("{secret}\n"))?;
-    agent_cfg.mqtt.password_file = Some(secret_file);
+    give_secret(&mut agent_cfg, dir.path(), &secret)?;
     agent_cfg.mqtt.ca_file = Some(tls.ca_cert.clone());
     agent_cfg.upload.ca_file = Some(tls.ca_cert.clone());
     std::fs::create_dir_all(&agent_cfg.spool_dir)?;

@@ -116,9 +116,7 @@ async fn each_agent_is_confined_to_its_own_topics_by_the_acl_the_hub_writes() ->
     let hub = Hub::start(cfg).await?;
     let api = Api::new(hub.http_addr, &hub.token);
     let mut agent_cfg = agent_config(dir.path(), &field, &url, &hub.public_key);
-    let secret_file = dir.path().join("field-secret");
-    std::fs::write(&secret_file, format!("{secret}\n"))?;
-    agent_cfg.mqtt.password_file = Some(secret_file);
+    give_secret(&mut agent_cfg, dir.path(), &secret)?;
     drop_events(&agent_cfg.spool_dir, 0, 5)?;
     let agent = Agent::start(agent_cfg).await?;
     eventually(

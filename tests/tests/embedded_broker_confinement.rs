@@ -117,9 +117,7 @@ async fn each_device_is_confined_to_its_own_topics_and_every_refusal_is_counted(
 
     // An enrolled agent with its own credential syncs on its own topics.
     let mut agent_cfg = agent_config(dir.path(), &a, &url, &hub.public_key);
-    let secret_file = dir.path().join("a-secret");
-    std::fs::write(&secret_file, format!("{secret_a}\n"))?;
-    agent_cfg.mqtt.password_file = Some(secret_file);
+    give_secret(&mut agent_cfg, dir.path(), &secret_a)?;
     drop_events(&agent_cfg.spool_dir, 0, 3)?;
     let agent = Agent::start(agent_cfg).await?;
     eventually(
@@ -318,9 +316,7 @@ async fn where_tls_is_required_a_plain_client_is_refused_and_an_agent_syncs_over
 
     // The agent over mqtts, trusting the hub's CA, syncs.
     let mut agent_cfg = agent_config(dir.path(), &field, &url, &hub.public_key);
-    let secret_file = dir.path().join("secret");
-    std::fs::write(&secret_file, format!("{secret}\n"))?;
-    agent_cfg.mqtt.password_file = Some(secret_file);
+    give_secret(&mut agent_cfg, dir.path(), &secret)?;
     agent_cfg.mqtt.ca_file = Some(tls.ca_cert.clone());
     drop_events(&agent_cfg.spool_dir, 0, 5)?;
     let agent = Agent::start(agent_cfg).await?;

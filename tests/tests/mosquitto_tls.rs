@@ -84,9 +84,7 @@ async fn agents_sync_over_tls_through_mosquitto_and_plain_clients_are_refused() 
     let hub = Hub::start(cfg).await?;
     let api = Api::new(hub.http_addr, &hub.token);
     let mut agent_cfg = agent_config(dir.path(), &field, &url, &hub.public_key);
-    let secret_file = dir.path().join("field-secret");
-    std::fs::write(&secret_file, format!("{secret}\n"))?;
-    agent_cfg.mqtt.password_file = Some(secret_file);
+    give_secret(&mut agent_cfg, dir.path(), &secret)?;
     agent_cfg.mqtt.ca_file = Some(tls.ca_cert.clone());
     drop_events(&agent_cfg.spool_dir, 0, 5)?;
     let agent = Agent::start(agent_cfg).await?;

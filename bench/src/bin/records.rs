@@ -17,7 +17,7 @@ use evsync_agent::agent::Agent;
 use evsync_agent::buffer::Buffer;
 use evsync_agent::config::AgentConfig;
 use evsync_agent::records;
-use evsync_bench::{event, free_port, get_json, percentile};
+use evsync_bench::{event, feed_latency_ms, free_port, get_json, percentile};
 use evsync_protocol::record::Kind;
 use evsync_protocol::signing::{Context, PublicKey, SigningKey};
 
@@ -252,13 +252,7 @@ async fn main() -> anyhow::Result<()> {
             break;
         }
         for r in records.iter().filter(|r| r["device_id"] == device.as_str()) {
-            let ingest = chrono::DateTime::parse_from_rfc3339(
-                r["ingest_time"].as_str().unwrap_or_default(),
-            )?;
-            let received = chrono::DateTime::parse_from_rfc3339(
-                r["received_at"].as_str().unwrap_or_default(),
-            )?;
-            latencies.push((received - ingest).num_milliseconds() as f64);
+            latencies.push(feed_latency_ms(r)?);
         }
         cursor = page["cursor"].as_str().unwrap_or_default().to_owned();
     }
